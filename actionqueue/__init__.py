@@ -1,0 +1,86 @@
+"""actionqueue: a fast, durable event log for task queues.
+
+The storage layer of the Rust project ActionQueue rebuilt for Python and wire-compatible
+with it: WAL v5 records (postcard payloads, CRC-32 framing), typed immutable events, and
+a native (Cython) codec with a pure-Python twin.
+
+Backend selection: the native codec is used when it is built; ``ACTIONQUEUE_PUREPYTHON=1``
+forces the pure-Python one. ``actionqueue.backend`` says which one loaded.
+"""
+
+from __future__ import annotations
+
+import os as _os
+import warnings as _warnings
+
+from . import _model
+from ._model import *  # noqa: F403 - the event model is the public API
+from .errors import (
+    ActionQueueError,
+    CrcMismatch,
+    DecodeError,
+    EncodeError,
+    InvalidLength,
+    PayloadDecodeError,
+    UnsupportedVersion,
+    ValidationError,
+)
+
+if _os.environ.get("ACTIONQUEUE_PUREPYTHON"):
+    from . import _codec_py as _codec_impl
+
+    backend = "python"
+else:
+    try:
+        from . import _codec as _codec_impl  # type: ignore[no-redef]
+
+        backend = "cython"
+    except ImportError as _exc:  # pragma: no cover - depends on the install
+        from . import _codec_py as _codec_impl  # type: ignore[no-redef]
+
+        backend = "python"
+        _warnings.warn(
+            "actionqueue: the native codec (actionqueue._codec) is not available "
+            f"({_exc}); using the pure-Python codec, which is several times slower. "
+            "Install a wheel, or build from source with a C compiler and Cython. "
+            "Set ACTIONQUEUE_PUREPYTHON=1 to choose the pure-Python codec explicitly.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+#: Encode one event as a framed WAL v5 record (header + postcard payload).
+encode = _codec_impl.encode
+#: Decode one framed record (version, length and CRC-32 checked).
+decode = _codec_impl.decode
+#: Encode one event as an unframed postcard payload.
+encode_payload = _codec_impl.encode_payload
+#: Decode one unframed postcard payload.
+decode_payload = _codec_impl.decode_payload
+#: Encode many events into one buffer of consecutive framed records.
+encode_batch = _codec_impl.encode_batch
+#: Decode a buffer of consecutive framed records into a list of events.
+decode_batch = _codec_impl.decode_batch
+#: CRC-32 (ISO-HDLC, the zlib CRC) as used in record headers.
+crc32 = _codec_impl.crc32
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [  # noqa: PLE0604
+    *_model.__all__,
+    "ActionQueueError",
+    "ValidationError",
+    "EncodeError",
+    "DecodeError",
+    "UnsupportedVersion",
+    "InvalidLength",
+    "CrcMismatch",
+    "PayloadDecodeError",
+    "encode",
+    "decode",
+    "encode_payload",
+    "decode_payload",
+    "encode_batch",
+    "decode_batch",
+    "crc32",
+    "backend",
+]

@@ -1,0 +1,774 @@
+# cython: language_level=3
+"""Native postcard codec for WAL v5 records.
+
+The codec is driven by the same wire schema as the pure-Python twin
+(``__aq_fields__`` on the model classes, see ``_schema.py``): at import the schema is
+compiled into a tree of :class:`_Spec` nodes, and one encoder and one decoder walk that
+tree in C. Decoded objects are built without calling ``__init__``: the instance is
+allocated with ``PyType_GenericAlloc`` and each field is stored straight into its
+``__slots__`` member (offsets read from the member descriptors at import). The objects
+are immutable and built only from values that exist before them, so they cannot take
+part in reference cycles and are untracked from the garbage collector (as msgspec does).
+
+Bounds: every read is checked against the end of the payload before it happens, which
+is why the module is compiled with ``boundscheck=False``. No allocation is sized from an
+untrusted length before the bytes it describes have been found in the buffer.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_Check
+from cpython.long cimport PyLong_Check
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.tuple cimport PyTuple_Check
+from cpython.unicode cimport PyUnicode_Check
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+import types
+
+from . import _model as m
+from ._codec_common import (
+    MSG_EOF,
+    MSG_OPTION,
+    MSG_SERDE,
+    MSG_UTF8,
+    MSG_VARINT,
+    length_exceeds,
+    too_short,
+)
+from .errors import (
+    CrcMismatch,
+    EncodeError,
+    InvalidLength,
+    PayloadDecodeError,
+    UnsupportedVersion,
+    ValidationError,
+)
+
+__all__ = [
+    "encode",
+    "decode",
+    "encode_payload",
+    "decode_payload",
+    "encode_batch",
+    "decode_batch",
+    "crc32",
+    "CRC32_IMPL",
+]
+
+#: Tests look for this marker to confirm they run against the native module.
+CYTHON_MODULE = 1
+
+
+cdef extern from "aq_crc32.h":
+    uint32_t aq_crc32_update(uint32_t crc, const unsigned char *buf, size_t len) nogil
+    void aq_crc32_init()
+    const char *aq_crc32_impl_name()
+
+cdef extern from "aq_frame.h":
+    uint32_t AQ_WAL_VERSION
+    Py_ssize_t AQ_HEADER_LEN
+    Py_ssize_t AQ_MIN_RECORD_LEN
+    uint32_t aq_load_u32le(const unsigned char *p) nogil
+    void aq_store_u32le(unsigned char *p, uint32_t v) nogil
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        const char *name
+        int type
+        Py_ssize_t offset
+        int flags
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+    PyObject *PyType_GenericAlloc(PyTypeObject *tp, Py_ssize_t nitems) except NULL
+    void PyObject_GC_UnTrack(void *op)
+    PyTypeObject *Py_TYPE(object o)
+    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
+    unsigned long long PyLong_AsUnsignedLongLong(object) except? -1
+    long long PyLong_AsLongLong(object) except? -1
+    object PyLong_FromUnsignedLongLong(unsigned long long v)
+    object PyLong_FromLong(long v)
+
+aq_crc32_init()
+CRC32_IMPL = aq_crc32_impl_name().decode("ascii")
+
+# --------------------------------------------------------------------------------------
+# Schema compiled to a tree of specs
+# --------------------------------------------------------------------------------------
+DEF K_U8 = 0
+DEF K_U32 = 1
+DEF K_U64 = 2
+DEF K_I32 = 3
+DEF K_STR = 4
+DEF K_BYTES = 5
+DEF K_ID = 6
+DEF K_ENUM = 7
+DEF K_NAMED = 8
+DEF K_OPT = 9
+DEF K_VEC = 10
+DEF K_STRUCT = 11
+DEF K_UNION = 12
+
+cdef dict _KINDS = {
+    "u8": K_U8, "u32": K_U32, "u64": K_U64, "i32": K_I32, "str": K_STR, "bytes": K_BYTES,
+    "id": K_ID, "enum": K_ENUM, "named": K_NAMED, "opt": K_OPT, "vec": K_VEC,
+    "struct": K_STRUCT, "union": K_UNION,
+}
+
+
+cdef Py_ssize_t _slot_offset(type cls, str name) except -1:
+    """Byte offset of the ``__slots__`` member ``name`` inside instances of ``cls``."""
+    descr = None
+    for klass in cls.__mro__:
+        descr = klass.__dict__.get(name)
+        if descr is not None:
+            break
+    if type(descr) is not types.MemberDescriptorType:
+        raise TypeError(f"{cls.__name__}.{name} is not a slot")
+    cdef PyMemberDef *member = (<PyMemberDescrObject *><PyObject *>descr).d_member
+    if member.type != 16:  # T_OBJECT_EX / Py_T_OBJECT_EX
+        raise TypeError(f"{cls.__name__}.{name} is not an object slot")
+    return member.offset
+
+
+@cython.final
+cdef class _Spec:
+    cdef int kind
+    cdef _Spec inner              # OPT, VEC
+    cdef object cls               # ID, ENUM, NAMED, STRUCT, UNION: the Python class
+    cdef PyTypeObject *tp         # ID, STRUCT: the type to allocate
+    cdef tuple members            # ENUM: members by index; NAMED: unit members
+    cdef str name                 # for messages
+    cdef Py_ssize_t n             # STRUCT: fields; UNION: variants; ENUM/NAMED: unit count
+    cdef Py_ssize_t *offsets      # STRUCT: slot offsets; ID: [bytes]; NAMED: [index, name]
+    cdef tuple fields             # STRUCT: _Spec per field
+    cdef tuple field_names        # STRUCT
+    cdef tuple variants           # UNION: STRUCT _Spec per variant
+    cdef object singleton         # STRUCT without fields
+    cdef object validate          # STRUCT: the class's _validate, or None
+
+    def __dealloc__(self):
+        PyMem_Free(self.offsets)
+
+    cdef int _alloc_offsets(self, Py_ssize_t n) except -1:
+        self.offsets = <Py_ssize_t *>PyMem_Malloc(max(n, 1) * sizeof(Py_ssize_t))
+        if self.offsets == NULL:
+            raise MemoryError()
+        return 0
+
+
+cdef dict _struct_specs = {}
+
+
+cdef _Spec _compile(tuple spec):
+    cdef _Spec s
+    kind = _KINDS[spec[0]]
+    if kind == K_STRUCT:
+        return _compile_struct(spec[1])
+    s = _Spec()
+    s.kind = kind
+    if kind == K_ID:
+        s.cls = spec[1]
+        s.tp = <PyTypeObject *>spec[1]
+        s.name = spec[1].__name__
+        s._alloc_offsets(1)
+        s.offsets[0] = _slot_offset(spec[1], "_bytes")
+    elif kind == K_ENUM:
+        s.cls = spec[1]
+        s.name = spec[1].__name__
+        s.members = tuple(spec[1])
+        s.n = len(s.members)
+    elif kind == K_NAMED:
+        s.cls = spec[1]
+        s.tp = <PyTypeObject *>spec[1]
+        s.name = spec[1].__name__
+        s.members = tuple(spec[1]._units)
+        s.n = len(s.members)
+        s._alloc_offsets(2)
+        s.offsets[0] = _slot_offset(spec[1], "index")
+        s.offsets[1] = _slot_offset(spec[1], "name")
+    elif kind == K_OPT or kind == K_VEC:
+        s.inner = _compile(spec[1])
+    elif kind == K_UNION:
+        s.cls = spec[1]
+        s.name = spec[1].__name__
+        s.variants = tuple(_compile_struct(v) for v in spec[1]._variants)
+        s.n = len(s.variants)
+    return s
+
+
+cdef _Spec _compile_struct(type cls):
+    cdef _Spec s = _struct_specs.get(cls)
+    if s is not None:
+        return s
+    s = _Spec()
+    s.kind = K_STRUCT
+    s.cls = cls
+    s.tp = <PyTypeObject *>cls
+    s.name = cls.__name__
+    fields = cls.__aq_fields__
+    s.n = len(fields)
+    s._alloc_offsets(s.n)
+    for i, (name, _) in enumerate(fields):
+        s.offsets[i] = _slot_offset(cls, name)
+    s.field_names = tuple(name for name, _ in fields)
+    s.fields = tuple(_compile(spec) for _, spec in fields)
+    s.validate = cls.__dict__.get("_validate")
+    if s.n == 0:
+        s.singleton = cls()
+    _struct_specs[cls] = s
+    return s
+
+
+cdef _Spec _WAL_EVENT = _compile_struct(m.WalEvent)
+cdef Py_ssize_t _ID_BYTES_OFFSET = _slot_offset(m.TaskId, "_bytes")
+
+
+# --------------------------------------------------------------------------------------
+# Object construction
+# --------------------------------------------------------------------------------------
+cdef inline object _alloc(PyTypeObject *tp):
+    cdef PyObject *p = PyType_GenericAlloc(tp, 0)
+    PyObject_GC_UnTrack(p)
+    cdef object obj = <object>p
+    Py_DECREF(obj)  # the cast took a second reference
+    return obj
+
+
+cdef inline void _put(object obj, Py_ssize_t offset, object value):
+    """Store ``value`` in an empty slot (the slot owns the new reference)."""
+    Py_INCREF(value)
+    (<PyObject **>((<char *><PyObject *>obj) + offset))[0] = <PyObject *>value
+
+
+cdef inline PyObject *_get(object obj, Py_ssize_t offset):
+    """Borrowed slot content (NULL when the slot was never set)."""
+    return (<PyObject **>((<char *><PyObject *>obj) + offset))[0]
+
+
+# --------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------
+cdef struct Reader:
+    const uint8_t *start       # start of the payload
+    const uint8_t *p
+    const uint8_t *end
+    Py_ssize_t base            # offset of `start` in the caller's buffer
+    Py_ssize_t record_offset   # offset of the record in the caller's buffer, or -1
+
+
+cdef int _fail(Reader *r, str reason, const uint8_t *at) except -1:
+    rec = None if r.record_offset < 0 else r.record_offset
+    raise PayloadDecodeError(reason, r.base + (at - r.start), rec)
+
+
+cdef inline int _read_varint(Reader *r, uint64_t *out, int max_bytes, uint8_t last_max) except -1:
+    cdef const uint8_t *start = r.p
+    cdef uint64_t value = 0
+    cdef int shift = 0
+    cdef int i
+    cdef uint8_t b
+    if r.p < r.end and r.p[0] < 0x80:
+        out[0] = r.p[0]
+        r.p += 1
+        return 0
+    for i in range(max_bytes):
+        if r.p >= r.end:
+            return _fail(r, MSG_EOF, r.p)
+        b = r.p[0]
+        r.p += 1
+        if i == max_bytes - 1 and b > last_max:
+            return _fail(r, MSG_VARINT, start)
+        value |= (<uint64_t>(b & 0x7F)) << shift
+        if b < 0x80:
+            out[0] = value
+            return 0
+        shift += 7
+    return _fail(r, MSG_VARINT, start)
+
+
+cdef inline int _read_u32(Reader *r, uint64_t *out) except -1:
+    return _read_varint(r, out, 5, 0x0F)
+
+
+cdef inline int _read_u64(Reader *r, uint64_t *out) except -1:
+    return _read_varint(r, out, 10, 0x01)
+
+
+cdef inline const uint8_t *_read_len_prefixed(Reader *r, Py_ssize_t *n) except NULL:
+    """Read a varint length and check that many bytes follow; return where they start."""
+    cdef uint64_t length
+    _read_u64(r, &length)
+    if length > <uint64_t>(r.end - r.p):
+        _fail(r, MSG_EOF, r.end)
+    cdef const uint8_t *data = r.p
+    n[0] = <Py_ssize_t>length
+    r.p += length
+    return data
+
+
+cdef object _decode_value(_Spec s, Reader *r):
+    cdef uint64_t v
+    cdef uint32_t z
+    cdef Py_ssize_t n, i
+    cdef const uint8_t *start = r.p
+    cdef const uint8_t *data
+    cdef int kind = s.kind
+    if kind == K_U64 or kind == K_U32:
+        if kind == K_U64:
+            _read_u64(r, &v)
+        else:
+            _read_u32(r, &v)
+        if v < 0x40000000:
+            return PyLong_FromLong(<long>v)
+        return PyLong_FromUnsignedLongLong(v)
+    if kind == K_ID:
+        data = _read_len_prefixed(r, &n)
+        if n != 16:
+            _fail(r, f"{MSG_SERDE}: uuid must be 16 bytes, got {n}", start)
+        obj = _alloc(s.tp)
+        _put(obj, s.offsets[0], PyBytes_FromStringAndSize(<const char *>data, 16))
+        return obj
+    if kind == K_ENUM:
+        _read_u32(r, &v)
+        if v >= <uint64_t>s.n:
+            _fail(r, f"{MSG_SERDE}: invalid {s.name} variant index {v}", start)
+        return s.members[<Py_ssize_t>v]
+    if kind == K_STRUCT:
+        return _decode_struct(s, r)
+    if kind == K_OPT:
+        if r.p >= r.end:
+            _fail(r, MSG_EOF, r.p)
+        if r.p[0] == 0:
+            r.p += 1
+            return None
+        if r.p[0] == 1:
+            r.p += 1
+            return _decode_value(s.inner, r)
+        _fail(r, MSG_OPTION, r.p)
+    if kind == K_STR:
+        data = _read_len_prefixed(r, &n)
+        try:
+            return PyUnicode_DecodeUTF8(<const char *>data, n, NULL)
+        except UnicodeDecodeError:
+            _fail(r, MSG_UTF8, start)
+    if kind == K_BYTES:
+        data = _read_len_prefixed(r, &n)
+        return PyBytes_FromStringAndSize(<const char *>data, n)
+    if kind == K_I32:
+        _read_u32(r, &v)
+        z = <uint32_t>v
+        return PyLong_FromLong(<long>(<int64_t>(z >> 1) ^ -(<int64_t>(z & 1))))
+    if kind == K_U8:
+        if r.p >= r.end:
+            _fail(r, MSG_EOF, r.p)
+        r.p += 1
+        return PyLong_FromLong(r.p[-1])
+    if kind == K_VEC:
+        _read_u64(r, &v)
+        items = []
+        # Each element takes at least one byte: a huge count runs out of input, not memory.
+        while v:
+            items.append(_decode_value(s.inner, r))
+            v -= 1
+        return tuple(items)
+    if kind == K_UNION:
+        _read_u32(r, &v)
+        if v >= <uint64_t>s.n:
+            _fail(r, f"{MSG_SERDE}: invalid {s.name} variant index {v}", start)
+        return _decode_struct(<_Spec>s.variants[<Py_ssize_t>v], r)
+    if kind == K_NAMED:
+        _read_u32(r, &v)
+        if v < <uint64_t>s.n:
+            return s.members[<Py_ssize_t>v]
+        if v == <uint64_t>s.n:
+            data = _read_len_prefixed(r, &n)
+            try:
+                name = PyUnicode_DecodeUTF8(<const char *>data, n, NULL)
+            except UnicodeDecodeError:
+                _fail(r, MSG_UTF8, data - 1)
+            obj = _alloc(s.tp)
+            _put(obj, s.offsets[0], PyLong_FromLong(<long>v))
+            _put(obj, s.offsets[1], name)
+            return obj
+        _fail(r, f"{MSG_SERDE}: invalid {s.name} variant index {v}", start)
+    raise AssertionError(kind)
+
+
+cdef object _decode_struct(_Spec s, Reader *r):
+    cdef Py_ssize_t i
+    if s.n == 0:
+        return s.singleton
+    obj = _alloc(s.tp)
+    for i in range(s.n):
+        _put(obj, s.offsets[i], _decode_value(<_Spec>s.fields[i], r))
+    if s.validate is not None:
+        try:
+            s.validate(obj)
+        except ValidationError as exc:
+            _fail(r, f"{MSG_SERDE}: {exc}", r.p)
+    return obj
+
+
+cdef inline object _decode_payload_at(const uint8_t *p, Py_ssize_t n, Py_ssize_t base, Py_ssize_t record_offset):
+    cdef Reader r
+    r.start = p
+    r.p = p
+    r.end = p + n
+    r.base = base
+    r.record_offset = record_offset
+    return _decode_struct(_WAL_EVENT, &r)
+
+
+cdef uint32_t _check_frame(const uint8_t *p, Py_ssize_t n, Py_ssize_t base) except? 0xFFFFFFFF:
+    """Check the record at ``p`` (``n`` bytes available); return its payload length.
+
+    The order of checks is Rust's ``codec::decode``: size, version, length, CRC.
+    """
+    if n < AQ_MIN_RECORD_LEN:
+        raise InvalidLength(too_short(n), base, base)
+    cdef uint32_t version = aq_load_u32le(p)
+    if version != AQ_WAL_VERSION:
+        raise UnsupportedVersion(version, base, base)
+    cdef uint32_t length = aq_load_u32le(p + 4)
+    if <uint64_t>length > <uint64_t>(n - AQ_HEADER_LEN):
+        raise InvalidLength(length_exceeds(length, n - AQ_HEADER_LEN), base + 4, base)
+    cdef uint32_t expected = aq_load_u32le(p + 8)
+    cdef uint32_t actual = aq_crc32_update(0, p + AQ_HEADER_LEN, length)
+    if actual != expected:
+        raise CrcMismatch(expected, actual, base + 8, base)
+    return length
+
+
+cdef class _Buffer:
+    """Read access to any bytes-like object for the duration of one call."""
+    cdef Py_buffer view
+    cdef const uint8_t *data
+    cdef Py_ssize_t size
+    cdef bint held
+
+    def __cinit__(self, object obj):
+        if PyBytes_Check(obj):
+            self.data = <const uint8_t *>PyBytes_AS_STRING(obj)
+            self.size = PyBytes_GET_SIZE(obj)
+            self.held = False
+        else:
+            PyObject_GetBuffer(obj, &self.view, PyBUF_SIMPLE)
+            self.held = True
+            self.data = <const uint8_t *>self.view.buf
+            self.size = self.view.len
+
+    def __dealloc__(self):
+        if self.held:
+            PyBuffer_Release(&self.view)
+
+
+def decode(buf):
+    """Decode one framed record at the start of ``buf`` (checks version, length and CRC).
+
+    Bytes after the record are ignored, as in Rust's ``codec::decode``.
+    """
+    cdef _Buffer b = _Buffer(buf)
+    cdef uint32_t length = _check_frame(b.data, b.size, 0)
+    return _decode_payload_at(b.data + AQ_HEADER_LEN, length, AQ_HEADER_LEN, 0)
+
+
+def decode_payload(buf):
+    """Decode an unframed postcard ``WalEvent``. Trailing bytes are ignored (as in Rust)."""
+    cdef _Buffer b = _Buffer(buf)
+    return _decode_payload_at(b.data, b.size, 0, -1)
+
+
+def decode_batch(buf):
+    """Decode a buffer of consecutive framed records into a list.
+
+    Each record is checked as the WAL readers check it: a record is the header plus
+    exactly ``length`` payload bytes. The first bad record raises a ``DecodeError``
+    whose ``record_offset`` is where that record starts.
+    """
+    cdef _Buffer b = _Buffer(buf)
+    cdef Py_ssize_t pos = 0, avail, n
+    cdef uint32_t length
+    out = []
+    while pos < b.size:
+        avail = b.size - pos
+        if avail < AQ_HEADER_LEN:
+            raise InvalidLength(too_short(avail), pos, pos)
+        length = aq_load_u32le(b.data + pos + 4)
+        n = avail
+        if <uint64_t>length + AQ_HEADER_LEN < <uint64_t>avail:
+            n = length + AQ_HEADER_LEN
+        _check_frame(b.data + pos, n, pos)
+        out.append(_decode_payload_at(b.data + pos + AQ_HEADER_LEN, length, pos + AQ_HEADER_LEN, pos))
+        pos += AQ_HEADER_LEN + length
+    return out
+
+
+def crc32(data, unsigned int value=0):
+    """CRC-32 (ISO-HDLC, as zlib) of ``data``, continuing from ``value``."""
+    cdef _Buffer b = _Buffer(data)
+    cdef uint32_t crc
+    with nogil:
+        crc = aq_crc32_update(value, b.data, b.size)
+    return crc
+
+
+# --------------------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------------------
+DEF INLINE_CAP = 1024
+
+cdef struct Writer:
+    uint8_t *buf
+    Py_ssize_t len
+    Py_ssize_t cap
+    bint heap
+    uint8_t inline_buf[INLINE_CAP]
+
+
+cdef inline void _writer_init(Writer *w):
+    w.buf = w.inline_buf
+    w.len = 0
+    w.cap = INLINE_CAP
+    w.heap = False
+
+
+cdef inline void _writer_free(Writer *w):
+    if w.heap:
+        PyMem_Free(w.buf)
+    w.buf = NULL
+    w.heap = False
+
+
+cdef int _grow(Writer *w, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = w.cap * 2
+    cdef uint8_t *nb
+    while cap < w.len + need:
+        cap *= 2
+    if w.heap:
+        nb = <uint8_t *>PyMem_Realloc(w.buf, cap)
+    else:
+        nb = <uint8_t *>PyMem_Malloc(cap)
+        if nb != NULL:
+            memcpy(nb, w.buf, w.len)
+    if nb == NULL:
+        raise MemoryError()
+    w.buf = nb
+    w.cap = cap
+    w.heap = True
+    return 0
+
+
+cdef inline int _reserve(Writer *w, Py_ssize_t need) except -1:
+    if w.len + need > w.cap:
+        return _grow(w, need)
+    return 0
+
+
+cdef inline int _put_varint(Writer *w, uint64_t v) except -1:
+    _reserve(w, 10)
+    cdef uint8_t *p = w.buf + w.len
+    while v >= 0x80:
+        p[0] = <uint8_t>(v | 0x80)
+        p += 1
+        v >>= 7
+    p[0] = <uint8_t>v
+    w.len = (p + 1) - w.buf
+    return 0
+
+
+cdef inline int _put_bytes(Writer *w, const void *data, Py_ssize_t n) except -1:
+    _put_varint(w, <uint64_t>n)
+    _reserve(w, n)
+    memcpy(w.buf + w.len, data, n)
+    w.len += n
+    return 0
+
+
+cdef int _bad(str where, str what) except -1:
+    raise EncodeError(f"cannot encode {where}: {what}")
+
+
+cdef uint64_t _as_uint(object v, uint64_t hi, str where) except? 0xFFFFFFFFFFFFFFFF:
+    if not PyLong_Check(v):
+        _bad(where, f"expected int, got {type(v).__name__}")
+    cdef uint64_t x
+    try:
+        x = PyLong_AsUnsignedLongLong(v)
+    except OverflowError:
+        _bad(where, f"integer {v} out of range")
+    if x > hi:
+        _bad(where, f"integer {v} out of range")
+    return x
+
+
+cdef int _encode_value(_Spec s, object v, Writer *w, str where) except -1:
+    cdef int kind = s.kind
+    cdef Py_ssize_t n, i
+    cdef const char *text
+    cdef PyObject *raw
+    cdef long long sv
+    cdef uint32_t z
+    if kind == K_U64:
+        return _put_varint(w, _as_uint(v, 0xFFFFFFFFFFFFFFFF, where))
+    if kind == K_U32:
+        return _put_varint(w, _as_uint(v, 0xFFFFFFFF, where))
+    if kind == K_ID:
+        if Py_TYPE(v) != s.tp:
+            return _bad(where, f"expected {s.name}, got {type(v).__name__}")
+        raw = _get(v, s.offsets[0])
+        if raw == NULL or not PyBytes_Check(<object>raw) or PyBytes_GET_SIZE(<object>raw) != 16:
+            return _bad(where, f"{s.name} does not hold 16 bytes")
+        _reserve(w, 17)
+        w.buf[w.len] = 16
+        memcpy(w.buf + w.len + 1, PyBytes_AS_STRING(<object>raw), 16)
+        w.len += 17
+        return 0
+    if kind == K_ENUM:
+        for i in range(s.n):
+            if <PyObject *>s.members[i] == <PyObject *>v:
+                return _put_varint(w, <uint64_t>i)
+        return _bad(where, f"expected {s.name}, got {type(v).__name__}")
+    if kind == K_STRUCT:
+        return _encode_struct(s, v, w, where)
+    if kind == K_OPT:
+        _reserve(w, 1)
+        if v is None:
+            w.buf[w.len] = 0
+            w.len += 1
+            return 0
+        w.buf[w.len] = 1
+        w.len += 1
+        return _encode_value(s.inner, v, w, where)
+    if kind == K_STR:
+        if not PyUnicode_Check(v):
+            return _bad(where, f"expected str, got {type(v).__name__}")
+        try:
+            text = PyUnicode_AsUTF8AndSize(v, &n)
+        except UnicodeEncodeError:
+            return _bad(where, "string is not valid UTF-8 (lone surrogate)")
+        return _put_bytes(w, text, n)
+    if kind == K_BYTES:
+        if not PyBytes_Check(v):
+            return _bad(where, f"expected bytes, got {type(v).__name__}")
+        return _put_bytes(w, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
+    if kind == K_I32:
+        if not PyLong_Check(v):
+            return _bad(where, f"expected int, got {type(v).__name__}")
+        try:
+            sv = PyLong_AsLongLong(v)
+        except OverflowError:
+            return _bad(where, f"integer {v} out of range")
+        if sv < -0x80000000 or sv > 0x7FFFFFFF:
+            return _bad(where, f"integer {v} out of range")
+        z = (<uint32_t>(<int>sv) << 1) ^ <uint32_t>(<int>sv >> 31)
+        return _put_varint(w, z)
+    if kind == K_U8:
+        _reserve(w, 1)
+        w.buf[w.len] = <uint8_t>_as_uint(v, 0xFF, where)
+        w.len += 1
+        return 0
+    if kind == K_VEC:
+        if not (PyTuple_Check(v) or PyList_Check(v)):
+            return _bad(where, f"expected a tuple, got {type(v).__name__}")
+        _put_varint(w, <uint64_t>len(v))
+        for item in v:
+            _encode_value(s.inner, item, w, where)
+        return 0
+    if kind == K_UNION:
+        for i in range(s.n):
+            if Py_TYPE(v) == (<_Spec>s.variants[i]).tp:
+                _put_varint(w, <uint64_t>i)
+                return _encode_struct(<_Spec>s.variants[i], v, w, where)
+        return _bad(where, f"expected a {s.name} variant, got {type(v).__name__}")
+    if kind == K_NAMED:
+        if Py_TYPE(v) != s.tp:
+            return _bad(where, f"expected {s.name}, got {type(v).__name__}")
+        raw = _get(v, s.offsets[0])
+        if raw == NULL:
+            return _bad(where, f"{s.name} is not initialised")
+        i = _as_uint(<object>raw, <uint64_t>s.n, where)
+        _put_varint(w, <uint64_t>i)
+        if i == s.n:
+            raw = _get(v, s.offsets[1])
+            if raw == NULL:
+                return _bad(where, f"{s.name} is not initialised")
+            return _encode_value(_STR_SPEC, <object>raw, w, where)
+        return 0
+    raise AssertionError(kind)
+
+
+cdef _Spec _STR_SPEC = _compile(("str",))
+
+
+cdef int _encode_struct(_Spec s, object v, Writer *w, str where) except -1:
+    cdef Py_ssize_t i
+    cdef PyObject *field
+    if Py_TYPE(v) != s.tp:
+        return _bad(where, f"expected {s.name}, got {type(v).__name__}")
+    for i in range(s.n):
+        field = _get(v, s.offsets[i])
+        if field == NULL:
+            return _bad(f"{s.name}.{s.field_names[i]}", "field is not set")
+        _encode_value(<_Spec>s.fields[i], <object>field, w, None if where is None else s.name)
+    return 0
+
+
+cdef int _encode_record(object event, Writer *w) except -1:
+    """Append one framed record for ``event`` to ``w``."""
+    cdef Py_ssize_t start = w.len
+    _reserve(w, AQ_HEADER_LEN)
+    w.len += AQ_HEADER_LEN
+    try:
+        _encode_struct(_WAL_EVENT, event, w, "WalEvent")
+    except BaseException:
+        w.len = start
+        raise
+    cdef Py_ssize_t length = w.len - start - AQ_HEADER_LEN
+    if length > 0xFFFFFFFF:
+        w.len = start
+        raise EncodeError(f"payload of {length} bytes exceeds the u32 length field")
+    cdef uint8_t *h = w.buf + start
+    aq_store_u32le(h, AQ_WAL_VERSION)
+    aq_store_u32le(h + 4, <uint32_t>length)
+    aq_store_u32le(h + 8, aq_crc32_update(0, h + AQ_HEADER_LEN, length))
+    return 0
+
+
+def encode(event):
+    """Encode ``event`` as one framed WAL v5 record (header + postcard payload)."""
+    cdef Writer w
+    _writer_init(&w)
+    try:
+        _encode_record(event, &w)
+        return PyBytes_FromStringAndSize(<const char *>w.buf, w.len)
+    finally:
+        _writer_free(&w)
+
+
+def encode_payload(event):
+    """Encode ``event`` as an unframed postcard payload."""
+    cdef Writer w
+    _writer_init(&w)
+    try:
+        _encode_struct(_WAL_EVENT, event, &w, "WalEvent")
+        return PyBytes_FromStringAndSize(<const char *>w.buf, w.len)
+    finally:
+        _writer_free(&w)
+
+
+def encode_batch(events):
+    """Encode many events into one buffer of consecutive framed records."""
+    cdef Writer w
+    _writer_init(&w)
+    try:
+        for event in events:
+            _encode_record(event, &w)
+        return PyBytes_FromStringAndSize(<const char *>w.buf, w.len)
+    finally:
+        _writer_free(&w)

@@ -1,0 +1,299 @@
+"""The serde_json shape of the model, both ways.
+
+``to_builtins`` produces exactly what Rust's ``serde_json`` produces for the same value
+(objects in field declaration order, externally tagged enums, ``Vec<u8>`` as arrays of
+integers, UUIDs as lowercase hyphenated strings, ``null`` for ``None`` except for
+``CronPolicy.max_occurrences``, which Rust omits when ``None``), and ``dumps`` writes it
+with serde_json's compact formatting and escaping rules. ``from_builtins`` accepts what
+serde would accept: unknown keys are ignored, and fields Rust marks ``#[serde(default)]``
+may be missing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from . import _model as m
+from .errors import ValidationError
+
+__all__ = ["to_builtins", "from_builtins", "dumps", "loads"]
+
+# Serde variant names of the union variants whose Python class name differs.
+_VARIANT_NAMES: dict[type, str] = {
+    m.OncePolicy: "Once",
+    m.RepeatPolicy: "Repeat",
+    m.CronPolicy: "Cron",
+    m.TaskCompletedFilter: "TaskCompleted",
+    m.RunStateChangedFilter: "RunStateChanged",
+    m.BudgetThresholdFilter: "BudgetThreshold",
+    m.CustomFilter: "Custom",
+}
+
+# Fields serde omits when None (skip_serializing_if = "Option::is_none").
+_SKIP_NONE: dict[type, frozenset[str]] = {m.CronPolicy: frozenset({"max_occurrences"})}
+
+# Fields with #[serde(default)]: the value used when the key is missing.
+_DEFAULTS: dict[type, dict[str, Any]] = {
+    m.AttemptFinished: {"output": None},
+    m.TaskSpec: {"parent_task_id": None, "tenant_id": None},
+    m.TaskConstraints: {
+        "concurrency_key_hold_policy": m.ConcurrencyKeyHoldPolicy.HOLD_DURING_RETRY,
+        "safety_level": m.SafetyLevel.PURE,
+        "required_capabilities": None,
+    },
+    m.RunInstance: {"last_state_change_at": 0},
+    m.CronPolicy: {"max_occurrences": None},
+}
+
+
+def variant_name(cls: type) -> str:
+    """The serde name of a union variant class."""
+    return _VARIANT_NAMES.get(cls, cls.__name__)
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON with serde_json's escaping (non-ASCII and DEL written raw)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text)
+
+
+# --------------------------------------------------------------------------------------
+# Python value -> builtins
+# --------------------------------------------------------------------------------------
+def _to(spec: tuple) -> Callable[[Any], Any]:
+    kind = spec[0]
+    if kind in ("u8", "u32", "u64", "i32", "str"):
+        return lambda v: v
+    if kind == "bytes":
+        return list
+    if kind == "id":
+        return str
+    if kind == "enum":
+        return lambda v: v.value
+    if kind == "named":
+        return lambda v: {"Custom": v.name} if v.is_custom else v.name
+    if kind == "opt":
+        inner = _to(spec[1])
+        return lambda v: None if v is None else inner(v)
+    if kind == "vec":
+        inner = _to(spec[1])
+        return lambda v: [inner(x) for x in v]
+    if kind == "struct":
+        return _struct_to(spec[1])
+    if kind == "union":
+        return _union_to
+    raise AssertionError(spec)
+
+
+_struct_to_cache: dict[type, Callable[[Any], Any]] = {}
+
+
+def _struct_to(cls: type) -> Callable[[Any], Any]:
+    fn = _struct_to_cache.get(cls)
+    if fn is None:
+        fields = tuple((name, _to(spec)) for name, spec in cls.__aq_fields__)
+        skip = _SKIP_NONE.get(cls, frozenset())
+
+        def fn(v: Any) -> Any:
+            out = {}
+            for name, conv in fields:
+                value = getattr(v, name)
+                if value is None and name in skip:
+                    continue
+                out[name] = conv(value)
+            return out
+
+        _struct_to_cache[cls] = fn
+    return fn
+
+
+def _union_to(v: Any) -> Any:
+    cls = type(v)
+    name = variant_name(cls)
+    if not cls.__aq_fields__:
+        return name
+    return {name: _struct_to(cls)(v)}
+
+
+def _is_tagged(cls: type) -> bool:
+    """Whether a value of ``cls`` serializes as its enum variant (externally tagged).
+
+    Events and filters exist in Rust only as enum variants; ``RepeatPolicy`` and
+    ``CronPolicy`` are Rust structs of their own and serialize as such when given alone
+    (inside a ``TaskSpec`` they are tagged, as ``RunPolicy`` variants).
+    """
+    return issubclass(cls, (m.Event, m.EventFilter, m.OncePolicy))
+
+
+def to_builtins(value: Any) -> Any:
+    """The serde_json shape of any model value."""
+    cls = type(value)
+    if isinstance(value, m._Value):
+        return _union_to(value) if _is_tagged(cls) else _struct_to(cls)(value)
+    if isinstance(value, m._Id):
+        return str(value)
+    if isinstance(value, m._WireEnum):
+        return value.value
+    if isinstance(value, m._NamedVariant):
+        return {"Custom": value.name} if value.is_custom else value.name
+    raise TypeError(f"not an actionqueue model value: {cls.__name__}")
+
+
+# --------------------------------------------------------------------------------------
+# builtins -> Python value
+# --------------------------------------------------------------------------------------
+def _bad(where: str, expected: str, got: Any) -> ValidationError:
+    return ValidationError(f"{where}: expected {expected}, got {type(got).__name__} {got!r:.60}")
+
+
+def _from(spec: tuple, where: str) -> Callable[[Any], Any]:
+    kind = spec[0]
+    if kind in ("u8", "u32", "u64", "i32"):
+
+        def from_int(v: Any) -> Any:
+            if type(v) is not int:
+                raise _bad(where, "an integer", v)
+            return v
+
+        return from_int
+    if kind == "str":
+
+        def from_str(v: Any) -> Any:
+            if type(v) is not str:
+                raise _bad(where, "a string", v)
+            return v
+
+        return from_str
+    if kind == "bytes":
+
+        def from_bytes(v: Any) -> Any:
+            if type(v) is not list:
+                raise _bad(where, "an array of bytes", v)
+            try:
+                return bytes(v)
+            except (TypeError, ValueError):
+                raise _bad(where, "an array of integers 0..255", v) from None
+
+        return from_bytes
+    if kind == "id":
+        cls = spec[1]
+
+        def from_id(v: Any) -> Any:
+            if type(v) is not str:
+                raise _bad(where, "a UUID string", v)
+            return cls(v)
+
+        return from_id
+    if kind == "enum":
+        cls = spec[1]
+
+        def from_enum(v: Any) -> Any:
+            try:
+                return cls(v)
+            except (ValueError, TypeError):
+                raise _bad(where, f"a {cls.__name__} name", v) from None
+
+        return from_enum
+    if kind == "named":
+        cls = spec[1]
+
+        def from_named(v: Any) -> Any:
+            if type(v) is str:
+                return cls.from_name(v)
+            if type(v) is dict and len(v) == 1 and "Custom" in v and type(v["Custom"]) is str:
+                return cls(len(cls._units), v["Custom"])
+            raise _bad(where, f"a {cls.__name__}", v)
+
+        return from_named
+    if kind == "opt":
+        inner = _from(spec[1], where)
+        return lambda v: None if v is None else inner(v)
+    if kind == "vec":
+        inner = _from(spec[1], where + "[]")
+
+        def from_vec(v: Any) -> Any:
+            if type(v) is not list:
+                raise _bad(where, "an array", v)
+            return tuple(inner(x) for x in v)
+
+        return from_vec
+    if kind == "struct":
+        return _struct_from(spec[1])
+    if kind == "union":
+        return _union_from(spec[1])
+    raise AssertionError(spec)
+
+
+_struct_from_cache: dict[type, Callable[[Any], Any]] = {}
+_MISSING = object()
+
+
+def _struct_from(cls: type) -> Callable[[Any], Any]:
+    fn = _struct_from_cache.get(cls)
+    if fn is not None:
+        return fn
+    fields: list[tuple[str, Callable[[Any], Any]]] = []
+    defaults = _DEFAULTS.get(cls, {})
+
+    def fn(v: Any) -> Any:
+        if not fields and cls.__aq_fields__:
+            fields.extend((n, _from(s, f"{cls.__name__}.{n}")) for n, s in cls.__aq_fields__)
+        if type(v) is not dict:
+            raise _bad(cls.__name__, "an object", v)
+        kwargs = {}
+        for name, conv in fields:
+            raw = v.get(name, _MISSING)
+            if raw is _MISSING:
+                if name not in defaults:
+                    raise ValidationError(f"{cls.__name__}: missing field {name!r}")
+                kwargs[name] = defaults[name]
+            else:
+                kwargs[name] = conv(raw)
+        return cls(**kwargs)
+
+    _struct_from_cache[cls] = fn
+    return fn
+
+
+def _union_from(base: type) -> Callable[[Any], Any]:
+    by_name = {variant_name(c): c for c in base._variants}
+
+    def fn(v: Any) -> Any:
+        if type(v) is str:
+            cls = by_name.get(v)
+            if cls is None or cls.__aq_fields__:
+                raise _bad(base.__name__, f"a {base.__name__} variant", v)
+            return cls()
+        if type(v) is dict and len(v) == 1:
+            ((name, body),) = v.items()
+            cls = by_name.get(name)
+            if cls is not None and cls.__aq_fields__:
+                return _struct_from(cls)(body)
+        raise _bad(base.__name__, f"a {base.__name__} variant", v)
+
+    return fn
+
+
+def from_builtins(cls: type, obj: Any) -> Any:
+    """Build an instance of ``cls`` (any model class) from its serde_json shape."""
+    if not isinstance(cls, type):
+        raise TypeError(f"not an actionqueue model class: {cls!r}")
+    for base in (m.Event, m.EventFilter, m.RunPolicy):
+        if cls is base or (issubclass(cls, base) and _is_tagged(cls)):
+            value = _union_from(base)(obj)
+            if not isinstance(value, cls):
+                raise ValidationError(f"expected {cls.__name__}, got {type(value).__name__}")
+            return value
+    if issubclass(cls, m._Value):
+        return _struct_from(cls)(obj)
+    if issubclass(cls, m._Id):
+        return _from(("id", cls), cls.__name__)(obj)
+    if issubclass(cls, m._WireEnum):
+        return _from(("enum", cls), cls.__name__)(obj)
+    if issubclass(cls, m._NamedVariant):
+        return _from(("named", cls), cls.__name__)(obj)
+    raise TypeError(f"not an actionqueue model class: {cls!r}")

@@ -1,0 +1,911 @@
+"""The event model: every type a WAL v5 record can carry, as immutable Python values.
+
+This module is the single description of the wire schema. Each struct-like class is a
+frozen, slotted dataclass whose annotations say how every field is encoded
+(``U64``, ``U32``, ``I32``, ``U8`` are ``int`` to a type checker and name the postcard
+integer encoding to the codecs). Both codec backends and the JSON mapping are built
+from these annotations by :mod:`actionqueue._schema`; nothing else lists fields.
+
+Rust enums with data are a base class plus one class per variant, in variant order
+(``RunPolicy`` -> ``OncePolicy``/``RepeatPolicy``/``CronPolicy``; ``EventFilter``;
+``Event`` -> the 31 event classes). Unit-only enums are :class:`enum.Enum` subclasses
+whose values are the serde names. ``Role`` and ``Capability`` (unit variants plus one
+``Custom(String)``) are small value classes.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import uuid as _uuid
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Iterable, Optional, Union
+
+from . import _schema
+from .errors import ValidationError
+
+__all__ = [
+    "U8", "U32", "U64", "I32",
+    "TaskId", "RunId", "AttemptId", "ActorId", "TenantId", "LedgerEntryId", "SubscriptionId",
+    "RunState", "AttemptResultKind", "BudgetDimension", "ConcurrencyKeyHoldPolicy", "SafetyLevel",
+    "Role", "Capability",
+    "TaskPayload", "RunPolicy", "OncePolicy", "RepeatPolicy", "CronPolicy",
+    "TaskConstraints", "TaskMetadata", "TaskSpec", "RunInstance",
+    "EventFilter", "TaskCompletedFilter", "RunStateChangedFilter", "BudgetThresholdFilter",
+    "CustomFilter",
+    "Event", "WalEvent", "EVENT_TYPES",
+]
+
+# --------------------------------------------------------------------------------------
+# Wire integer kinds. To a type checker these are plain ``int``.
+# --------------------------------------------------------------------------------------
+U8 = Annotated[int, "u8"]
+U32 = Annotated[int, "u32"]
+U64 = Annotated[int, "u64"]
+I32 = Annotated[int, "i32"]
+
+_U32_MAX = 0xFFFFFFFF
+_U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+
+class _Value:
+    """Base of the struct-like model classes (frozen, slotted dataclasses).
+
+    Construction coerces and checks every field against its wire type (installed by
+    :mod:`actionqueue._schema` as ``__aq_coerce__``), then runs the class's ``_validate``
+    (the invariants Rust enforces on construction and on decode).
+    """
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        type(self).__aq_coerce__(self)  # type: ignore[attr-defined]
+
+    def to_builtins(self) -> Any:
+        """The serde_json shape of this value as plain Python objects (dict, list, str, int)."""
+        from ._json import to_builtins
+
+        return to_builtins(self)
+
+    @classmethod
+    def from_builtins(cls, obj: Any):
+        """Build a value from the serde_json shape (the inverse of :meth:`to_builtins`)."""
+        from ._json import from_builtins
+
+        return from_builtins(cls, obj)
+
+    def to_json(self) -> str:
+        """Compact JSON, byte for byte what Rust's ``serde_json::to_string`` writes."""
+        from ._json import dumps
+
+        return dumps(self.to_builtins())
+
+    @classmethod
+    def from_json(cls, text: "str | bytes"):
+        """Parse the JSON that Rust's ``serde_json`` writes for this type."""
+        from ._json import loads
+
+        return cls.from_builtins(loads(text))
+
+
+def _value(cls):
+    assert issubclass(cls, _Value), cls
+    return _schema.install(dataclass(frozen=True, slots=True)(cls))
+
+
+# --------------------------------------------------------------------------------------
+# Identifiers: 16 raw bytes, one class per Rust newtype over uuid::Uuid.
+# --------------------------------------------------------------------------------------
+class _Id:
+    """Base of the UUID identifier types. Holds the 16 bytes in RFC 4122 order."""
+
+    __slots__ = ("_bytes",)
+    _bytes: bytes
+
+    def __init__(self, value: "_Id | _uuid.UUID | str | bytes"):
+        if isinstance(value, bytes):
+            raw = value
+        elif isinstance(value, _uuid.UUID):
+            raw = value.bytes
+        elif isinstance(value, str):
+            try:
+                raw = _uuid.UUID(value).bytes
+            except ValueError:
+                raise ValidationError(f"invalid {type(self).__name__}: {value!r}") from None
+        elif isinstance(value, _Id):
+            raw = value._bytes
+        elif isinstance(value, (bytearray, memoryview)):
+            raw = bytes(value)
+        else:
+            raise TypeError(
+                f"{type(self).__name__}() takes a UUID, a str or 16 bytes, not {type(value).__name__}"
+            )
+        if len(raw) != 16:
+            raise ValidationError(f"{type(self).__name__} needs exactly 16 bytes, got {len(raw)}")
+        object.__setattr__(self, "_bytes", raw)
+
+    @classmethod
+    def new(cls):
+        """A fresh random (version 4) identifier."""
+        raw = bytearray(os.urandom(16))
+        raw[6] = (raw[6] & 0x0F) | 0x40
+        raw[8] = (raw[8] & 0x3F) | 0x80
+        return cls(bytes(raw))
+
+    @classmethod
+    def nil(cls):
+        """The all-zero identifier."""
+        return cls(bytes(16))
+
+    @property
+    def bytes(self) -> bytes:
+        """The 16 raw bytes (the order of the canonical text form)."""
+        return self._bytes
+
+    @property
+    def uuid(self) -> _uuid.UUID:
+        return _uuid.UUID(bytes=self._bytes)
+
+    @property
+    def is_nil(self) -> bool:
+        return self._bytes == b"\x00" * 16
+
+    def __str__(self) -> str:
+        h = self._bytes.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}('{self}')"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return self._bytes == other._bytes  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return self._bytes != other._bytes  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __lt__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return self._bytes < other._bytes  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return self._bytes <= other._bytes  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return self._bytes > other._bytes  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return self._bytes >= other._bytes  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._bytes)
+
+    def __reduce__(self):
+        return (type(self), (self._bytes,))
+
+
+class TaskId(_Id):
+    """Identifier of a task."""
+
+    __slots__ = ()
+
+
+class RunId(_Id):
+    """Identifier of a run (one execution instance of a task)."""
+
+    __slots__ = ()
+
+
+class AttemptId(_Id):
+    """Identifier of an attempt of a run."""
+
+    __slots__ = ()
+
+
+class ActorId(_Id):
+    """Identifier of a registered actor (worker)."""
+
+    __slots__ = ()
+
+
+class TenantId(_Id):
+    """Identifier of a tenant."""
+
+    __slots__ = ()
+
+
+class LedgerEntryId(_Id):
+    """Identifier of a ledger entry."""
+
+    __slots__ = ()
+
+
+class SubscriptionId(_Id):
+    """Identifier of an event subscription."""
+
+    __slots__ = ()
+
+
+# --------------------------------------------------------------------------------------
+# Unit enums: members named in Python style, values are the serde (Rust) names, and the
+# declaration order is the postcard variant index.
+# --------------------------------------------------------------------------------------
+class _WireEnum(enum.Enum):
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    @property
+    def index(self) -> int:
+        """Postcard variant index of this member."""
+        return type(self)._index_of[self]  # type: ignore[attr-defined]
+
+
+def _index_members(cls):
+    cls._index_of = {m: i for i, m in enumerate(cls)}
+    return cls
+
+
+@_index_members
+class RunState(_WireEnum):
+    """State of a run in the run state machine."""
+
+    SCHEDULED = "Scheduled"
+    READY = "Ready"
+    LEASED = "Leased"
+    RUNNING = "Running"
+    RETRY_WAIT = "RetryWait"
+    SUSPENDED = "Suspended"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_STATES
+
+
+_TERMINAL_STATES = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.CANCELED})
+
+
+@_index_members
+class AttemptResultKind(_WireEnum):
+    """Outcome of a finished attempt."""
+
+    SUCCESS = "Success"
+    FAILURE = "Failure"
+    TIMEOUT = "Timeout"
+    SUSPENDED = "Suspended"
+
+
+@_index_members
+class BudgetDimension(_WireEnum):
+    """What a budget counts."""
+
+    TOKEN = "Token"
+    COST_CENTS = "CostCents"
+    TIME_SECS = "TimeSecs"
+
+
+@_index_members
+class ConcurrencyKeyHoldPolicy(_WireEnum):
+    """Whether a run keeps its concurrency key while waiting to retry."""
+
+    HOLD_DURING_RETRY = "HoldDuringRetry"
+    RELEASE_ON_RETRY = "ReleaseOnRetry"
+
+
+@_index_members
+class SafetyLevel(_WireEnum):
+    """Side-effect class of a task."""
+
+    PURE = "Pure"
+    IDEMPOTENT = "Idempotent"
+    TRANSACTIONAL = "Transactional"
+
+
+# --------------------------------------------------------------------------------------
+# Role / Capability: unit variants plus Custom(String).
+# --------------------------------------------------------------------------------------
+class _NamedVariant:
+    """A Rust enum of unit variants plus a final ``Custom(String)`` variant.
+
+    ``index`` is the postcard variant index; ``name`` is the Rust variant name for the
+    unit variants and the custom name for ``Custom``.
+    """
+
+    __slots__ = ("index", "name")
+    _UNIT_NAMES: ClassVar[tuple[str, ...]] = ()
+    _units: ClassVar[tuple[Any, ...]] = ()
+    index: int
+    name: str
+
+    def __init__(self, index: int, name: str):
+        n = len(self._UNIT_NAMES)
+        if not isinstance(index, int) or not 0 <= index <= n:
+            raise ValidationError(f"{type(self).__name__} variant index must be 0..{n}")
+        if not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__} name must be str")
+        if index < n and name != self._UNIT_NAMES[index]:
+            raise ValidationError(f"{type(self).__name__} variant {index} is {self._UNIT_NAMES[index]}")
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "name", name)
+
+    @classmethod
+    def custom(cls, name: str):
+        """The ``Custom(name)`` variant; the name must not be empty (as in Rust's ``custom()``)."""
+        if not isinstance(name, str):
+            raise TypeError(f"custom {cls.__name__.lower()} name must be str")
+        if not name:
+            raise ValidationError(f"custom {cls.__name__.lower()} name must not be empty")
+        return cls(len(cls._UNIT_NAMES), name)
+
+    @classmethod
+    def from_name(cls, name: str):
+        """The unit variant called ``name`` (its Rust name, e.g. ``"Operator"``)."""
+        try:
+            return cls._units[cls._UNIT_NAMES.index(name)]
+        except ValueError:
+            raise ValidationError(f"unknown {cls.__name__}: {name!r}") from None
+
+    @property
+    def is_custom(self) -> bool:
+        return self.index == len(self._UNIT_NAMES)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return self.index == other.index and self.name == other.name  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.index, self.name))
+
+    def __repr__(self) -> str:
+        if self.is_custom:
+            return f"{type(self).__name__}.custom({self.name!r})"
+        return f"{type(self).__name__}.{_upper_snake(self.name)}"
+
+    def __reduce__(self):
+        return (type(self), (self.index, self.name))
+
+
+def _upper_snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.upper())
+    return "".join(out)
+
+
+def _named_units(cls):
+    cls._units = tuple(cls(i, n) for i, n in enumerate(cls._UNIT_NAMES))
+    for unit in cls._units:
+        setattr(cls, _upper_snake(unit.name), unit)
+    return cls
+
+
+@_named_units
+class Role(_NamedVariant):
+    """An actor's role within a tenant: ``Role.OPERATOR``, ``Role.AUDITOR``,
+    ``Role.GATEKEEPER`` or ``Role.custom(name)``."""
+
+    __slots__ = ()
+    _UNIT_NAMES = ("Operator", "Auditor", "Gatekeeper")
+    OPERATOR: ClassVar["Role"]
+    AUDITOR: ClassVar["Role"]
+    GATEKEEPER: ClassVar["Role"]
+
+
+@_named_units
+class Capability(_NamedVariant):
+    """A capability granted to an actor: ``Capability.CAN_SUBMIT`` ... or ``Capability.custom(name)``."""
+
+    __slots__ = ()
+    _UNIT_NAMES = ("CanSubmit", "CanExecute", "CanReview", "CanApprove", "CanCancel")
+    CAN_SUBMIT: ClassVar["Capability"]
+    CAN_EXECUTE: ClassVar["Capability"]
+    CAN_REVIEW: ClassVar["Capability"]
+    CAN_APPROVE: ClassVar["Capability"]
+    CAN_CANCEL: ClassVar["Capability"]
+
+
+# --------------------------------------------------------------------------------------
+# Task specification
+# --------------------------------------------------------------------------------------
+@_value
+class TaskPayload(_Value):
+    """The opaque bytes a task carries, with an optional MIME content type."""
+
+    bytes: bytes = b""
+    content_type: Optional[str] = None
+
+
+
+class RunPolicy(_Value):
+    """How often a task runs: :class:`OncePolicy`, :class:`RepeatPolicy` or :class:`CronPolicy`."""
+
+    __slots__ = ()
+    ONCE: ClassVar["OncePolicy"]
+
+    @staticmethod
+    def once() -> "OncePolicy":
+        return RunPolicy.ONCE
+
+    @staticmethod
+    def repeat(count: int, interval_secs: int) -> "RepeatPolicy":
+        return RepeatPolicy(count, interval_secs)
+
+    @staticmethod
+    def cron(expression: str, max_occurrences: Optional[int] = None) -> "CronPolicy":
+        return CronPolicy(expression, max_occurrences)
+
+
+@_value
+class OncePolicy(RunPolicy):
+    """Run the task exactly once (``RunPolicy::Once``)."""
+
+
+RunPolicy.ONCE = OncePolicy()
+
+
+@_value
+class RepeatPolicy(RunPolicy):
+    """Run the task ``count`` times, ``interval_secs`` apart (``RunPolicy::Repeat``)."""
+
+    count: U32
+    interval_secs: U64
+
+
+    def _validate(self) -> None:
+        if self.count == 0:
+            raise ValidationError("invalid repeat count: 0 (must be >= 1)")
+        if self.interval_secs == 0:
+            raise ValidationError("invalid repeat interval_secs: 0 (must be >= 1)")
+
+
+@_value
+class CronPolicy(RunPolicy):
+    """Run the task on a cron schedule (``RunPolicy::Cron``, 7-field cron 0.12 syntax)."""
+
+    expression: str
+    max_occurrences: Optional[U32] = None
+
+
+    def _validate(self) -> None:
+        from ._cron import validate_cron_expression
+
+        try:
+            validate_cron_expression(self.expression)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        if self.max_occurrences == 0:
+            raise ValidationError("cron max_occurrences must not be zero")
+
+
+@_value
+class TaskConstraints(_Value):
+    """Execution constraints of a task."""
+
+    max_attempts: U32 = 1
+    timeout_secs: Optional[U64] = None
+    concurrency_key: Optional[str] = None
+    concurrency_key_hold_policy: ConcurrencyKeyHoldPolicy = ConcurrencyKeyHoldPolicy.HOLD_DURING_RETRY
+    safety_level: SafetyLevel = SafetyLevel.PURE
+    required_capabilities: Optional[tuple[str, ...]] = None
+
+
+    def _validate(self) -> None:
+        if self.max_attempts == 0:
+            raise ValidationError("invalid max_attempts value: 0 (must be >= 1)")
+        if self.timeout_secs == 0:
+            raise ValidationError("timeout_secs must not be zero")
+        if self.concurrency_key == "":
+            raise ValidationError("concurrency key must not be an empty string")
+        caps = self.required_capabilities
+        if caps is not None:
+            if not caps:
+                raise ValidationError("required capabilities list must not be empty")
+            if "" in caps:
+                raise ValidationError("required_capabilities contains an empty string")
+
+
+@_value
+class TaskMetadata(_Value):
+    """Descriptive metadata of a task."""
+
+    tags: tuple[str, ...] = ()
+    priority: I32 = 0
+    description: Optional[str] = None
+
+
+
+_DEFAULT_CONSTRAINTS = TaskConstraints()
+_DEFAULT_METADATA = TaskMetadata()
+
+
+@_value
+class TaskSpec(_Value):
+    """A task as submitted: identity, payload, run policy, constraints and metadata."""
+
+    id: TaskId
+    payload: TaskPayload = field(default_factory=TaskPayload)
+    run_policy: RunPolicy = RunPolicy.ONCE
+    constraints: TaskConstraints = _DEFAULT_CONSTRAINTS
+    metadata: TaskMetadata = _DEFAULT_METADATA
+    parent_task_id: Optional[TaskId] = None
+    tenant_id: Optional[TenantId] = None
+
+
+    def _validate(self) -> None:
+        if self.id.is_nil:
+            raise ValidationError(f"invalid task identifier for task admission: {self.id}")
+        # Rust validates policy and constraints again here; our nested values were
+        # validated when they were built or decoded, so this adds nothing.
+
+
+# --------------------------------------------------------------------------------------
+# Run instance
+# --------------------------------------------------------------------------------------
+@_value
+class RunInstance(_Value):
+    """A run of a task as the scheduler created it."""
+
+    id: RunId
+    task_id: TaskId
+    state: RunState
+    current_attempt_id: Optional[AttemptId]
+    attempt_count: U32
+    created_at: U64
+    scheduled_at: U64
+    effective_priority: I32
+    last_state_change_at: U64
+
+
+    def _validate(self) -> None:
+        if self.id.is_nil:
+            raise ValidationError("run_id must not be nil")
+        if self.task_id.is_nil:
+            raise ValidationError("task_id must not be nil")
+        if self.state is not RunState.RUNNING and self.current_attempt_id is not None:
+            raise ValidationError("active attempt_id is only valid in Running state")
+        if self.state is RunState.READY and self.scheduled_at > self.created_at:
+            raise ValidationError(
+                f"Ready state requires scheduled_at ({self.scheduled_at}) <= created_at ({self.created_at})"
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Subscription filters
+# --------------------------------------------------------------------------------------
+class EventFilter(_Value):
+    """What a subscription waits for (base of the four filter variants)."""
+
+    __slots__ = ()
+
+
+@_value
+class TaskCompletedFilter(EventFilter):
+    """Fires when the task completes (``EventFilter::TaskCompleted``)."""
+
+    task_id: TaskId
+
+
+
+@_value
+class RunStateChangedFilter(EventFilter):
+    """Fires when a run of the task reaches ``state`` (``EventFilter::RunStateChanged``)."""
+
+    task_id: TaskId
+    state: RunState
+
+
+
+@_value
+class BudgetThresholdFilter(EventFilter):
+    """Fires when a budget dimension crosses ``threshold_pct`` (``EventFilter::BudgetThreshold``)."""
+
+    task_id: TaskId
+    dimension: BudgetDimension
+    threshold_pct: U8
+
+
+
+@_value
+class CustomFilter(EventFilter):
+    """Fires on a custom application event ``key`` (``EventFilter::Custom``)."""
+
+    key: str
+
+
+EventFilter._variants = (TaskCompletedFilter, RunStateChangedFilter, BudgetThresholdFilter, CustomFilter)  # type: ignore[attr-defined]
+RunPolicy._variants = (OncePolicy, RepeatPolicy, CronPolicy)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------
+# Events (WalEventType variants, in variant order)
+# --------------------------------------------------------------------------------------
+class Event(_Value):
+    """Base class of the 31 event kinds. ``kind`` is the postcard variant index."""
+
+    __slots__ = ()
+    kind: ClassVar[int]
+
+    @property
+    def kind_name(self) -> str:
+        """The Rust variant name, e.g. ``"RunStateChanged"``."""
+        return type(self).__name__
+
+
+EVENT_TYPES: list[type] = []
+
+
+def _event(cls):
+    cls = _value(cls)
+    cls.kind = len(EVENT_TYPES)
+    EVENT_TYPES.append(cls)
+    return cls
+
+
+@_event
+class TaskCreated(Event):
+    task_spec: TaskSpec
+    timestamp: U64
+
+
+@_event
+class RunCreated(Event):
+    run_instance: RunInstance
+
+
+@_event
+class RunStateChanged(Event):
+    run_id: RunId
+    previous_state: RunState
+    new_state: RunState
+    timestamp: U64
+
+
+@_event
+class AttemptStarted(Event):
+    run_id: RunId
+    attempt_id: AttemptId
+    timestamp: U64
+
+
+@_event
+class AttemptFinished(Event):
+    run_id: RunId
+    attempt_id: AttemptId
+    result: AttemptResultKind
+    error: Optional[str]
+    output: Optional[bytes]
+    timestamp: U64
+
+
+@_event
+class TaskCanceled(Event):
+    task_id: TaskId
+    timestamp: U64
+
+
+@_event
+class RunCanceled(Event):
+    run_id: RunId
+    timestamp: U64
+
+
+@_event
+class LeaseAcquired(Event):
+    run_id: RunId
+    owner: str
+    expiry: U64
+    timestamp: U64
+
+
+@_event
+class LeaseHeartbeat(Event):
+    run_id: RunId
+    owner: str
+    expiry: U64
+    timestamp: U64
+
+
+@_event
+class LeaseExpired(Event):
+    run_id: RunId
+    owner: str
+    expiry: U64
+    timestamp: U64
+
+
+@_event
+class LeaseReleased(Event):
+    run_id: RunId
+    owner: str
+    expiry: U64
+    timestamp: U64
+
+
+@_event
+class EnginePaused(Event):
+    timestamp: U64
+
+
+@_event
+class EngineResumed(Event):
+    timestamp: U64
+
+
+@_event
+class DependencyDeclared(Event):
+    task_id: TaskId
+    depends_on: tuple[TaskId, ...]
+    timestamp: U64
+
+
+@_event
+class RunSuspended(Event):
+    run_id: RunId
+    reason: Optional[str]
+    timestamp: U64
+
+
+@_event
+class RunResumed(Event):
+    run_id: RunId
+    timestamp: U64
+
+
+@_event
+class BudgetAllocated(Event):
+    task_id: TaskId
+    dimension: BudgetDimension
+    limit: U64
+    timestamp: U64
+
+
+@_event
+class BudgetConsumed(Event):
+    task_id: TaskId
+    dimension: BudgetDimension
+    amount: U64
+    timestamp: U64
+
+
+@_event
+class BudgetExhausted(Event):
+    task_id: TaskId
+    dimension: BudgetDimension
+    timestamp: U64
+
+
+@_event
+class BudgetReplenished(Event):
+    task_id: TaskId
+    dimension: BudgetDimension
+    new_limit: U64
+    timestamp: U64
+
+
+@_event
+class SubscriptionCreated(Event):
+    subscription_id: SubscriptionId
+    task_id: TaskId
+    filter: EventFilter
+    timestamp: U64
+
+
+@_event
+class SubscriptionTriggered(Event):
+    subscription_id: SubscriptionId
+    timestamp: U64
+
+
+@_event
+class SubscriptionCanceled(Event):
+    subscription_id: SubscriptionId
+    timestamp: U64
+
+
+@_event
+class ActorRegistered(Event):
+    actor_id: ActorId
+    identity: str
+    capabilities: tuple[str, ...]
+    department: Optional[str]
+    heartbeat_interval_secs: U64
+    tenant_id: Optional[TenantId]
+    timestamp: U64
+
+
+@_event
+class ActorDeregistered(Event):
+    actor_id: ActorId
+    timestamp: U64
+
+
+@_event
+class ActorHeartbeat(Event):
+    actor_id: ActorId
+    timestamp: U64
+
+
+@_event
+class TenantCreated(Event):
+    tenant_id: TenantId
+    name: str
+    timestamp: U64
+
+
+@_event
+class RoleAssigned(Event):
+    actor_id: ActorId
+    role: Role
+    tenant_id: TenantId
+    timestamp: U64
+
+
+@_event
+class CapabilityGranted(Event):
+    actor_id: ActorId
+    capability: Capability
+    tenant_id: TenantId
+    timestamp: U64
+
+
+@_event
+class CapabilityRevoked(Event):
+    actor_id: ActorId
+    capability: Capability
+    tenant_id: TenantId
+    timestamp: U64
+
+
+@_event
+class LedgerEntryAppended(Event):
+    entry_id: LedgerEntryId
+    tenant_id: TenantId
+    ledger_key: str
+    actor_id: Optional[ActorId]
+    payload: bytes
+    timestamp: U64
+
+
+EVENT_TYPES = tuple(EVENT_TYPES)  # type: ignore[assignment]
+Event._variants = EVENT_TYPES  # type: ignore[attr-defined]
+assert len(EVENT_TYPES) == 31
+
+
+@_value
+class WalEvent(_Value):
+    """One WAL record's content: a sequence number and the event."""
+
+    sequence: U64
+    event: Event
+
+
+    @property
+    def kind(self) -> int:
+        return self.event.kind
+
+__all__ += [cls.__name__ for cls in EVENT_TYPES]

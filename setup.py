@@ -1,0 +1,47 @@
+"""Build script for the native extensions.
+
+Metadata lives in pyproject.toml; this file only declares the Cython extensions.
+Set ACTIONQUEUE_PUREPYTHON=1 at build time to skip them (a pure-Python install).
+"""
+import os
+import platform
+import sys
+
+from setuptools import Extension, setup
+
+ext_modules = []
+if not os.environ.get("ACTIONQUEUE_PUREPYTHON") and platform.python_implementation() == "CPython":
+    from Cython.Build import cythonize
+
+    if sys.platform == "win32":
+        extra_compile_args = ["/O2"]
+    else:
+        extra_compile_args = ["-O3", "-fno-strict-aliasing"]
+
+    directives = {
+        "language_level": 3,
+        "boundscheck": False,  # every buffer access is checked explicitly against `end`
+        "wraparound": False,
+        "cdivision": True,
+        "initializedcheck": False,
+        "embedsignature": True,
+    }
+    ext_modules = cythonize(
+        [
+            Extension(
+                "actionqueue._codec",
+                ["actionqueue/_codec.pyx"],
+                include_dirs=["actionqueue/includes"],
+                extra_compile_args=extra_compile_args,
+            ),
+            Extension(
+                "actionqueue._wal",
+                ["actionqueue/_wal.pyx"],
+                include_dirs=["actionqueue/includes"],
+                extra_compile_args=extra_compile_args,
+            ),
+        ],
+        compiler_directives=directives,
+    )
+
+setup(ext_modules=ext_modules)
