@@ -23,7 +23,7 @@ from cpython.long cimport PyLong_Check
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
-from cpython.tuple cimport PyTuple_Check
+from cpython.tuple cimport PyTuple_Check, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
@@ -90,6 +90,7 @@ cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
     const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
     unsigned long long PyLong_AsUnsignedLongLong(object) except? -1
+    size_t PyLong_AsSize_t(object) except? -1
     long long PyLong_AsLongLong(object) except? -1
     object PyLong_FromUnsignedLongLong(unsigned long long v)
     object PyLong_FromLong(long v)
@@ -151,6 +152,7 @@ cdef class _Spec:
     cdef tuple variants           # UNION: STRUCT _Spec per variant
     cdef object singleton         # STRUCT without fields
     cdef object validate          # STRUCT: the class's _validate, or None
+    cdef int quick_check          # STRUCT: Q_* fast pre-check of _validate's rules
 
     def __dealloc__(self):
         PyMem_Free(self.offsets)
@@ -163,6 +165,25 @@ cdef class _Spec:
 
 
 cdef dict _struct_specs = {}
+
+# Decode-time validation. The rules live in the model's ``_validate`` methods (the one
+# authority, shared with the constructors and the pure-Python codec). For the types
+# that occur on hot paths a C pre-check tells whether ``_validate`` could object at all;
+# only when it could is ``_validate`` called, so a disagreement can only cost time,
+# never let an invalid value through (and the differential tests compare the two).
+DEF Q_NONE = 0
+DEF Q_PYTHON = 1
+DEF Q_TASK_SPEC = 2
+DEF Q_CONSTRAINTS = 3
+DEF Q_REPEAT = 4
+DEF Q_RUN_INSTANCE = 5
+
+cdef dict _QUICK_CHECKS = {
+    m.TaskSpec: Q_TASK_SPEC,
+    m.TaskConstraints: Q_CONSTRAINTS,
+    m.RepeatPolicy: Q_REPEAT,
+    m.RunInstance: Q_RUN_INSTANCE,
+}
 
 
 cdef _Spec _compile(tuple spec):
@@ -219,6 +240,7 @@ cdef _Spec _compile_struct(type cls):
     s.field_names = tuple(name for name, _ in fields)
     s.fields = tuple(_compile(spec) for _, spec in fields)
     s.validate = cls.__dict__.get("_validate")
+    s.quick_check = _QUICK_CHECKS.get(cls, Q_NONE if s.validate is None else Q_PYTHON)
     if s.n == 0:
         s.singleton = cls()
     _struct_specs[cls] = s
@@ -367,12 +389,22 @@ cdef object _decode_value(_Spec s, Reader *r):
     if kind == K_U8:
         if r.p >= r.end:
             _fail(r, MSG_EOF, r.p)
+        i = r.p[0]
         r.p += 1
-        return PyLong_FromLong(r.p[-1])
+        return PyLong_FromLong(<long>i)
     if kind == K_VEC:
         _read_u64(r, &v)
+        # Each element takes at least one byte, so a count above the bytes left cannot be
+        # satisfied: only a count that fits is used to size the tuple up front; a larger
+        # one is read element by element until the input runs out (same error, same place).
+        if v <= <uint64_t>(r.end - r.p):
+            items_t = PyTuple_New(<Py_ssize_t>v)
+            for i in range(<Py_ssize_t>v):
+                item = _decode_value(s.inner, r)
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(items_t, i, item)
+            return items_t
         items = []
-        # Each element takes at least one byte: a huge count runs out of input, not memory.
         while v:
             items.append(_decode_value(s.inner, r))
             v -= 1
@@ -400,6 +432,65 @@ cdef object _decode_value(_Spec s, Reader *r):
     raise AssertionError(kind)
 
 
+cdef inline bint _is_zero(PyObject *v):
+    """Whether a decoded integer is 0 (decoded ints are exact ``int`` objects)."""
+    return v == <PyObject *>_ZERO or (<object>v) == 0
+
+
+cdef inline bint _is_nil_id(PyObject *id_obj):
+    cdef PyObject *raw = _get(<object>id_obj, _ID_BYTES_OFFSET)
+    cdef const char *b = PyBytes_AS_STRING(<object>raw)
+    cdef int i
+    for i in range(16):
+        if b[i] != 0:
+            return False
+    return True
+
+
+cdef bint _may_be_invalid(_Spec s, object obj):
+    """C pre-check of ``_validate``: False only when every rule certainly holds."""
+    cdef int q = s.quick_check
+    cdef PyObject *v
+    if q == Q_RUN_INSTANCE:
+        # id, task_id, state, current_attempt_id, attempt_count, created_at, scheduled_at, ...
+        if _is_nil_id(_get(obj, s.offsets[0])) or _is_nil_id(_get(obj, s.offsets[1])):
+            return True
+        v = _get(obj, s.offsets[2])
+        if v != <PyObject *>_RUNNING and _get(obj, s.offsets[3]) != <PyObject *>None:
+            return True
+        if v == <PyObject *>_READY:
+            return True  # the scheduled_at <= created_at rule: let Python compare
+        return False
+    if q == Q_TASK_SPEC:
+        return _is_nil_id(_get(obj, s.offsets[0]))
+    if q == Q_CONSTRAINTS:
+        # max_attempts, timeout_secs, concurrency_key, hold policy, safety level, capabilities
+        if _is_zero(_get(obj, s.offsets[0])):
+            return True
+        v = _get(obj, s.offsets[1])
+        if v != <PyObject *>None and _is_zero(v):
+            return True
+        v = _get(obj, s.offsets[2])
+        if v != <PyObject *>None and len(<object>v) == 0:
+            return True
+        v = _get(obj, s.offsets[5])
+        if v != <PyObject *>None:
+            if len(<object>v) == 0:
+                return True
+            for item in <tuple>v:
+                if len(item) == 0:
+                    return True
+        return False
+    if q == Q_REPEAT:
+        return _is_zero(_get(obj, s.offsets[0])) or _is_zero(_get(obj, s.offsets[1]))
+    return q != Q_NONE
+
+
+cdef object _ZERO = 0
+cdef object _RUNNING = m.RunState.RUNNING
+cdef object _READY = m.RunState.READY
+
+
 cdef object _decode_struct(_Spec s, Reader *r):
     cdef Py_ssize_t i
     if s.n == 0:
@@ -407,7 +498,7 @@ cdef object _decode_struct(_Spec s, Reader *r):
     obj = _alloc(s.tp)
     for i in range(s.n):
         _put(obj, s.offsets[i], _decode_value(<_Spec>s.fields[i], r))
-    if s.validate is not None:
+    if s.quick_check != Q_NONE and _may_be_invalid(s, obj):
         try:
             s.validate(obj)
         except ValidationError as exc:
@@ -599,7 +690,10 @@ cdef uint64_t _as_uint(object v, uint64_t hi, str where) except? 0xFFFFFFFFFFFFF
         _bad(where, f"expected int, got {type(v).__name__}")
     cdef uint64_t x
     try:
-        x = PyLong_AsUnsignedLongLong(v)
+        if sizeof(size_t) == 8:
+            x = PyLong_AsSize_t(v)  # a plain loop over the digits, faster than the ULL path
+        else:
+            x = PyLong_AsUnsignedLongLong(v)
     except OverflowError:
         _bad(where, f"integer {v} out of range")
     if x > hi:
