@@ -419,11 +419,12 @@ cdef object _decode_value(_Spec s, Reader *r):
         if v < <uint64_t>s.n:
             return s.members[<Py_ssize_t>v]
         if v == <uint64_t>s.n:
+            start = r.p
             data = _read_len_prefixed(r, &n)
             try:
                 name = PyUnicode_DecodeUTF8(<const char *>data, n, NULL)
             except UnicodeDecodeError:
-                _fail(r, MSG_UTF8, data - 1)
+                _fail(r, MSG_UTF8, start)
             obj = _alloc(s.tp)
             _put(obj, s.offsets[0], PyLong_FromLong(<long>v))
             _put(obj, s.offsets[1], name)
@@ -600,12 +601,14 @@ def decode_batch(buf):
     return out
 
 
-def crc32(data, unsigned int value=0):
+def crc32(data, value=0):
     """CRC-32 (ISO-HDLC, as zlib) of ``data``, continuing from ``value``."""
     cdef _Buffer b = _Buffer(data)
-    cdef uint32_t crc
+    cdef uint32_t crc = <uint32_t>(value & 0xFFFFFFFF)
+    if b.size < 4096:
+        return aq_crc32_update(crc, b.data, b.size)
     with nogil:
-        crc = aq_crc32_update(value, b.data, b.size)
+        crc = aq_crc32_update(crc, b.data, b.size)
     return crc
 
 

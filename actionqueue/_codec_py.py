@@ -50,7 +50,7 @@ CRC32_IMPL = "zlib"
 
 def crc32(data: Any, value: int = 0) -> int:
     """CRC-32 (ISO-HDLC, as zlib) of ``data``, continuing from ``value``."""
-    return zlib.crc32(data, value) & 0xFFFFFFFF
+    return zlib.crc32(data, value & 0xFFFFFFFF) & 0xFFFFFFFF
 
 
 class _Fail(Exception):
@@ -291,9 +291,17 @@ def _struct_decoder(cls: type) -> Callable[[bytes, int], tuple[Any, int]]:
 _decode_wal_event = _struct_decoder(m.WalEvent)
 
 
+def _as_bytes(buf: Any) -> bytes:
+    """The content of a bytes-like object (``TypeError`` for anything else, as in C)."""
+    if type(buf) is bytes:
+        return buf
+    with memoryview(buf) as view:
+        return view.tobytes()
+
+
 def decode_payload(buf: Any) -> m.WalEvent:
     """Decode an unframed postcard ``WalEvent``. Trailing bytes are ignored (as in Rust)."""
-    data = bytes(buf)
+    data = _as_bytes(buf)
     try:
         return _decode_wal_event(data, 0)[0]
     except _Fail as fail:
@@ -320,7 +328,7 @@ def decode(buf: Any) -> m.WalEvent:
 
     Bytes after the record are ignored, as in Rust's ``codec::decode``.
     """
-    data = bytes(buf)
+    data = _as_bytes(buf)
     length = _check_frame(data, len(data), 0)
     try:
         return _decode_wal_event(data[HEADER_LEN : HEADER_LEN + length], 0)[0]
@@ -335,7 +343,7 @@ def decode_batch(buf: Any) -> list[m.WalEvent]:
     exactly ``length`` payload bytes. The first bad record raises a :class:`DecodeError`
     whose ``record_offset`` is where that record starts.
     """
-    data = bytes(buf)
+    data = _as_bytes(buf)
     out = []
     pos = 0
     end = len(data)
@@ -433,8 +441,14 @@ def _encoder(spec: tuple) -> Callable[[Any, bytearray], None]:
         def enc_id(v: Any, out: bytearray) -> None:
             if type(v) is not cls:
                 raise _Bad(f"expected {cls.__name__}, got {type(v).__name__}")
+            try:
+                raw = get_bytes(v)
+            except AttributeError:
+                raw = None
+            if type(raw) is not bytes or len(raw) != 16:
+                raise _Bad(f"{cls.__name__} does not hold 16 bytes")
             out.append(16)
-            out += get_bytes(v)
+            out += raw
 
         return enc_id
     if kind == "enum":
@@ -454,9 +468,15 @@ def _encoder(spec: tuple) -> Callable[[Any, bytearray], None]:
         def enc_named(v: Any, out: bytearray) -> None:
             if type(v) is not cls:
                 raise _Bad(f"expected {cls.__name__}, got {type(v).__name__}")
-            out.append(v.index)
-            if v.index == n_units:
-                _enc_str(v.name, out)
+            try:
+                index, name = v.index, v.name
+            except AttributeError:
+                raise _Bad(f"{cls.__name__} is not initialised") from None
+            if not isinstance(index, int) or not 0 <= index <= n_units:
+                raise _Bad(f"{cls.__name__} variant index {index!r} out of range")
+            out.append(index)
+            if index == n_units:
+                _enc_str(name, out)
 
         return enc_named
     if kind == "opt":

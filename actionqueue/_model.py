@@ -19,7 +19,7 @@ import enum
 import os
 import uuid as _uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Iterable, Optional, Union
+from typing import Annotated, Any, ClassVar, Optional
 
 from . import _schema
 from .errors import ValidationError
@@ -49,18 +49,10 @@ _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 
 
-class _Value:
-    """Base of the struct-like model classes (frozen, slotted dataclasses).
-
-    Construction coerces and checks every field against its wire type (installed by
-    :mod:`actionqueue._schema` as ``__aq_coerce__``), then runs the class's ``_validate``
-    (the invariants Rust enforces on construction and on decode).
-    """
+class _Serde:
+    """JSON conversion in serde_json's shape, shared by every model type."""
 
     __slots__ = ()
-
-    def __post_init__(self) -> None:
-        type(self).__aq_coerce__(self)  # type: ignore[attr-defined]
 
     def to_builtins(self) -> Any:
         """The serde_json shape of this value as plain Python objects (dict, list, str, int)."""
@@ -89,6 +81,20 @@ class _Value:
         return cls.from_builtins(loads(text))
 
 
+class _Value(_Serde):
+    """Base of the struct-like model classes (frozen, slotted dataclasses).
+
+    Construction coerces and checks every field against its wire type (installed by
+    :mod:`actionqueue._schema` as ``__aq_coerce__``), then runs the class's ``_validate``
+    (the invariants Rust enforces on construction and on decode).
+    """
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        type(self).__aq_coerce__(self)  # type: ignore[attr-defined]
+
+
 def _value(cls):
     assert issubclass(cls, _Value), cls
     return _schema.install(dataclass(frozen=True, slots=True)(cls))
@@ -97,7 +103,7 @@ def _value(cls):
 # --------------------------------------------------------------------------------------
 # Identifiers: 16 raw bytes, one class per Rust newtype over uuid::Uuid.
 # --------------------------------------------------------------------------------------
-class _Id:
+class _Id(_Serde):
     """Base of the UUID identifier types. Holds the 16 bytes in RFC 4122 order."""
 
     __slots__ = ("_bytes",)
@@ -247,7 +253,7 @@ class SubscriptionId(_Id):
 # Unit enums: members named in Python style, values are the serde (Rust) names, and the
 # declaration order is the postcard variant index.
 # --------------------------------------------------------------------------------------
-class _WireEnum(enum.Enum):
+class _WireEnum(_Serde, enum.Enum):
     def __repr__(self) -> str:
         return f"{type(self).__name__}.{self.name}"
 
@@ -323,7 +329,7 @@ class SafetyLevel(_WireEnum):
 # --------------------------------------------------------------------------------------
 # Role / Capability: unit variants plus Custom(String).
 # --------------------------------------------------------------------------------------
-class _NamedVariant:
+class _NamedVariant(_Serde):
     """A Rust enum of unit variants plus a final ``Custom(String)`` variant.
 
     ``index`` is the postcard variant index; ``name`` is the Rust variant name for the
@@ -369,6 +375,9 @@ class _NamedVariant:
         return self.index == len(self._UNIT_NAMES)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __eq__(self, other: object) -> bool:

@@ -222,6 +222,7 @@ def reference_buffer(n_tasks: int = REFERENCE_TASKS, seed: int = DEFAULT_SEED, *
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(buf)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except OSError as exc:  # a read-only cache must not break the benchmark
             print(f"workload: could not write cache {path}: {exc}", file=sys.stderr)

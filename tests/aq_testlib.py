@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import struct
@@ -265,14 +266,21 @@ def for_class(cls: type) -> st.SearchStrategy:
     if not fields:
         s = st.just(cls())
     else:
-        fixup = FIXUPS.get(cls, lambda kw: kw)
         parts = {
             name: FIELD_OVERRIDES[(cls, name)] if (cls, name) in FIELD_OVERRIDES else for_spec(spec)
             for name, spec in fields
         }
-        s = st.fixed_dictionaries(parts).map(lambda kw: cls(**fixup(kw)))
+        fixup = FIXUPS.get(cls)
+        if fixup is None:
+            s = st.builds(cls, **parts)
+        else:
+            s = st.fixed_dictionaries(parts).map(functools.partial(_construct, cls, fixup))
     _cache[key] = s
     return s
+
+
+def _construct(cls: type, fixup: Callable[[dict], dict], kw: dict) -> Any:
+    return cls(**fixup(kw))
 
 
 def wal_events(kind: type | None = None) -> st.SearchStrategy:

@@ -1,0 +1,133 @@
+"""pytest configuration of the actionqueue suite.
+
+Fixtures:
+    codec        each codec test runs twice, against the native module (``cython``) and the
+                 pure-Python twin (``python``). A missing native build fails loudly unless
+                 ACTIONQUEUE_PUREPYTHON is set, in which case the cython runs are skipped.
+    both_codecs  (cython, python) for differential tests.
+    vectors      the golden-vector directory (ACTIONQUEUE_VECTORS, default
+                 <project>/../shared/vectors); tests skip with a reason when it is absent.
+    (autouse)    fails any test whose stderr shows "Exception ignored" (an exception
+                 swallowed in a destructor or callback, e.g. in the Cython codec).
+
+Hypothesis profiles: "ci" (bounded, used when CI is set), "dev" (default), "thorough".
+Choose one with HYPOTHESIS_PROFILE=<name>. Tests that pin max_examples keep their budget
+in every profile; ACTIONQUEUE_FUZZ_SCALE multiplies the fuzz budgets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from aq_testlib import VECTORS_DIR, VECTORS_MISSING, load_backend  # noqa: E402
+
+settings.register_profile(
+    "ci",
+    max_examples=50,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: long-running test (excluded by -m 'not slow')")
+    config.addinivalue_line("markers", "vectors: needs the golden vectors directory")
+    # pytest routes unraisable exceptions (the "Exception ignored in ..." of a __dealloc__ or
+    # a callback) to a warning instead of stderr; make that warning an error too.
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnraisableExceptionWarning")
+
+
+# --------------------------------------------------------------------------------------
+# Backends
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session", params=["cython", "python"])
+def codec(request: pytest.FixtureRequest):
+    """One codec backend module (encode, decode, encode_payload, ..., crc32)."""
+    return load_backend(request.param)
+
+
+@pytest.fixture(scope="session")
+def both_codecs():
+    """(native, pure-Python) codec modules, for differential tests."""
+    return load_backend("cython"), load_backend("python")
+
+
+# --------------------------------------------------------------------------------------
+# Golden vectors
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def vectors() -> Path:
+    """The golden-vector directory; skips the test when it is absent."""
+    if not VECTORS_DIR.is_dir():
+        pytest.skip(VECTORS_MISSING)
+    return VECTORS_DIR
+
+
+def _skip_param(argname: str):
+    return [pytest.param(None, id=f"no-{argname}", marks=pytest.mark.skip(reason=VECTORS_MISSING))]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise over golden-vector files/cases when a test asks for them.
+
+    record_file      events/records/*.bin
+    edge_case        the entries of events/decode_edge/cases.json
+    nonroundtrip_case the entries of events/nonroundtrip/cases.json
+    """
+    names = metafunc.fixturenames
+    if "record_file" in names:
+        files = sorted((VECTORS_DIR / "events" / "records").glob("*.bin"))
+        if files:
+            metafunc.parametrize("record_file", files, ids=[f.stem for f in files])
+        else:
+            metafunc.parametrize("record_file", _skip_param("record_file"))
+    for argname, rel in (
+        ("edge_case", "events/decode_edge/cases.json"),
+        ("nonroundtrip_case", "events/nonroundtrip/cases.json"),
+    ):
+        if argname in names:
+            path = VECTORS_DIR / rel
+            if path.is_file():
+                cases = json.loads(path.read_text(encoding="utf-8"))
+                ids = [c.get("file", c.get("name", str(i))).removesuffix(".bin") for i, c in enumerate(cases)]
+                metafunc.parametrize(argname, cases, ids=ids)
+            else:
+                metafunc.parametrize(argname, _skip_param(argname))
+
+
+# --------------------------------------------------------------------------------------
+# "Exception ignored" guard (the fastavro trick)
+# --------------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _fail_on_ignored_exceptions(request: pytest.FixtureRequest):
+    """Fail a test whose stderr contains "Exception ignored".
+
+    Uses capfd (sees C-level writes to fd 2) unless the test itself asked for capsys or
+    capfd; then it shares that fixture. pytest has already recorded the call-phase output
+    for its report when this teardown reads the capture, so nothing is lost.
+    """
+    names = request.fixturenames
+    if "capsys" in names or "capsysbinary" in names:
+        cap = request.getfixturevalue("capsysbinary" if "capsysbinary" in names else "capsys")
+    elif "capfdbinary" in names:
+        cap = request.getfixturevalue("capfdbinary")
+    else:
+        cap = request.getfixturevalue("capfd")
+    yield
+    err = cap.readouterr().err
+    if isinstance(err, bytes):
+        err = err.decode("utf-8", "replace")
+    if "Exception ignored" in err:
+        pytest.fail(f"an exception was ignored during the test:\n{err}", pytrace=False)
