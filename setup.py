@@ -29,6 +29,12 @@ if not os.environ.get("ACTIONQUEUE_PUREPYTHON") and platform.python_implementati
     ext_modules = cythonize(
         [
             Extension(
+                "actionqueue._ids",
+                ["actionqueue/_ids.pyx"],
+                include_dirs=["actionqueue/includes"],
+                extra_compile_args=extra_compile_args,
+            ),
+            Extension(
                 "actionqueue._codec",
                 ["actionqueue/_codec.pyx"],
                 include_dirs=["actionqueue/includes"],

@@ -10,10 +10,9 @@ forces the pure-Python one. ``actionqueue.backend`` says which one loaded.
 
 from __future__ import annotations
 
-import os as _os
 import warnings as _warnings
 
-from . import _model
+from . import _backend, _model
 from ._model import *  # noqa: F403 - the event model is the public API
 from .errors import (
     ActionQueueError,
@@ -26,24 +25,21 @@ from .errors import (
     ValidationError,
 )
 
-if _os.environ.get("ACTIONQUEUE_PUREPYTHON"):
-    from . import _codec_py as _codec_impl
+if _backend.NATIVE:
+    from . import _codec as _codec_impl
+
+    backend = "cython"
+else:
+    from . import _codec_py as _codec_impl  # type: ignore[no-redef]
 
     backend = "python"
-else:
-    try:
-        from . import _codec as _codec_impl  # type: ignore[no-redef]
-
-        backend = "cython"
-    except ImportError as _exc:  # pragma: no cover - depends on the install
-        from . import _codec_py as _codec_impl  # type: ignore[no-redef]
-
-        backend = "python"
+    if not _backend.FORCED_PURE:  # pragma: no cover - depends on the install
         _warnings.warn(
-            "actionqueue: the native codec (actionqueue._codec) is not available "
-            f"({_exc}); using the pure-Python codec, which is several times slower. "
-            "Install a wheel, or build from source with a C compiler and Cython. "
-            "Set ACTIONQUEUE_PUREPYTHON=1 to choose the pure-Python codec explicitly.",
+            "actionqueue: the native modules are not available "
+            f"({_backend.UNAVAILABLE_REASON}); using the pure-Python implementation, which is "
+            "several times slower. Install a wheel, or build from source with a C compiler and "
+            "Cython. Set ACTIONQUEUE_PUREPYTHON=1 to choose the pure-Python implementation "
+            "explicitly.",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -30,7 +30,12 @@ from libc.string cimport memcpy
 
 import types
 
+from . import _backend
 from . import _model as m
+from ._ids cimport IdBase
+
+if not _backend.NATIVE or not issubclass(m.TaskId, IdBase):
+    raise ImportError("the native codec needs the native identifier types (ACTIONQUEUE_PUREPYTHON is set)")
 from ._codec_common import (
     MSG_EOF,
     MSG_OPTION,
@@ -86,6 +91,7 @@ cdef extern from "Python.h":
         PyMemberDef *d_member
     PyObject *PyType_GenericAlloc(PyTypeObject *tp, Py_ssize_t nitems) except NULL
     void PyObject_GC_UnTrack(void *op)
+    bint PyType_IS_GC(PyTypeObject *tp)
     PyTypeObject *Py_TYPE(object o)
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
     const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
@@ -197,8 +203,6 @@ cdef _Spec _compile(tuple spec):
         s.cls = spec[1]
         s.tp = <PyTypeObject *>spec[1]
         s.name = spec[1].__name__
-        s._alloc_offsets(1)
-        s.offsets[0] = _slot_offset(spec[1], "_bytes")
     elif kind == K_ENUM:
         s.cls = spec[1]
         s.name = spec[1].__name__
@@ -248,7 +252,6 @@ cdef _Spec _compile_struct(type cls):
 
 
 cdef _Spec _WAL_EVENT = _compile_struct(m.WalEvent)
-cdef Py_ssize_t _ID_BYTES_OFFSET = _slot_offset(m.TaskId, "_bytes")
 
 
 # --------------------------------------------------------------------------------------
@@ -256,7 +259,8 @@ cdef Py_ssize_t _ID_BYTES_OFFSET = _slot_offset(m.TaskId, "_bytes")
 # --------------------------------------------------------------------------------------
 cdef inline object _alloc(PyTypeObject *tp):
     cdef PyObject *p = PyType_GenericAlloc(tp, 0)
-    PyObject_GC_UnTrack(p)
+    if PyType_IS_GC(tp):
+        PyObject_GC_UnTrack(p)
     cdef object obj = <object>p
     Py_DECREF(obj)  # the cast took a second reference
     return obj
@@ -354,7 +358,7 @@ cdef object _decode_value(_Spec s, Reader *r):
         if n != 16:
             _fail(r, f"{MSG_SERDE}: uuid must be 16 bytes, got {n}", start)
         obj = _alloc(s.tp)
-        _put(obj, s.offsets[0], PyBytes_FromStringAndSize(<const char *>data, 16))
+        memcpy((<IdBase>obj).raw, data, 16)
         return obj
     if kind == K_ENUM:
         _read_u32(r, &v)
@@ -439,8 +443,7 @@ cdef inline bint _is_zero(PyObject *v):
 
 
 cdef inline bint _is_nil_id(PyObject *id_obj):
-    cdef PyObject *raw = _get(<object>id_obj, _ID_BYTES_OFFSET)
-    cdef const char *b = PyBytes_AS_STRING(<object>raw)
+    cdef const uint8_t *b = (<IdBase>id_obj).raw
     cdef int i
     for i in range(16):
         if b[i] != 0:
@@ -718,12 +721,9 @@ cdef int _encode_value(_Spec s, object v, Writer *w, str where) except -1:
     if kind == K_ID:
         if Py_TYPE(v) != s.tp:
             return _bad(where, f"expected {s.name}, got {type(v).__name__}")
-        raw = _get(v, s.offsets[0])
-        if raw == NULL or not PyBytes_Check(<object>raw) or PyBytes_GET_SIZE(<object>raw) != 16:
-            return _bad(where, f"{s.name} does not hold 16 bytes")
         _reserve(w, 17)
         w.buf[w.len] = 16
-        memcpy(w.buf + w.len + 1, PyBytes_AS_STRING(<object>raw), 16)
+        memcpy(w.buf + w.len + 1, (<IdBase>v).raw, 16)
         w.len += 17
         return 0
     if kind == K_ENUM:

@@ -149,18 +149,14 @@ def _decoder(spec: tuple) -> Callable[[bytes, int], tuple[Any, int]]:
     if kind == "bytes":
         return _dec_raw
     if kind == "id":
-        make_id = spec[1]
-        new = object.__new__
-        set_bytes = m._Id.__dict__["_bytes"].__set__
+        from_raw = spec[1]._from_raw
 
         def dec_id(buf: bytes, pos: int) -> tuple[Any, int]:
             start = pos
             raw, pos = _dec_raw(buf, pos)
             if len(raw) != 16:
                 raise _Fail(f"{MSG_SERDE}: uuid must be 16 bytes, got {len(raw)}", start)
-            obj = new(make_id)
-            set_bytes(obj, raw)
-            return obj, pos
+            return from_raw(raw), pos
 
         return dec_id
     if kind == "enum":
@@ -436,13 +432,12 @@ def _encoder(spec: tuple) -> Callable[[Any, bytearray], None]:
         return _enc_bytes
     if kind == "id":
         cls = spec[1]
-        get_bytes = m._Id.__dict__["_bytes"].__get__
 
         def enc_id(v: Any, out: bytearray) -> None:
             if type(v) is not cls:
                 raise _Bad(f"expected {cls.__name__}, got {type(v).__name__}")
             try:
-                raw = get_bytes(v)
+                raw = v.bytes
             except AttributeError:
                 raw = None
             if type(raw) is not bytes or len(raw) != 16:

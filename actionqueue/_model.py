@@ -16,12 +16,10 @@ whose values are the serde names. ``Role`` and ``Capability`` (unit variants plu
 from __future__ import annotations
 
 import enum
-import os
-import uuid as _uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Optional
 
-from . import _schema
+from . import _backend, _schema
 from .errors import ValidationError
 
 __all__ = [
@@ -103,108 +101,21 @@ def _value(cls):
 # --------------------------------------------------------------------------------------
 # Identifiers: 16 raw bytes, one class per Rust newtype over uuid::Uuid.
 # --------------------------------------------------------------------------------------
-class _Id(_Serde):
-    """Base of the UUID identifier types. Holds the 16 bytes in RFC 4122 order."""
+if _backend.NATIVE:
+    from ._ids import IdBase as _IdBase
+else:
+    from ._ids_py import IdBase as _IdBase
 
-    __slots__ = ("_bytes",)
-    _bytes: bytes
 
-    def __init__(self, value: "_Id | _uuid.UUID | str | bytes"):
-        if isinstance(value, bytes):
-            raw = value
-        elif isinstance(value, _uuid.UUID):
-            raw = value.bytes
-        elif isinstance(value, str):
-            try:
-                raw = _uuid.UUID(value).bytes
-            except ValueError:
-                raise ValidationError(f"invalid {type(self).__name__}: {value!r}") from None
-        elif isinstance(value, _Id):
-            raw = value._bytes
-        elif isinstance(value, (bytearray, memoryview)):
-            raw = bytes(value)
-        else:
-            raise TypeError(
-                f"{type(self).__name__}() takes a UUID, a str or 16 bytes, not {type(value).__name__}"
-            )
-        if len(raw) != 16:
-            raise ValidationError(f"{type(self).__name__} needs exactly 16 bytes, got {len(raw)}")
-        object.__setattr__(self, "_bytes", raw)
+class _Id(_Serde, _IdBase):  # type: ignore[misc, valid-type]
+    """Base of the UUID identifier types: 16 bytes in RFC 4122 order.
 
-    @classmethod
-    def new(cls):
-        """A fresh random (version 4) identifier."""
-        raw = bytearray(os.urandom(16))
-        raw[6] = (raw[6] & 0x0F) | 0x40
-        raw[8] = (raw[8] & 0x3F) | 0x80
-        return cls(bytes(raw))
+    ``TaskId(x)`` takes a ``uuid.UUID``, its text, 16 bytes or another identifier.
+    Identifiers of one type compare, order and hash by value; identifiers of different
+    types never compare equal. ``.bytes``, ``.uuid``, ``str()`` convert back.
+    """
 
-    @classmethod
-    def nil(cls):
-        """The all-zero identifier."""
-        return cls(bytes(16))
-
-    @property
-    def bytes(self) -> bytes:
-        """The 16 raw bytes (the order of the canonical text form)."""
-        return self._bytes
-
-    @property
-    def uuid(self) -> _uuid.UUID:
-        return _uuid.UUID(bytes=self._bytes)
-
-    @property
-    def is_nil(self) -> bool:
-        return self._bytes == b"\x00" * 16
-
-    def __str__(self) -> str:
-        h = self._bytes.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}('{self}')"
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is type(self):
-            return self._bytes == other._bytes  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __ne__(self, other: object) -> bool:
-        if type(other) is type(self):
-            return self._bytes != other._bytes  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __lt__(self, other: object) -> bool:
-        if type(other) is type(self):
-            return self._bytes < other._bytes  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __le__(self, other: object) -> bool:
-        if type(other) is type(self):
-            return self._bytes <= other._bytes  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __gt__(self, other: object) -> bool:
-        if type(other) is type(self):
-            return self._bytes > other._bytes  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __ge__(self, other: object) -> bool:
-        if type(other) is type(self):
-            return self._bytes >= other._bytes  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._bytes)
-
-    def __reduce__(self):
-        return (type(self), (self._bytes,))
+    __slots__ = ()
 
 
 class TaskId(_Id):

@@ -489,7 +489,9 @@ def _role_with_index(index) -> aq.WalEvent:
 
 def _id_with_bytes(raw) -> aq.WalEvent:
     run = aq.RunId(RUN.bytes)
-    object.__setattr__(run, "_bytes", raw)
+    if not hasattr(type(run), "_raw"):
+        pytest.skip("native identifiers hold exactly 16 bytes inline: nothing to corrupt")
+    object.__setattr__(run, "_raw", raw)
     return _bypass(_lease(), run_id=run)
 
 
