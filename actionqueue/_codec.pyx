@@ -26,7 +26,7 @@ from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_Check, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import types
 
@@ -74,6 +74,9 @@ cdef extern from "aq_crc32.h":
     void aq_crc32_init()
     const char *aq_crc32_impl_name()
 
+cdef extern from "aq_compat.h":
+    void aq_prefetch(const void *p)
+
 cdef extern from "aq_frame.h":
     uint32_t AQ_WAL_VERSION
     Py_ssize_t AQ_HEADER_LEN
@@ -89,9 +92,14 @@ cdef extern from "Python.h":
         int flags
     ctypedef struct PyMemberDescrObject:
         PyMemberDef *d_member
-    PyObject *PyType_GenericAlloc(PyTypeObject *tp, Py_ssize_t nitems) except NULL
+    PyObject *_PyObject_GC_New(PyTypeObject *tp) except NULL
+    PyObject *_PyObject_New(PyTypeObject *tp) except NULL
     void PyObject_GC_UnTrack(void *op)
     bint PyType_IS_GC(PyTypeObject *tp)
+    PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *v, Py_ssize_t n) except NULL
+    int _PyBytes_Resize(PyObject **bytes, Py_ssize_t newsize)
+    PyObject *PySequence_Fast_GET_ITEM(object o, Py_ssize_t i)
+    void Py_XDECREF(PyObject *o)
     PyTypeObject *Py_TYPE(object o)
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
     const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
@@ -158,6 +166,7 @@ cdef class _Spec:
     cdef tuple variants           # UNION: STRUCT _Spec per variant
     cdef object singleton         # STRUCT without fields
     cdef object validate          # STRUCT: the class's _validate, or None
+    cdef bint cache_ints          # U64, U32: values repeat (timestamps), share int objects
     cdef int quick_check          # STRUCT: Q_* fast pre-check of _validate's rules
 
     def __dealloc__(self):
@@ -199,6 +208,7 @@ cdef _Spec _compile(tuple spec):
         return _compile_struct(spec[1])
     s = _Spec()
     s.kind = kind
+    s.cache_ints = kind == K_U64 or kind == K_U32
     if kind == K_ID:
         s.cls = spec[1]
         s.tp = <PyTypeObject *>spec[1]
@@ -252,17 +262,44 @@ cdef _Spec _compile_struct(type cls):
 
 
 cdef _Spec _WAL_EVENT = _compile_struct(m.WalEvent)
+(<_Spec>_WAL_EVENT.fields[0]).cache_ints = False  # sequences never repeat
 
 
 # --------------------------------------------------------------------------------------
 # Object construction
 # --------------------------------------------------------------------------------------
 cdef inline object _alloc(PyTypeObject *tp):
-    cdef PyObject *p = PyType_GenericAlloc(tp, 0)
+    """A new instance with all slots empty, not tracked by the garbage collector."""
+    cdef PyObject *p
     if PyType_IS_GC(tp):
-        PyObject_GC_UnTrack(p)
+        p = _PyObject_GC_New(tp)  # starts untracked (PyType_GenericAlloc would track it)
+    else:
+        p = _PyObject_New(tp)
+    memset((<char *>p) + sizeof(PyObject), 0, tp.tp_basicsize - sizeof(PyObject))
     cdef object obj = <object>p
     Py_DECREF(obj)  # the cast took a second reference
+    return obj
+
+
+# Timestamps and expiries repeat across nearby events (many events per second), so
+# decoded integers above the small-int range go through a small direct-mapped cache
+# of int objects (ints are immutable: sharing them is invisible). Decoding holds the
+# GIL throughout, which serialises access to the cache.
+DEF INT_CACHE_SIZE = 64
+cdef PyObject *_int_cache_obj[INT_CACHE_SIZE]
+cdef uint64_t _int_cache_key[INT_CACHE_SIZE]
+
+
+cdef inline object _cached_int(uint64_t v):
+    cdef Py_ssize_t slot = v & (INT_CACHE_SIZE - 1)
+    cdef PyObject *hit = _int_cache_obj[slot]
+    if hit != NULL and _int_cache_key[slot] == v:
+        return <object>hit
+    obj = PyLong_FromUnsignedLongLong(v)
+    Py_INCREF(obj)
+    Py_XDECREF(hit)
+    _int_cache_obj[slot] = <PyObject *>obj
+    _int_cache_key[slot] = v
     return obj
 
 
@@ -350,8 +387,10 @@ cdef object _decode_value(_Spec s, Reader *r):
             _read_u64(r, &v)
         else:
             _read_u32(r, &v)
-        if v < 0x40000000:
-            return PyLong_FromLong(<long>v)
+        if v <= 256:
+            return PyLong_FromLong(<long>v)  # CPython's shared small ints
+        if s.cache_ints:
+            return _cached_int(v)
         return PyLong_FromUnsignedLongLong(v)
     if kind == K_ID:
         data = _read_len_prefixed(r, &n)
@@ -568,8 +607,14 @@ def decode(buf):
 
     Bytes after the record are ignored, as in Rust's ``codec::decode``.
     """
+    cdef const uint8_t *data
+    cdef uint32_t length
+    if PyBytes_Check(buf):  # the common case, without a buffer export
+        data = <const uint8_t *>PyBytes_AS_STRING(buf)
+        length = _check_frame(data, PyBytes_GET_SIZE(buf), 0)
+        return _decode_payload_at(data + AQ_HEADER_LEN, length, AQ_HEADER_LEN, 0)
     cdef _Buffer b = _Buffer(buf)
-    cdef uint32_t length = _check_frame(b.data, b.size, 0)
+    length = _check_frame(b.data, b.size, 0)
     return _decode_payload_at(b.data + AQ_HEADER_LEN, length, AQ_HEADER_LEN, 0)
 
 
@@ -624,20 +669,47 @@ cdef struct Writer:
     uint8_t *buf
     Py_ssize_t len
     Py_ssize_t cap
-    bint heap
+    PyObject *target          # when set: a bytes object being filled in place (owned)
+    bint heap                 # buf is a PyMem block
     uint8_t inline_buf[INLINE_CAP]
 
 
 cdef inline void _writer_init(Writer *w):
+    """A writer that starts in its inline buffer (single records)."""
     w.buf = w.inline_buf
     w.len = 0
     w.cap = INLINE_CAP
+    w.target = NULL
     w.heap = False
+
+
+cdef int _writer_init_bytes(Writer *w, Py_ssize_t cap) except -1:
+    """A writer that fills a bytes object directly, so the result needs no final copy."""
+    _writer_init(w)
+    w.target = _new_bytes(NULL, max(cap, INLINE_CAP))
+    w.buf = <uint8_t *>PyBytes_AS_STRING(<object>w.target)
+    w.cap = max(cap, INLINE_CAP)
+    return 0
+
+
+cdef object _writer_finish(Writer *w):
+    """The written bytes as a bytes object (the writer must still be freed)."""
+    if w.target == NULL:
+        return PyBytes_FromStringAndSize(<const char *>w.buf, w.len)
+    if _PyBytes_Resize(&w.target, w.len) < 0:
+        w.target = NULL
+        raise MemoryError()
+    result = <object>w.target
+    Py_DECREF(result)
+    w.target = NULL
+    return result
 
 
 cdef inline void _writer_free(Writer *w):
     if w.heap:
         PyMem_Free(w.buf)
+    Py_XDECREF(w.target)
+    w.target = NULL
     w.buf = NULL
     w.heap = False
 
@@ -647,7 +719,12 @@ cdef int _grow(Writer *w, Py_ssize_t need) except -1:
     cdef uint8_t *nb
     while cap < w.len + need:
         cap *= 2
-    if w.heap:
+    if w.target != NULL:
+        if _PyBytes_Resize(&w.target, cap) < 0:
+            w.target = NULL
+            raise MemoryError()
+        nb = <uint8_t *>PyBytes_AS_STRING(<object>w.target)
+    elif w.heap:
         nb = <uint8_t *>PyMem_Realloc(w.buf, cap)
     else:
         nb = <uint8_t *>PyMem_Malloc(cap)
@@ -657,7 +734,7 @@ cdef int _grow(Writer *w, Py_ssize_t need) except -1:
         raise MemoryError()
     w.buf = nb
     w.cap = cap
-    w.heap = True
+    w.heap = w.target == NULL
     return 0
 
 
@@ -862,10 +939,30 @@ def encode_payload(event):
 def encode_batch(events):
     """Encode many events into one buffer of consecutive framed records."""
     cdef Writer w
-    _writer_init(&w)
+    cdef Py_ssize_t i, n
+    cdef PyObject *ahead
+    cdef Py_ssize_t event_slot = _WAL_EVENT.offsets[1]
+    if PyList_Check(events) or PyTuple_Check(events):
+        n = len(events)
+        _writer_init_bytes(&w, n * 64)
+        try:
+            # The events are scattered over the heap and encoding is bound by cache
+            # misses on them: fetch the record two ahead and the event one ahead early.
+            for i in range(n):
+                if i + 2 < n:
+                    aq_prefetch(PySequence_Fast_GET_ITEM(events, i + 2))
+                if i + 1 < n:
+                    ahead = _get(<object>PySequence_Fast_GET_ITEM(events, i + 1), event_slot)
+                    if ahead != NULL:
+                        aq_prefetch(ahead)
+                _encode_record(<object>PySequence_Fast_GET_ITEM(events, i), &w)
+            return _writer_finish(&w)
+        finally:
+            _writer_free(&w)
+    _writer_init_bytes(&w, 1 << 16)
     try:
         for event in events:
             _encode_record(event, &w)
-        return PyBytes_FromStringAndSize(<const char *>w.buf, w.len)
+        return _writer_finish(&w)
     finally:
         _writer_free(&w)
