@@ -1674,6 +1674,13 @@ static const char* const __pyx_f[] = {
 
 /*--- Type declarations ---*/
 struct __pyx_obj_11actionqueue_4_ids_IdBase;
+struct __pyx_obj_11actionqueue_4_ids_TaskId;
+struct __pyx_obj_11actionqueue_4_ids_RunId;
+struct __pyx_obj_11actionqueue_4_ids_AttemptId;
+struct __pyx_obj_11actionqueue_4_ids_ActorId;
+struct __pyx_obj_11actionqueue_4_ids_TenantId;
+struct __pyx_obj_11actionqueue_4_ids_LedgerEntryId;
+struct __pyx_obj_11actionqueue_4_ids_SubscriptionId;
 
 /* "actionqueue/_ids.pxd":4
  * 
@@ -1684,6 +1691,89 @@ struct __pyx_obj_11actionqueue_4_ids_IdBase;
 struct __pyx_obj_11actionqueue_4_ids_IdBase {
   PyObject_HEAD
   uint8_t raw[16];
+};
+
+
+/* "actionqueue/_ids.pyx":118
+ * 
+ * 
+ * cdef class TaskId(IdBase):             # <<<<<<<<<<<<<<
+ *     """Identifier of a task."""
+ * 
+*/
+struct __pyx_obj_11actionqueue_4_ids_TaskId {
+  struct __pyx_obj_11actionqueue_4_ids_IdBase __pyx_base;
+};
+
+
+/* "actionqueue/_ids.pyx":122
+ * 
+ * 
+ * cdef class RunId(IdBase):             # <<<<<<<<<<<<<<
+ *     """Identifier of a run (one execution instance of a task)."""
+ * 
+*/
+struct __pyx_obj_11actionqueue_4_ids_RunId {
+  struct __pyx_obj_11actionqueue_4_ids_IdBase __pyx_base;
+};
+
+
+/* "actionqueue/_ids.pyx":126
+ * 
+ * 
+ * cdef class AttemptId(IdBase):             # <<<<<<<<<<<<<<
+ *     """Identifier of an attempt of a run."""
+ * 
+*/
+struct __pyx_obj_11actionqueue_4_ids_AttemptId {
+  struct __pyx_obj_11actionqueue_4_ids_IdBase __pyx_base;
+};
+
+
+/* "actionqueue/_ids.pyx":130
+ * 
+ * 
+ * cdef class ActorId(IdBase):             # <<<<<<<<<<<<<<
+ *     """Identifier of a registered actor (worker)."""
+ * 
+*/
+struct __pyx_obj_11actionqueue_4_ids_ActorId {
+  struct __pyx_obj_11actionqueue_4_ids_IdBase __pyx_base;
+};
+
+
+/* "actionqueue/_ids.pyx":134
+ * 
+ * 
+ * cdef class TenantId(IdBase):             # <<<<<<<<<<<<<<
+ *     """Identifier of a tenant."""
+ * 
+*/
+struct __pyx_obj_11actionqueue_4_ids_TenantId {
+  struct __pyx_obj_11actionqueue_4_ids_IdBase __pyx_base;
+};
+
+
+/* "actionqueue/_ids.pyx":138
+ * 
+ * 
+ * cdef class LedgerEntryId(IdBase):             # <<<<<<<<<<<<<<
+ *     """Identifier of a ledger entry."""
+ * 
+*/
+struct __pyx_obj_11actionqueue_4_ids_LedgerEntryId {
+  struct __pyx_obj_11actionqueue_4_ids_IdBase __pyx_base;
+};
+
+
+/* "actionqueue/_ids.pyx":142
+ * 
+ * 
+ * cdef class SubscriptionId(IdBase):             # <<<<<<<<<<<<<<
+ *     """Identifier of an event subscription."""
+*/
+struct __pyx_obj_11actionqueue_4_ids_SubscriptionId {
+  struct __pyx_obj_11actionqueue_4_ids_IdBase __pyx_base;
 };
 
 /* #### Code section: utility_code_proto ### */
@@ -2228,6 +2318,29 @@ CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize
 /* JoinPyUnicode.export */
 static PyObject* __Pyx_PyUnicode_Join(PyObject** values, Py_ssize_t value_count, Py_ssize_t result_ulength, int kind);
 
+/* HasAttr.proto (used by ImportImpl) */
+#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+#define __Pyx_HasAttr(o, n)  PyObject_HasAttrWithError(o, n)
+#else
+static CYTHON_INLINE int __Pyx_HasAttr(PyObject *, PyObject *);
+#endif
+
+/* TupleOrListFromArrayImpl.proto (used by ListFromArray) */
+CYTHON_UNUSED static PyObject *
+__Pyx_PyList_FromArray(PyObject *const *src, Py_ssize_t n);
+
+/* ListFromArray.proto (used by ImportImpl) */
+
+
+/* ImportImpl.export */
+static PyObject *__Pyx__Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, PyObject *moddict, int level);
+
+/* Import.proto */
+static CYTHON_INLINE PyObject *__Pyx_Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, int level);
+
+/* ImportFrom.export */
+static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name);
+
 /* AllocateExtensionType.proto */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final);
 
@@ -2288,29 +2401,6 @@ enum __Pyx_ImportType_CheckSize_3_3_1 {
 };
 static PyTypeObject *__Pyx_ImportType_3_3_1(PyObject* module, const char *module_name, const char *class_name, size_t size, size_t alignment, enum __Pyx_ImportType_CheckSize_3_3_1 check_size);
 #endif
-
-/* HasAttr.proto (used by ImportImpl) */
-#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
-#define __Pyx_HasAttr(o, n)  PyObject_HasAttrWithError(o, n)
-#else
-static CYTHON_INLINE int __Pyx_HasAttr(PyObject *, PyObject *);
-#endif
-
-/* TupleOrListFromArrayImpl.proto (used by ListFromArray) */
-CYTHON_UNUSED static PyObject *
-__Pyx_PyList_FromArray(PyObject *const *src, Py_ssize_t n);
-
-/* ListFromArray.proto (used by ImportImpl) */
-
-
-/* ImportImpl.export */
-static PyObject *__Pyx__Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, PyObject *moddict, int level);
-
-/* Import.proto */
-static CYTHON_INLINE PyObject *__Pyx_Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, int level);
-
-/* ImportFrom.export */
-static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name);
 
 /* dict_setdefault.proto (used by FetchCommonType) */
 static CYTHON_INLINE PyObject *__Pyx_PyDict_SetDefault(PyObject *d, PyObject *key, PyObject *default_value);
@@ -2559,6 +2649,9 @@ static int __Pyx_check_binary_version(unsigned long ct_version, unsigned long rt
 /* DecompressString.proto */
 static PyObject *__Pyx_DecompressString(const char *s, Py_ssize_t length, int algo);
 
+/* DecompressString_LZSS.proto */
+static PyObject *__Pyx_DecompressString_LZSS(const char *s, size_t compressed_length, size_t uncompressed_length);
+
 /* MultiPhaseInitModuleState.proto */
 #if CYTHON_PEP489_MULTI_PHASE_INIT && CYTHON_USE_MODULE_STATE
 #include <stdlib.h>
@@ -2676,6 +2769,10 @@ static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_10__repr__(struct __pyx_ob
 static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_12__richcmp__(struct __pyx_obj_11actionqueue_4_ids_IdBase *__pyx_v_self, PyObject *__pyx_v_other, int __pyx_v_op); /* proto */
 static Py_hash_t __pyx_pf_11actionqueue_4_ids_6IdBase_14__hash__(struct __pyx_obj_11actionqueue_4_ids_IdBase *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_16__reduce__(struct __pyx_obj_11actionqueue_4_ids_IdBase *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_18to_builtins(struct __pyx_obj_11actionqueue_4_ids_IdBase *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_20from_builtins(PyTypeObject *__pyx_v_cls, PyObject *__pyx_v_obj); /* proto */
+static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_22to_json(struct __pyx_obj_11actionqueue_4_ids_IdBase *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_24from_json(PyTypeObject *__pyx_v_cls, PyObject *__pyx_v_text); /* proto */
 static PyObject *__pyx_tp_new__initialisation_11actionqueue_4_ids_IdBase(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -2705,6 +2802,27 @@ static int __pyx_tp_init_11actionqueue_4_ids_IdBase(PyObject *o, PyObject *args,
 #if !CYTHON_VECTORCALL_TPNEW
 #define __pyx_tp_init_11actionqueue_4_ids_IdBase __pyx_pw_11actionqueue_4_ids_6IdBase_1__init__
 #endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_TaskId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_RunId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_AttemptId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_ActorId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_TenantId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_LedgerEntryId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_SubscriptionId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
 /* #### Code section: late_includes ### */
 /* #### Code section: module_state ### */
 /* SmallCodeConfig */
@@ -2730,13 +2848,27 @@ namespace {
     PyObject *__pyx_empty_unicode;
     PyTypeObject *__pyx_ptype_7cpython_4type_type;
     PyObject *__pyx_type_11actionqueue_4_ids_IdBase;
+    PyObject *__pyx_type_11actionqueue_4_ids_TaskId;
+    PyObject *__pyx_type_11actionqueue_4_ids_RunId;
+    PyObject *__pyx_type_11actionqueue_4_ids_AttemptId;
+    PyObject *__pyx_type_11actionqueue_4_ids_ActorId;
+    PyObject *__pyx_type_11actionqueue_4_ids_TenantId;
+    PyObject *__pyx_type_11actionqueue_4_ids_LedgerEntryId;
+    PyObject *__pyx_type_11actionqueue_4_ids_SubscriptionId;
     PyTypeObject *__pyx_ptype_11actionqueue_4_ids_IdBase;
+    PyTypeObject *__pyx_ptype_11actionqueue_4_ids_TaskId;
+    PyTypeObject *__pyx_ptype_11actionqueue_4_ids_RunId;
+    PyTypeObject *__pyx_ptype_11actionqueue_4_ids_AttemptId;
+    PyTypeObject *__pyx_ptype_11actionqueue_4_ids_ActorId;
+    PyTypeObject *__pyx_ptype_11actionqueue_4_ids_TenantId;
+    PyTypeObject *__pyx_ptype_11actionqueue_4_ids_LedgerEntryId;
+    PyTypeObject *__pyx_ptype_11actionqueue_4_ids_SubscriptionId;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_items;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_tuple[1];
-    PyObject *__pyx_codeobj_tab[4];
-    PyObject *__pyx_string_tab[58];
+    PyObject *__pyx_codeobj_tab[8];
+    PyObject *__pyx_string_tab[81];
     PyObject *__pyx_number_tab[1];
 /* #### Code section: module_state_contents ### */
 /* CommonTypesMetaclass.module_state_decls */
@@ -2787,58 +2919,81 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_ __pyx_string_tab[3]
 #define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[4]
 #define __pyx_kp_u_actionqueue__ids_common __pyx_string_tab[5]
-#define __pyx_kp_u_actionqueue__ids_pyx __pyx_string_tab[6]
-#define __pyx_kp_u_add_note __pyx_string_tab[7]
-#define __pyx_kp_u_disable __pyx_string_tab[8]
-#define __pyx_kp_u_enable __pyx_string_tab[9]
-#define __pyx_kp_u_gc __pyx_string_tab[10]
-#define __pyx_kp_u_isenabled __pyx_string_tab[11]
-#define __pyx_kp_u_need_16_bytes __pyx_string_tab[12]
-#define __pyx_n_u_IdBase __pyx_string_tab[13]
-#define __pyx_n_u_IdBase___reduce __pyx_string_tab[14]
-#define __pyx_n_u_IdBase__from_raw __pyx_string_tab[15]
-#define __pyx_n_u_IdBase_new __pyx_string_tab[16]
-#define __pyx_n_u_IdBase_nil __pyx_string_tab[17]
-#define __pyx_n_u_NotImplemented __pyx_string_tab[18]
-#define __pyx_n_u_UUID __pyx_string_tab[19]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[20]
-#define __pyx_n_u_annotate __pyx_string_tab[21]
-#define __pyx_n_u_dict __pyx_string_tab[22]
-#define __pyx_n_u_func __pyx_string_tab[23]
-#define __pyx_n_u_main __pyx_string_tab[24]
-#define __pyx_n_u_module __pyx_string_tab[25]
-#define __pyx_n_u_name __pyx_string_tab[26]
-#define __pyx_n_u_qualname __pyx_string_tab[27]
-#define __pyx_n_u_reduce __pyx_string_tab[28]
-#define __pyx_n_u_set_name __pyx_string_tab[29]
-#define __pyx_n_u_test __pyx_string_tab[30]
-#define __pyx_n_u_from_raw __pyx_string_tab[31]
-#define __pyx_n_u_ids_common __pyx_string_tab[32]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[33]
-#define __pyx_n_u_uuid __pyx_string_tab[34]
-#define __pyx_n_u_actionqueue__ids __pyx_string_tab[35]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[36]
-#define __pyx_n_u_bytes __pyx_string_tab[37]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[38]
-#define __pyx_n_u_cls __pyx_string_tab[39]
-#define __pyx_n_u_items __pyx_string_tab[40]
-#define __pyx_n_u_new __pyx_string_tab[41]
-#define __pyx_n_u_nil __pyx_string_tab[42]
-#define __pyx_n_u_obj __pyx_string_tab[43]
-#define __pyx_n_u_pop __pyx_string_tab[44]
-#define __pyx_n_u_random_v4 __pyx_string_tab[45]
-#define __pyx_n_u_raw __pyx_string_tab[46]
-#define __pyx_n_u_raw_from __pyx_string_tab[47]
-#define __pyx_n_u_self __pyx_string_tab[48]
-#define __pyx_n_u_setdefault __pyx_string_tab[49]
-#define __pyx_n_u_text __pyx_string_tab[50]
-#define __pyx_n_u_uuid_2 __pyx_string_tab[51]
-#define __pyx_n_u_value __pyx_string_tab[52]
-#define __pyx_n_u_values __pyx_string_tab[53]
-#define __pyx_kp_b_iso88591_A_AXT __pyx_string_tab[54]
-#define __pyx_kp_b_iso88591_A_3auCq_AQ_XQa_as_e1_q __pyx_string_tab[55]
-#define __pyx_kp_b_iso88591_A_s_AU_1 __pyx_string_tab[56]
-#define __pyx_kp_b_iso88591_A_s_AYa __pyx_string_tab[57]
+#define __pyx_kp_u_actionqueue__json __pyx_string_tab[6]
+#define __pyx_kp_u_actionqueue__ids_pyx __pyx_string_tab[7]
+#define __pyx_kp_u_add_note __pyx_string_tab[8]
+#define __pyx_kp_u_disable __pyx_string_tab[9]
+#define __pyx_kp_u_enable __pyx_string_tab[10]
+#define __pyx_kp_u_gc __pyx_string_tab[11]
+#define __pyx_kp_u_isenabled __pyx_string_tab[12]
+#define __pyx_kp_u_need_16_bytes __pyx_string_tab[13]
+#define __pyx_n_u_ActorId __pyx_string_tab[14]
+#define __pyx_n_u_AttemptId __pyx_string_tab[15]
+#define __pyx_n_u_IdBase __pyx_string_tab[16]
+#define __pyx_n_u_IdBase___reduce __pyx_string_tab[17]
+#define __pyx_n_u_IdBase__from_raw __pyx_string_tab[18]
+#define __pyx_n_u_IdBase_from_builtins __pyx_string_tab[19]
+#define __pyx_n_u_IdBase_from_json __pyx_string_tab[20]
+#define __pyx_n_u_IdBase_new __pyx_string_tab[21]
+#define __pyx_n_u_IdBase_nil __pyx_string_tab[22]
+#define __pyx_n_u_IdBase_to_builtins __pyx_string_tab[23]
+#define __pyx_n_u_IdBase_to_json __pyx_string_tab[24]
+#define __pyx_n_u_LedgerEntryId __pyx_string_tab[25]
+#define __pyx_n_u_NotImplemented __pyx_string_tab[26]
+#define __pyx_n_u_RunId __pyx_string_tab[27]
+#define __pyx_n_u_SubscriptionId __pyx_string_tab[28]
+#define __pyx_n_u_TaskId __pyx_string_tab[29]
+#define __pyx_n_u_TenantId __pyx_string_tab[30]
+#define __pyx_n_u_UUID __pyx_string_tab[31]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[32]
+#define __pyx_n_u_annotate __pyx_string_tab[33]
+#define __pyx_n_u_dict __pyx_string_tab[34]
+#define __pyx_n_u_func __pyx_string_tab[35]
+#define __pyx_n_u_main __pyx_string_tab[36]
+#define __pyx_n_u_module __pyx_string_tab[37]
+#define __pyx_n_u_name __pyx_string_tab[38]
+#define __pyx_n_u_qualname __pyx_string_tab[39]
+#define __pyx_n_u_reduce __pyx_string_tab[40]
+#define __pyx_n_u_set_name __pyx_string_tab[41]
+#define __pyx_n_u_test __pyx_string_tab[42]
+#define __pyx_n_u_from_raw __pyx_string_tab[43]
+#define __pyx_n_u_ids_common __pyx_string_tab[44]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[45]
+#define __pyx_n_u_json __pyx_string_tab[46]
+#define __pyx_n_u_uuid __pyx_string_tab[47]
+#define __pyx_n_u_actionqueue__ids __pyx_string_tab[48]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[49]
+#define __pyx_n_u_bytes __pyx_string_tab[50]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[51]
+#define __pyx_n_u_cls __pyx_string_tab[52]
+#define __pyx_n_u_dumps __pyx_string_tab[53]
+#define __pyx_n_u_from_builtins __pyx_string_tab[54]
+#define __pyx_n_u_from_json __pyx_string_tab[55]
+#define __pyx_n_u_items __pyx_string_tab[56]
+#define __pyx_n_u_loads __pyx_string_tab[57]
+#define __pyx_n_u_new __pyx_string_tab[58]
+#define __pyx_n_u_nil __pyx_string_tab[59]
+#define __pyx_n_u_obj __pyx_string_tab[60]
+#define __pyx_n_u_pop __pyx_string_tab[61]
+#define __pyx_n_u_random_v4 __pyx_string_tab[62]
+#define __pyx_n_u_raw __pyx_string_tab[63]
+#define __pyx_n_u_raw_from __pyx_string_tab[64]
+#define __pyx_n_u_self __pyx_string_tab[65]
+#define __pyx_n_u_setdefault __pyx_string_tab[66]
+#define __pyx_n_u_text __pyx_string_tab[67]
+#define __pyx_n_u_to_builtins __pyx_string_tab[68]
+#define __pyx_n_u_to_json __pyx_string_tab[69]
+#define __pyx_n_u_uuid_2 __pyx_string_tab[70]
+#define __pyx_n_u_value __pyx_string_tab[71]
+#define __pyx_n_u_values __pyx_string_tab[72]
+#define __pyx_kp_b_iso88591_A_AXT __pyx_string_tab[73]
+#define __pyx_kp_b_iso88591_A_m1_uAT_Q __pyx_string_tab[74]
+#define __pyx_kp_b_iso88591_A_t1D __pyx_string_tab[75]
+#define __pyx_kp_b_iso88591_A_3auCq_AQ_XQa_as_e1_q __pyx_string_tab[76]
+#define __pyx_kp_b_iso88591_A_m1_s_aq __pyx_string_tab[77]
+#define __pyx_kp_b_iso88591_A_m1_AU __pyx_string_tab[78]
+#define __pyx_kp_b_iso88591_A_s_AU_1 __pyx_string_tab[79]
+#define __pyx_kp_b_iso88591_A_s_AYa __pyx_string_tab[80]
 #define __pyx_int_16 __pyx_number_tab[0]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
@@ -2857,12 +3012,26 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_ptype_7cpython_4type_type);
   Py_CLEAR(clear_module_state->__pyx_ptype_11actionqueue_4_ids_IdBase);
   Py_CLEAR(clear_module_state->__pyx_type_11actionqueue_4_ids_IdBase);
+  Py_CLEAR(clear_module_state->__pyx_ptype_11actionqueue_4_ids_TaskId);
+  Py_CLEAR(clear_module_state->__pyx_type_11actionqueue_4_ids_TaskId);
+  Py_CLEAR(clear_module_state->__pyx_ptype_11actionqueue_4_ids_RunId);
+  Py_CLEAR(clear_module_state->__pyx_type_11actionqueue_4_ids_RunId);
+  Py_CLEAR(clear_module_state->__pyx_ptype_11actionqueue_4_ids_AttemptId);
+  Py_CLEAR(clear_module_state->__pyx_type_11actionqueue_4_ids_AttemptId);
+  Py_CLEAR(clear_module_state->__pyx_ptype_11actionqueue_4_ids_ActorId);
+  Py_CLEAR(clear_module_state->__pyx_type_11actionqueue_4_ids_ActorId);
+  Py_CLEAR(clear_module_state->__pyx_ptype_11actionqueue_4_ids_TenantId);
+  Py_CLEAR(clear_module_state->__pyx_type_11actionqueue_4_ids_TenantId);
+  Py_CLEAR(clear_module_state->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId);
+  Py_CLEAR(clear_module_state->__pyx_type_11actionqueue_4_ids_LedgerEntryId);
+  Py_CLEAR(clear_module_state->__pyx_ptype_11actionqueue_4_ids_SubscriptionId);
+  Py_CLEAR(clear_module_state->__pyx_type_11actionqueue_4_ids_SubscriptionId);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<58; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<8; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<81; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -2889,12 +3058,26 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_ptype_7cpython_4type_type);
   Py_VISIT(traverse_module_state->__pyx_ptype_11actionqueue_4_ids_IdBase);
   Py_VISIT(traverse_module_state->__pyx_type_11actionqueue_4_ids_IdBase);
+  Py_VISIT(traverse_module_state->__pyx_ptype_11actionqueue_4_ids_TaskId);
+  Py_VISIT(traverse_module_state->__pyx_type_11actionqueue_4_ids_TaskId);
+  Py_VISIT(traverse_module_state->__pyx_ptype_11actionqueue_4_ids_RunId);
+  Py_VISIT(traverse_module_state->__pyx_type_11actionqueue_4_ids_RunId);
+  Py_VISIT(traverse_module_state->__pyx_ptype_11actionqueue_4_ids_AttemptId);
+  Py_VISIT(traverse_module_state->__pyx_type_11actionqueue_4_ids_AttemptId);
+  Py_VISIT(traverse_module_state->__pyx_ptype_11actionqueue_4_ids_ActorId);
+  Py_VISIT(traverse_module_state->__pyx_type_11actionqueue_4_ids_ActorId);
+  Py_VISIT(traverse_module_state->__pyx_ptype_11actionqueue_4_ids_TenantId);
+  Py_VISIT(traverse_module_state->__pyx_type_11actionqueue_4_ids_TenantId);
+  Py_VISIT(traverse_module_state->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId);
+  Py_VISIT(traverse_module_state->__pyx_type_11actionqueue_4_ids_LedgerEntryId);
+  Py_VISIT(traverse_module_state->__pyx_ptype_11actionqueue_4_ids_SubscriptionId);
+  Py_VISIT(traverse_module_state->__pyx_type_11actionqueue_4_ids_SubscriptionId);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<58; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<8; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<81; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -4451,6 +4634,7 @@ static Py_hash_t __pyx_pf_11actionqueue_4_ids_6IdBase_14__hash__(struct __pyx_ob
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
  *         return (type(self), (self.bytes,))
+ * 
 */
 
 /* Python wrapper */
@@ -4510,6 +4694,8 @@ static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_16__reduce__(struct __pyx_
  * 
  *     def __reduce__(self):
  *         return (type(self), (self.bytes,))             # <<<<<<<<<<<<<<
+ * 
+ *     # JSON in serde's shape (the same methods as _serde.Serde, which a native type
 */
   __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_bytes); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 89, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
@@ -4542,6 +4728,7 @@ static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_16__reduce__(struct __pyx_
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
  *         return (type(self), (self.bytes,))
+ * 
 */
 
   /* function exit code */
@@ -4551,6 +4738,729 @@ static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_16__reduce__(struct __pyx_
   __Pyx_AddTraceback("actionqueue._ids.IdBase.__reduce__", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "actionqueue/_ids.pyx":93
+ *     # JSON in serde's shape (the same methods as _serde.Serde, which a native type
+ *     # cannot inherit; the work is done by _json).
+ *     def to_builtins(self):             # <<<<<<<<<<<<<<
+ *         """The serde_json shape: the canonical text."""
+ *         return text(self.bytes)
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_11actionqueue_4_ids_6IdBase_19to_builtins(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_11actionqueue_4_ids_6IdBase_18to_builtins, "IdBase.to_builtins(self)\n\nThe serde_json shape: the canonical text.");
+static PyMethodDef __pyx_mdef_11actionqueue_4_ids_6IdBase_19to_builtins = {"to_builtins", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_19to_builtins, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_18to_builtins};
+static PyObject *__pyx_pw_11actionqueue_4_ids_6IdBase_19to_builtins(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("to_builtins (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("to_builtins", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("to_builtins", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_11actionqueue_4_ids_6IdBase_18to_builtins(((struct __pyx_obj_11actionqueue_4_ids_IdBase *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_18to_builtins(struct __pyx_obj_11actionqueue_4_ids_IdBase *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  size_t __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("to_builtins", 0);
+
+  /* "actionqueue/_ids.pyx":95
+ *     def to_builtins(self):
+ *         """The serde_json shape: the canonical text."""
+ *         return text(self.bytes)             # <<<<<<<<<<<<<<
+ * 
+ *     @classmethod
+*/
+  __pyx_t_2 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_text); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 95, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_bytes); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 95, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __pyx_t_5 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_3))) {
+    __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_3);
+    assert(__pyx_t_2);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_3);
+    __Pyx_INCREF(__pyx_t_2);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_3, __pyx__function);
+    __pyx_t_5 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_4};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 95, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "actionqueue/_ids.pyx":93
+ *     # JSON in serde's shape (the same methods as _serde.Serde, which a native type
+ *     # cannot inherit; the work is done by _json).
+ *     def to_builtins(self):             # <<<<<<<<<<<<<<
+ *         """The serde_json shape: the canonical text."""
+ *         return text(self.bytes)
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_AddTraceback("actionqueue._ids.IdBase.to_builtins", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "actionqueue/_ids.pyx":97
+ *         return text(self.bytes)
+ * 
+ *     @classmethod             # <<<<<<<<<<<<<<
+ *     def from_builtins(cls, obj):
+ *         """Parse the serde_json shape (a UUID string)."""
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_11actionqueue_4_ids_6IdBase_21from_builtins(PyObject *__pyx_v_cls, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_11actionqueue_4_ids_6IdBase_20from_builtins, "IdBase.from_builtins(cls, obj)\n\nParse the serde_json shape (a UUID string).");
+static PyMethodDef __pyx_mdef_11actionqueue_4_ids_6IdBase_21from_builtins = {"from_builtins", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_21from_builtins, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_20from_builtins};
+static PyObject *__pyx_pw_11actionqueue_4_ids_6IdBase_21from_builtins(PyObject *__pyx_v_cls, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_obj = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("from_builtins (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_obj,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 97, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 97, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "from_builtins", 0) < (0)) __PYX_ERR(0, 97, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("from_builtins", 1, 1, 1, i); __PYX_ERR(0, 97, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 97, __pyx_L3_error)
+    }
+    __pyx_v_obj = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("from_builtins", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 97, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("actionqueue._ids.IdBase.from_builtins", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_11actionqueue_4_ids_6IdBase_20from_builtins(((PyTypeObject*)__pyx_v_cls), __pyx_v_obj);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_20from_builtins(PyTypeObject *__pyx_v_cls, PyObject *__pyx_v_obj) {
+  PyObject *__pyx_v_from_builtins = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_3;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  size_t __pyx_t_6;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("from_builtins", 0);
+
+  /* "actionqueue/_ids.pyx":100
+ *     def from_builtins(cls, obj):
+ *         """Parse the serde_json shape (a UUID string)."""
+ *         from ._json import from_builtins             # <<<<<<<<<<<<<<
+ * 
+ *         return from_builtins(cls, obj)
+*/
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_from_builtins};
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_json, __pyx_imported_names, 1, __pyx_mstate_global->__pyx_kp_u_actionqueue__json, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 100, __pyx_L1_error)
+  }
+  __pyx_t_1 = __pyx_t_2;
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_from_builtins};
+    __pyx_t_3 = 0; {
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 100, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      switch (__pyx_t_3) {
+        case 0:
+        __Pyx_INCREF(__pyx_t_4);
+        __pyx_v_from_builtins = __pyx_t_4;
+        break;
+        default:;
+      }
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    }
+  }
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+  /* "actionqueue/_ids.pyx":102
+ *         from ._json import from_builtins
+ * 
+ *         return from_builtins(cls, obj)             # <<<<<<<<<<<<<<
+ * 
+ *     def to_json(self):
+*/
+  __pyx_t_4 = NULL;
+  __Pyx_INCREF(__pyx_v_from_builtins);
+  __pyx_t_5 = __pyx_v_from_builtins; 
+  __pyx_t_6 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_5))) {
+    __pyx_t_4 = PyMethod_GET_SELF(__pyx_t_5);
+    assert(__pyx_t_4);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_5);
+    __Pyx_INCREF(__pyx_t_4);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_5, __pyx__function);
+    __pyx_t_6 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_4, ((PyObject *)__pyx_v_cls), __pyx_v_obj};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 102, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "actionqueue/_ids.pyx":97
+ *         return text(self.bytes)
+ * 
+ *     @classmethod             # <<<<<<<<<<<<<<
+ *     def from_builtins(cls, obj):
+ *         """Parse the serde_json shape (a UUID string)."""
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_AddTraceback("actionqueue._ids.IdBase.from_builtins", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_from_builtins);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "actionqueue/_ids.pyx":104
+ *         return from_builtins(cls, obj)
+ * 
+ *     def to_json(self):             # <<<<<<<<<<<<<<
+ *         """Compact JSON, as Rust's ``serde_json::to_string`` writes it."""
+ *         from ._json import dumps
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_11actionqueue_4_ids_6IdBase_23to_json(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_11actionqueue_4_ids_6IdBase_22to_json, "IdBase.to_json(self)\n\nCompact JSON, as Rust\047s ``serde_json::to_string`` writes it.");
+static PyMethodDef __pyx_mdef_11actionqueue_4_ids_6IdBase_23to_json = {"to_json", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_23to_json, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_22to_json};
+static PyObject *__pyx_pw_11actionqueue_4_ids_6IdBase_23to_json(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("to_json (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("to_json", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("to_json", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_11actionqueue_4_ids_6IdBase_22to_json(((struct __pyx_obj_11actionqueue_4_ids_IdBase *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_22to_json(struct __pyx_obj_11actionqueue_4_ids_IdBase *__pyx_v_self) {
+  PyObject *__pyx_v_dumps = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_3;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  size_t __pyx_t_8;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("to_json", 0);
+
+  /* "actionqueue/_ids.pyx":106
+ *     def to_json(self):
+ *         """Compact JSON, as Rust's ``serde_json::to_string`` writes it."""
+ *         from ._json import dumps             # <<<<<<<<<<<<<<
+ * 
+ *         return dumps(self.to_builtins())
+*/
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_dumps};
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_json, __pyx_imported_names, 1, __pyx_mstate_global->__pyx_kp_u_actionqueue__json, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 106, __pyx_L1_error)
+  }
+  __pyx_t_1 = __pyx_t_2;
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_dumps};
+    __pyx_t_3 = 0; {
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 106, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      switch (__pyx_t_3) {
+        case 0:
+        __Pyx_INCREF(__pyx_t_4);
+        __pyx_v_dumps = __pyx_t_4;
+        break;
+        default:;
+      }
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    }
+  }
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+  /* "actionqueue/_ids.pyx":108
+ *         from ._json import dumps
+ * 
+ *         return dumps(self.to_builtins())             # <<<<<<<<<<<<<<
+ * 
+ *     @classmethod
+*/
+  __pyx_t_4 = NULL;
+  __Pyx_INCREF(__pyx_v_dumps);
+  __pyx_t_5 = __pyx_v_dumps; 
+  __pyx_t_7 = ((PyObject *)__pyx_v_self);
+  __Pyx_INCREF(__pyx_t_7);
+  __pyx_t_8 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
+    __pyx_t_6 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_to_builtins, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 108, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+  }
+  __pyx_t_8 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_5))) {
+    __pyx_t_4 = PyMethod_GET_SELF(__pyx_t_5);
+    assert(__pyx_t_4);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_5);
+    __Pyx_INCREF(__pyx_t_4);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_5, __pyx__function);
+    __pyx_t_8 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_6};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 108, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "actionqueue/_ids.pyx":104
+ *         return from_builtins(cls, obj)
+ * 
+ *     def to_json(self):             # <<<<<<<<<<<<<<
+ *         """Compact JSON, as Rust's ``serde_json::to_string`` writes it."""
+ *         from ._json import dumps
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_AddTraceback("actionqueue._ids.IdBase.to_json", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_dumps);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "actionqueue/_ids.pyx":110
+ *         return dumps(self.to_builtins())
+ * 
+ *     @classmethod             # <<<<<<<<<<<<<<
+ *     def from_json(cls, text):
+ *         """Parse the JSON that Rust's ``serde_json`` writes for this type."""
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_11actionqueue_4_ids_6IdBase_25from_json(PyObject *__pyx_v_cls, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_11actionqueue_4_ids_6IdBase_24from_json, "IdBase.from_json(cls, text)\n\nParse the JSON that Rust\047s ``serde_json`` writes for this type.");
+static PyMethodDef __pyx_mdef_11actionqueue_4_ids_6IdBase_25from_json = {"from_json", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_25from_json, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_24from_json};
+static PyObject *__pyx_pw_11actionqueue_4_ids_6IdBase_25from_json(PyObject *__pyx_v_cls, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_text = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("from_json (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_text,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 110, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 110, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "from_json", 0) < (0)) __PYX_ERR(0, 110, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("from_json", 1, 1, 1, i); __PYX_ERR(0, 110, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 110, __pyx_L3_error)
+    }
+    __pyx_v_text = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("from_json", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 110, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("actionqueue._ids.IdBase.from_json", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_11actionqueue_4_ids_6IdBase_24from_json(((PyTypeObject*)__pyx_v_cls), __pyx_v_text);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_11actionqueue_4_ids_6IdBase_24from_json(PyTypeObject *__pyx_v_cls, PyObject *__pyx_v_text) {
+  PyObject *__pyx_v_loads = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_3;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  size_t __pyx_t_8;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("from_json", 0);
+
+  /* "actionqueue/_ids.pyx":113
+ *     def from_json(cls, text):
+ *         """Parse the JSON that Rust's ``serde_json`` writes for this type."""
+ *         from ._json import loads             # <<<<<<<<<<<<<<
+ * 
+ *         return cls.from_builtins(loads(text))
+*/
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_loads};
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_json, __pyx_imported_names, 1, __pyx_mstate_global->__pyx_kp_u_actionqueue__json, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 113, __pyx_L1_error)
+  }
+  __pyx_t_1 = __pyx_t_2;
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_loads};
+    __pyx_t_3 = 0; {
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 113, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      switch (__pyx_t_3) {
+        case 0:
+        __Pyx_INCREF(__pyx_t_4);
+        __pyx_v_loads = __pyx_t_4;
+        break;
+        default:;
+      }
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    }
+  }
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+  /* "actionqueue/_ids.pyx":115
+ *         from ._json import loads
+ * 
+ *         return cls.from_builtins(loads(text))             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_4 = ((PyObject *)__pyx_v_cls);
+  __Pyx_INCREF(__pyx_t_4);
+  __pyx_t_6 = NULL;
+  __Pyx_INCREF(__pyx_v_loads);
+  __pyx_t_7 = __pyx_v_loads; 
+  __pyx_t_8 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_7))) {
+    __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_7);
+    assert(__pyx_t_6);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
+    __Pyx_INCREF(__pyx_t_6);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
+    __pyx_t_8 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_v_text};
+    __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 115, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+  }
+  __pyx_t_8 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_5};
+    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_from_builtins, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 115, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "actionqueue/_ids.pyx":110
+ *         return dumps(self.to_builtins())
+ * 
+ *     @classmethod             # <<<<<<<<<<<<<<
+ *     def from_json(cls, text):
+ *         """Parse the JSON that Rust's ``serde_json`` writes for this type."""
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_AddTraceback("actionqueue._ids.IdBase.from_json", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_loads);
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
@@ -4654,6 +5564,10 @@ static PyMethodDef __pyx_methods_11actionqueue_4_ids_IdBase[] = {
   {"new", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_5new, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_4new},
   {"nil", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_7nil, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_6nil},
   {"__reduce__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_17__reduce__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_16__reduce__},
+  {"to_builtins", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_19to_builtins, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_18to_builtins},
+  {"from_builtins", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_21from_builtins, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_20from_builtins},
+  {"to_json", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_23to_json, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_22to_json},
+  {"from_json", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11actionqueue_4_ids_6IdBase_25from_json, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11actionqueue_4_ids_6IdBase_24from_json},
   {0, 0, 0, 0}
 };
 
@@ -4768,6 +5682,888 @@ static PyTypeObject __pyx_type_11actionqueue_4_ids_IdBase = {
 };
 #endif
 
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_TaskId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_TaskId || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_11actionqueue_4_ids_IdBase((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_11actionqueue_4_ids_6IdBase_1__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_11actionqueue_4_ids_TaskId_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_11actionqueue_4_ids_IdBase},
+  {Py_tp_doc, (void *)PyDoc_STR("Identifier of a task.")},
+  {Py_tp_new, (void *)__pyx_tp_new_11actionqueue_4_ids_IdBase},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_11actionqueue_4_ids_TaskId},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_11actionqueue_4_ids_TaskId_spec = {
+  "actionqueue._ids.TaskId",
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_TaskId),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE,
+  __pyx_type_11actionqueue_4_ids_TaskId_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_11actionqueue_4_ids_TaskId = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "actionqueue._ids.""TaskId", /*tp_name*/
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_TaskId), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_11actionqueue_4_ids_IdBase, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_11__repr__, /*tp_repr*/
+  #else
+  0, /*tp_repr*/
+  #endif
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_9__str__, /*tp_str*/
+  #else
+  0, /*tp_str*/
+  #endif
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE, /*tp_flags*/
+  PyDoc_STR("Identifier of a task."), /*tp_doc*/
+  0, /*tp_traverse*/
+  0, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  0, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_tp_init_11actionqueue_4_ids_IdBase, /*tp_init*/
+  #else
+  0, /*tp_init*/
+  #endif
+  0, /*tp_alloc*/
+  __pyx_tp_new_11actionqueue_4_ids_IdBase, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_11actionqueue_4_ids_TaskId, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_RunId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_RunId || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_11actionqueue_4_ids_IdBase((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_11actionqueue_4_ids_6IdBase_1__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_11actionqueue_4_ids_RunId_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_11actionqueue_4_ids_IdBase},
+  {Py_tp_doc, (void *)PyDoc_STR("Identifier of a run (one execution instance of a task).")},
+  {Py_tp_new, (void *)__pyx_tp_new_11actionqueue_4_ids_IdBase},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_11actionqueue_4_ids_RunId},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_11actionqueue_4_ids_RunId_spec = {
+  "actionqueue._ids.RunId",
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_RunId),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE,
+  __pyx_type_11actionqueue_4_ids_RunId_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_11actionqueue_4_ids_RunId = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "actionqueue._ids.""RunId", /*tp_name*/
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_RunId), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_11actionqueue_4_ids_IdBase, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_11__repr__, /*tp_repr*/
+  #else
+  0, /*tp_repr*/
+  #endif
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_9__str__, /*tp_str*/
+  #else
+  0, /*tp_str*/
+  #endif
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE, /*tp_flags*/
+  PyDoc_STR("Identifier of a run (one execution instance of a task)."), /*tp_doc*/
+  0, /*tp_traverse*/
+  0, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  0, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_tp_init_11actionqueue_4_ids_IdBase, /*tp_init*/
+  #else
+  0, /*tp_init*/
+  #endif
+  0, /*tp_alloc*/
+  __pyx_tp_new_11actionqueue_4_ids_IdBase, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_11actionqueue_4_ids_RunId, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_AttemptId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_AttemptId || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_11actionqueue_4_ids_IdBase((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_11actionqueue_4_ids_6IdBase_1__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_11actionqueue_4_ids_AttemptId_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_11actionqueue_4_ids_IdBase},
+  {Py_tp_doc, (void *)PyDoc_STR("Identifier of an attempt of a run.")},
+  {Py_tp_new, (void *)__pyx_tp_new_11actionqueue_4_ids_IdBase},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_11actionqueue_4_ids_AttemptId},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_11actionqueue_4_ids_AttemptId_spec = {
+  "actionqueue._ids.AttemptId",
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_AttemptId),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE,
+  __pyx_type_11actionqueue_4_ids_AttemptId_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_11actionqueue_4_ids_AttemptId = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "actionqueue._ids.""AttemptId", /*tp_name*/
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_AttemptId), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_11actionqueue_4_ids_IdBase, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_11__repr__, /*tp_repr*/
+  #else
+  0, /*tp_repr*/
+  #endif
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_9__str__, /*tp_str*/
+  #else
+  0, /*tp_str*/
+  #endif
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE, /*tp_flags*/
+  PyDoc_STR("Identifier of an attempt of a run."), /*tp_doc*/
+  0, /*tp_traverse*/
+  0, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  0, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_tp_init_11actionqueue_4_ids_IdBase, /*tp_init*/
+  #else
+  0, /*tp_init*/
+  #endif
+  0, /*tp_alloc*/
+  __pyx_tp_new_11actionqueue_4_ids_IdBase, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_11actionqueue_4_ids_AttemptId, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_ActorId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_ActorId || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_11actionqueue_4_ids_IdBase((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_11actionqueue_4_ids_6IdBase_1__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_11actionqueue_4_ids_ActorId_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_11actionqueue_4_ids_IdBase},
+  {Py_tp_doc, (void *)PyDoc_STR("Identifier of a registered actor (worker).")},
+  {Py_tp_new, (void *)__pyx_tp_new_11actionqueue_4_ids_IdBase},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_11actionqueue_4_ids_ActorId},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_11actionqueue_4_ids_ActorId_spec = {
+  "actionqueue._ids.ActorId",
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_ActorId),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE,
+  __pyx_type_11actionqueue_4_ids_ActorId_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_11actionqueue_4_ids_ActorId = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "actionqueue._ids.""ActorId", /*tp_name*/
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_ActorId), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_11actionqueue_4_ids_IdBase, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_11__repr__, /*tp_repr*/
+  #else
+  0, /*tp_repr*/
+  #endif
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_9__str__, /*tp_str*/
+  #else
+  0, /*tp_str*/
+  #endif
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE, /*tp_flags*/
+  PyDoc_STR("Identifier of a registered actor (worker)."), /*tp_doc*/
+  0, /*tp_traverse*/
+  0, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  0, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_tp_init_11actionqueue_4_ids_IdBase, /*tp_init*/
+  #else
+  0, /*tp_init*/
+  #endif
+  0, /*tp_alloc*/
+  __pyx_tp_new_11actionqueue_4_ids_IdBase, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_11actionqueue_4_ids_ActorId, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_TenantId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_TenantId || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_11actionqueue_4_ids_IdBase((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_11actionqueue_4_ids_6IdBase_1__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_11actionqueue_4_ids_TenantId_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_11actionqueue_4_ids_IdBase},
+  {Py_tp_doc, (void *)PyDoc_STR("Identifier of a tenant.")},
+  {Py_tp_new, (void *)__pyx_tp_new_11actionqueue_4_ids_IdBase},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_11actionqueue_4_ids_TenantId},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_11actionqueue_4_ids_TenantId_spec = {
+  "actionqueue._ids.TenantId",
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_TenantId),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE,
+  __pyx_type_11actionqueue_4_ids_TenantId_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_11actionqueue_4_ids_TenantId = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "actionqueue._ids.""TenantId", /*tp_name*/
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_TenantId), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_11actionqueue_4_ids_IdBase, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_11__repr__, /*tp_repr*/
+  #else
+  0, /*tp_repr*/
+  #endif
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_9__str__, /*tp_str*/
+  #else
+  0, /*tp_str*/
+  #endif
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE, /*tp_flags*/
+  PyDoc_STR("Identifier of a tenant."), /*tp_doc*/
+  0, /*tp_traverse*/
+  0, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  0, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_tp_init_11actionqueue_4_ids_IdBase, /*tp_init*/
+  #else
+  0, /*tp_init*/
+  #endif
+  0, /*tp_alloc*/
+  __pyx_tp_new_11actionqueue_4_ids_IdBase, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_11actionqueue_4_ids_TenantId, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_LedgerEntryId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_11actionqueue_4_ids_IdBase((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_11actionqueue_4_ids_6IdBase_1__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_11actionqueue_4_ids_LedgerEntryId_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_11actionqueue_4_ids_IdBase},
+  {Py_tp_doc, (void *)PyDoc_STR("Identifier of a ledger entry.")},
+  {Py_tp_new, (void *)__pyx_tp_new_11actionqueue_4_ids_IdBase},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_11actionqueue_4_ids_LedgerEntryId},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_11actionqueue_4_ids_LedgerEntryId_spec = {
+  "actionqueue._ids.LedgerEntryId",
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_LedgerEntryId),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE,
+  __pyx_type_11actionqueue_4_ids_LedgerEntryId_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_11actionqueue_4_ids_LedgerEntryId = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "actionqueue._ids.""LedgerEntryId", /*tp_name*/
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_LedgerEntryId), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_11actionqueue_4_ids_IdBase, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_11__repr__, /*tp_repr*/
+  #else
+  0, /*tp_repr*/
+  #endif
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_9__str__, /*tp_str*/
+  #else
+  0, /*tp_str*/
+  #endif
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE, /*tp_flags*/
+  PyDoc_STR("Identifier of a ledger entry."), /*tp_doc*/
+  0, /*tp_traverse*/
+  0, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  0, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_tp_init_11actionqueue_4_ids_IdBase, /*tp_init*/
+  #else
+  0, /*tp_init*/
+  #endif
+  0, /*tp_alloc*/
+  __pyx_tp_new_11actionqueue_4_ids_IdBase, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_11actionqueue_4_ids_LedgerEntryId, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11actionqueue_4_ids_SubscriptionId(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_SubscriptionId || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_11actionqueue_4_ids_IdBase((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_11actionqueue_4_ids_6IdBase_1__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_11actionqueue_4_ids_SubscriptionId_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_11actionqueue_4_ids_IdBase},
+  {Py_tp_doc, (void *)PyDoc_STR("Identifier of an event subscription.")},
+  {Py_tp_new, (void *)__pyx_tp_new_11actionqueue_4_ids_IdBase},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_11actionqueue_4_ids_SubscriptionId},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_11actionqueue_4_ids_SubscriptionId_spec = {
+  "actionqueue._ids.SubscriptionId",
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_SubscriptionId),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE,
+  __pyx_type_11actionqueue_4_ids_SubscriptionId_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_11actionqueue_4_ids_SubscriptionId = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "actionqueue._ids.""SubscriptionId", /*tp_name*/
+  sizeof(struct __pyx_obj_11actionqueue_4_ids_SubscriptionId), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_11actionqueue_4_ids_IdBase, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_11__repr__, /*tp_repr*/
+  #else
+  0, /*tp_repr*/
+  #endif
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_pw_11actionqueue_4_ids_6IdBase_9__str__, /*tp_str*/
+  #else
+  0, /*tp_str*/
+  #endif
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE, /*tp_flags*/
+  PyDoc_STR("Identifier of an event subscription."), /*tp_doc*/
+  0, /*tp_traverse*/
+  0, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  0, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY || 0
+  __pyx_tp_init_11actionqueue_4_ids_IdBase, /*tp_init*/
+  #else
+  0, /*tp_init*/
+  #endif
+  0, /*tp_alloc*/
+  __pyx_tp_new_11actionqueue_4_ids_IdBase, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_11actionqueue_4_ids_SubscriptionId, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
 static PyMethodDef __pyx_methods[] = {
   {0, 0, 0, 0}
 };
@@ -4781,6 +6577,13 @@ static CYTHON_SMALL_CODE int __Pyx_modinit_Global_init_code(__pyx_mstatetype *__
 static CYTHON_SMALL_CODE int __Pyx_modinit_Variable_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Function_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_IdBase(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_TaskId(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_RunId(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_AttemptId(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_ActorId(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_TenantId(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_LedgerEntryId(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_SubscriptionId(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Type_import_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Variable_import_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Function_import_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
@@ -4844,6 +6647,293 @@ static int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_IdBase(__pyx_msta
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_TaskId(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_TaskId", 0);
+  /*--- Exttype __pyx_obj_11actionqueue_4_ids_TaskId ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_t_1 = PyTuple_Pack(1, (PyObject *)__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 118, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TaskId = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_11actionqueue_4_ids_TaskId_spec, __pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (unlikely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TaskId)) __PYX_ERR(0, 118, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TaskId = &__pyx_type_11actionqueue_4_ids_TaskId;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_TaskId->tp_base = __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase;
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TaskId) < (0)) __PYX_ERR(0, 118, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TaskId);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TaskId->tp_dictoffset && __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TaskId->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TaskId->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_TaskId, (PyObject *) __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TaskId) < (0)) __PYX_ERR(0, 118, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_RunId(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_RunId", 0);
+  /*--- Exttype __pyx_obj_11actionqueue_4_ids_RunId ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_t_1 = PyTuple_Pack(1, (PyObject *)__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 122, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_RunId = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_11actionqueue_4_ids_RunId_spec, __pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (unlikely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_RunId)) __PYX_ERR(0, 122, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_RunId = &__pyx_type_11actionqueue_4_ids_RunId;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_RunId->tp_base = __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase;
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_RunId) < (0)) __PYX_ERR(0, 122, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_RunId);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_RunId->tp_dictoffset && __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_RunId->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_RunId->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_RunId, (PyObject *) __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_RunId) < (0)) __PYX_ERR(0, 122, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_AttemptId(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_AttemptId", 0);
+  /*--- Exttype __pyx_obj_11actionqueue_4_ids_AttemptId ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_t_1 = PyTuple_Pack(1, (PyObject *)__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_AttemptId = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_11actionqueue_4_ids_AttemptId_spec, __pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (unlikely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_AttemptId)) __PYX_ERR(0, 126, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_AttemptId = &__pyx_type_11actionqueue_4_ids_AttemptId;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_AttemptId->tp_base = __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase;
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_AttemptId) < (0)) __PYX_ERR(0, 126, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_AttemptId);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_AttemptId->tp_dictoffset && __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_AttemptId->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_AttemptId->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_AttemptId, (PyObject *) __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_AttemptId) < (0)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_ActorId(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_ActorId", 0);
+  /*--- Exttype __pyx_obj_11actionqueue_4_ids_ActorId ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_t_1 = PyTuple_Pack(1, (PyObject *)__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 130, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_ActorId = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_11actionqueue_4_ids_ActorId_spec, __pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (unlikely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_ActorId)) __PYX_ERR(0, 130, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_ActorId = &__pyx_type_11actionqueue_4_ids_ActorId;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_ActorId->tp_base = __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase;
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_ActorId) < (0)) __PYX_ERR(0, 130, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_ActorId);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_ActorId->tp_dictoffset && __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_ActorId->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_ActorId->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_ActorId, (PyObject *) __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_ActorId) < (0)) __PYX_ERR(0, 130, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_TenantId(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_TenantId", 0);
+  /*--- Exttype __pyx_obj_11actionqueue_4_ids_TenantId ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_t_1 = PyTuple_Pack(1, (PyObject *)__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TenantId = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_11actionqueue_4_ids_TenantId_spec, __pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (unlikely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TenantId)) __PYX_ERR(0, 134, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TenantId = &__pyx_type_11actionqueue_4_ids_TenantId;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_TenantId->tp_base = __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase;
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TenantId) < (0)) __PYX_ERR(0, 134, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TenantId);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TenantId->tp_dictoffset && __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TenantId->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TenantId->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_TenantId, (PyObject *) __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_TenantId) < (0)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_LedgerEntryId(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_LedgerEntryId", 0);
+  /*--- Exttype __pyx_obj_11actionqueue_4_ids_LedgerEntryId ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_t_1 = PyTuple_Pack(1, (PyObject *)__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 138, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_11actionqueue_4_ids_LedgerEntryId_spec, __pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (unlikely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId)) __PYX_ERR(0, 138, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId = &__pyx_type_11actionqueue_4_ids_LedgerEntryId;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId->tp_base = __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase;
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId) < (0)) __PYX_ERR(0, 138, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId->tp_dictoffset && __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_LedgerEntryId, (PyObject *) __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_LedgerEntryId) < (0)) __PYX_ERR(0, 138, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_SubscriptionId(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_SubscriptionId", 0);
+  /*--- Exttype __pyx_obj_11actionqueue_4_ids_SubscriptionId ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_t_1 = PyTuple_Pack(1, (PyObject *)__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 142, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_SubscriptionId = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_11actionqueue_4_ids_SubscriptionId_spec, __pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (unlikely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_SubscriptionId)) __PYX_ERR(0, 142, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_SubscriptionId = &__pyx_type_11actionqueue_4_ids_SubscriptionId;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_SubscriptionId->tp_base = __pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase;
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_SubscriptionId) < (0)) __PYX_ERR(0, 142, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_SubscriptionId);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_11actionqueue_4_ids_SubscriptionId->tp_dictoffset && __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_SubscriptionId->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_SubscriptionId->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_SubscriptionId, (PyObject *) __pyx_mstate->__pyx_ptype_11actionqueue_4_ids_SubscriptionId) < (0)) __PYX_ERR(0, 142, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
   __Pyx_RefNannyFinishContext();
   return -1;
 }
@@ -5172,6 +7262,13 @@ __Pyx_RefNannySetupContext("PyInit__ids", 0);
   (void)__Pyx_modinit_Function_export_code(__pyx_mstate);
   /*--- Type init code ---*/
   if (unlikely((__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_IdBase(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_TaskId(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_RunId(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_AttemptId(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_ActorId(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_TenantId(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_LedgerEntryId(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_11actionqueue_4_ids_SubscriptionId(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Type_import_code(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   (void)__Pyx_modinit_Variable_import_code(__pyx_mstate);
   (void)__Pyx_modinit_Function_import_code(__pyx_mstate);
@@ -5286,6 +7383,7 @@ __Pyx_RefNannySetupContext("PyInit__ids", 0);
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
  *         return (type(self), (self.bytes,))
+ * 
 */
   __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_11actionqueue_4_ids_6IdBase_17__reduce__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_IdBase___reduce, NULL, __pyx_mstate_global->__pyx_n_u_actionqueue__ids, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 88, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
@@ -5293,6 +7391,80 @@ __Pyx_RefNannySetupContext("PyInit__ids", 0);
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
   if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase, __pyx_mstate_global->__pyx_n_u_reduce, __pyx_t_4) < (0)) __PYX_ERR(0, 88, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "actionqueue/_ids.pyx":93
+ *     # JSON in serde's shape (the same methods as _serde.Serde, which a native type
+ *     # cannot inherit; the work is done by _json).
+ *     def to_builtins(self):             # <<<<<<<<<<<<<<
+ *         """The serde_json shape: the canonical text."""
+ *         return text(self.bytes)
+*/
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_11actionqueue_4_ids_6IdBase_19to_builtins, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_IdBase_to_builtins, NULL, __pyx_mstate_global->__pyx_n_u_actionqueue__ids, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 93, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
+  #endif
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase, __pyx_mstate_global->__pyx_n_u_to_builtins, __pyx_t_4) < (0)) __PYX_ERR(0, 93, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "actionqueue/_ids.pyx":97
+ *         return text(self.bytes)
+ * 
+ *     @classmethod             # <<<<<<<<<<<<<<
+ *     def from_builtins(cls, obj):
+ *         """Parse the serde_json shape (a UUID string)."""
+*/
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_11actionqueue_4_ids_6IdBase_21from_builtins, __Pyx_CYFUNCTION_CLASSMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_IdBase_from_builtins, NULL, __pyx_mstate_global->__pyx_n_u_actionqueue__ids, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 97, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
+  #endif
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase, __pyx_mstate_global->__pyx_n_u_from_builtins, __pyx_t_4) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  __Pyx_GetNameInClass(__pyx_t_4, (PyObject*)__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase, __pyx_mstate_global->__pyx_n_u_from_builtins); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 97, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __pyx_t_2 = __Pyx_Method_ClassMethod(__pyx_t_4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 97, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase, __pyx_mstate_global->__pyx_n_u_from_builtins, __pyx_t_2) < (0)) __PYX_ERR(0, 97, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "actionqueue/_ids.pyx":104
+ *         return from_builtins(cls, obj)
+ * 
+ *     def to_json(self):             # <<<<<<<<<<<<<<
+ *         """Compact JSON, as Rust's ``serde_json::to_string`` writes it."""
+ *         from ._json import dumps
+*/
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_11actionqueue_4_ids_6IdBase_23to_json, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_IdBase_to_json, NULL, __pyx_mstate_global->__pyx_n_u_actionqueue__ids, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 104, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
+  #endif
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase, __pyx_mstate_global->__pyx_n_u_to_json, __pyx_t_2) < (0)) __PYX_ERR(0, 104, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "actionqueue/_ids.pyx":110
+ *         return dumps(self.to_builtins())
+ * 
+ *     @classmethod             # <<<<<<<<<<<<<<
+ *     def from_json(cls, text):
+ *         """Parse the JSON that Rust's ``serde_json`` writes for this type."""
+*/
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_11actionqueue_4_ids_6IdBase_25from_json, __Pyx_CYFUNCTION_CLASSMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_IdBase_from_json, NULL, __pyx_mstate_global->__pyx_n_u_actionqueue__ids, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 110, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
+  #endif
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase, __pyx_mstate_global->__pyx_n_u_from_json, __pyx_t_2) < (0)) __PYX_ERR(0, 110, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __Pyx_GetNameInClass(__pyx_t_2, (PyObject*)__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase, __pyx_mstate_global->__pyx_n_u_from_json); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 110, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_4 = __Pyx_Method_ClassMethod(__pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 110, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11actionqueue_4_ids_IdBase, __pyx_mstate_global->__pyx_n_u_from_json, __pyx_t_4) < (0)) __PYX_ERR(0, 110, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "actionqueue/_ids.pyx":1
@@ -5418,32 +7590,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{2},{2},{1},{1},{179},{23},{20},{8},{7},{6},{2},{9},{13},{6},{17},{16},{10},{10},{14},{4},{20},{12},{8},{8},{8},{10},{8},{12},{10},{12},{8},{9},{11},{13},{5},{16},{18},{5},{18},{3},{5},{3},{3},{3},{3},{9},{3},{8},{4},{10},{4},{4},{5},{6}};
-    const struct { const unsigned int length: 6; } bytes_length_index[] = {{15},{57},{19},{17}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{2},{2},{1},{1},{179},{23},{17},{20},{8},{7},{6},{2},{9},{13},{7},{9},{6},{17},{16},{20},{16},{10},{10},{18},{14},{13},{14},{5},{14},{6},{8},{4},{20},{12},{8},{8},{8},{10},{8},{12},{10},{12},{8},{9},{11},{13},{5},{5},{16},{18},{5},{18},{3},{5},{13},{9},{5},{5},{3},{3},{3},{3},{9},{3},{8},{4},{10},{4},{11},{7},{4},{5},{6}};
+    const struct { const unsigned int length: 6; } bytes_length_index[] = {{15},{22},{13},{57},{26},{22},{19},{17}};
     #ifndef CYTHON_COMPRESS_STRINGS
-      #define CYTHON_COMPRESS_STRINGS 0
+      #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (486 bytes) */
-static const char cstring[] = "x\332]RMo\323@\020\345\200P\220\252R8rZ\204\324\000\022F\021\021\342\206B\013R.U\212\210TN\253\361\356\270\331\262\336u\366#\304\267\036s\364\321G\037\371I\371\031\374\004f\235\246\nX\362\314x\366\315\314\233\267\036\276~5\314>]\330\200,, \260\263:,\254a\3123\211Z\345\350 \240\256\231\017N\211\200.\201\014\233}\231\275\035\177\03430\2229\274A\021<\3631\027\032\274G\317l\301\362\250tP\206\205\272B\237\261i\301j\033\231A\224,XV\021\356\260 ,\3200\217!\005l\010\306\330\000AY\303\251\\\231\353!\223\312\321\020\265\302T\375\025\264\307\014DB,#F\314\270\222\236\013[\226\326\034\244\337\245tV\325k\220\222SK\224\312C\256\021M\262\327B\371]${Z\243\017,\257\003\372\251\374\014\036w6\343\334\241\214\0029\337\047\ngK\356\340\327\335\267\301\373HiRqZV\032K44l>\237\236s>\253\327\364\236\223x\374\002\327\341\033\026\234\337-H]9\227\351\204\236\"\032\221|\t\312\364\336\312\250{\204\201\262\367\313\010z\037\357YqN\252\335#\210}\352\265\247x\240\nW)r6\322\235 \217Q\311\377\345\003_\033\241lv\217\362\275\032B\247\002\242\024\034\010\314A\374\024\332\253\200\245\247\315ie\233\337T\266r\364#\320\314\325\230\246\246\301\211\201G]\0209\211\005D\035\002\355\236\306\256@G\354\215\277\235l\007\047\315\303f\322\\\265\337\273\247\267\223?\217\036<>\332\274\337\300&6g\315r{\364\254y\323N\332\313\355\340y\373\262\275\352.;\330\016\216\351\3307\247\355q\207\277G\333\301\223\315rWxB\331\204\236w/\272\321\277\251\037\035\374\005]&\036-";
-    PyObject *data = __Pyx_DecompressString(cstring, 486, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (618 bytes) */
+static const char cstring[] = "x\332]RMk\3340\020m\240\224-\204$-\364RzP)t\333@]\226\206\322[q\223\024\014%l\322\004\322\223\220\245\331D\211,y\365\221\256\017\205\034\367\350\243\217>\366\047\3551?\241?\241#\357n\330\215\301\322\350\351\315x\346=\367\337\277\353\047_\217\214\007\342/\231\047\373\225\2774\232HG\004(\231\203e\036TE\234\267\222{\260\221\244\311\360p\370a\357\313\036aZ\020\013W\300\275#.\344\\1\347\300\0213\"y\220\312KM|U\202KH6\"\225\tD\003\010\342\r)\221\267\232\340/A\023\007>\006\244\317\2646\236yi4\305t\251/\372DH\213\037\2217\020\263\2773\345 a<2\306\001\002$T\nG\271)\n\243\327\340+\267\006|\214\274\244\254&L\010\212\337\000!\035\313\025\200\216\353\005\227n\036\211\256\317\301g\222W\036\\\312\275\261\231H\275\207\242\364\231\310\3047\346`\276&\224Z\020\201\003\245K`dMA-\373\2758w\307\205\032n\025\213\275-\316\032\226l-\325\"\362\346a\026\"1\347\007\210\013\260\207\332\333*\023\350[V\224\n\n\3208\315I\300\212?C\356\270\225e\234:\023\247\314]\343\212sil\375\354,;\240tXM\360=@?\351\021L\374\t\214(]h\216sP*\342\r>\243\240y\334\013&u\267\033\021T\307\320\254\350\366q`j\031/u\240\024\215\274g\240~\261\326R\224\025\243\250\214\2215\001G\204n2\032\202\024\017me\256\322\\\232\344\236\352:S\270\212Y\330\227\267\214C\316\3705WN\204\242tk\202\337+-\321<\247\014\023\016\305F\225M~U\232\322\342\017\214\204\233=l-v\027\351\016\324\010\047\0200bA\241\347\023\277b\305\302\203\330\350\rS\001\272\305\335\246\263\336N\375\270N\353\363\346\264}v\233\336\365\266\246E3\270\353mO\003\242\247\315\253\3668\242\333S_\017\352\203f\3436\375\367\344\321\323\315\351\247)C\306~=\236m>\257w\233\2649\236\365^6o\232\363\366\270e3\254\302\246\256~\333l\265\360w0\303\364\361<q{Y\335\325I\273\321\276hY\373\360\346\017\026;k_\317\321\035$\356\316\201v\260\016\375j\331\177X}\2161";
+    PyObject *data = __Pyx_DecompressString(cstring, 618, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (742 bytes) */
-static const char bytes[] = "\047)(\047.?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.actionqueue._ids_commonactionqueue/_ids.pyxadd_notedisableenablegcisenabledneed 16 bytesIdBaseIdBase.__reduce__IdBase._from_rawIdBase.newIdBase.nilNotImplementedUUID__Pyx_PyDict_NextRef__annotate____dict____func____main____module____name____qualname____reduce____set_name____test___from_raw_ids_common_is_coroutine_uuidactionqueue._idsasyncio.coroutinesbytescline_in_tracebackclsitemsnewnilobjpoprandom_v4rawraw_fromselfsetdefaulttextuuidvaluevalues\200A\330\010\020\220\004\220A\220X\230T\240\021\200A\360\006\000\t\014\2103\210a\210u\220C\220q\330\014\022\220*\230A\230Q\330\010\032\230#\230X\240Q\240a\330\010\016\210a\210s\220&\230\016\240e\2501\330\010\017\210q\200A\360\006\000\t\020\210s\220*\230A\230U\240!\2401\200A\360\006\000\t\020\210s\220*\230A\230Y\240a";
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (801 bytes) */
+static const char cstring[] = "\377\047)(\047.?No\377te that \377Cython i\377s delibe\377rately s\177tricter!\001\377n PEP-48\3774 and re\377jects su\377bclasses\377 of buil\377tin type\377s. If yo\377u need t\347o p%\000%\tthe\337n set\200\000e \377\047annotat\357ion_<\000ing\337\047 dirb\000iv\376\242\000o False\367.ac\036\001queu\377e._ids_c\337ommon\n\njs\372\004\n/$\001.pyxa\367dd_a\000edis\277ableen\002\001g\327cis\004\003d\243\00216\377 bytesAc\377torIdAtt\377emptIdId\357Base\000\003.__\377reduce__\376\t\005from_ra\021w\032\004\n\002\207$s\010\t\230\001>\004\273ne&\005nilR\004t\343o_\047\014\017\000\314\001Led\377gerEntry\373Id\265@Imple\377mentedRu\377nIdSubsc\367rip\274!IdTa\323sk\003\000\337\000n\270\000UU\177ID__Pyx\001\000\375D\315@_NextR\317ef__\355$\305\000__\375d\026\001___fun}c\004\000_main\003\002\357odul\035\002nam\236%\002qual\004\005\200%_%_\306@_\032\005\275 tG\001\216$v\236H_i\257Arou\244`\373e_\246A_uuid\376\307Masyncio\327.co$\004s\220Bcl\357ine_\225\000tra\377cebackcl?sdumps\344*\210B\372\202ai\272@sload\371s\352 \343 objpo\337prand\253@v4\364\255@\260@_\270Aself\377setdefau\215l\361@xt\200H\375$\245\001v\357alue\000\002s\200A\377\330\010\020\220\004\220A\220\377X\230T\240\021\200A\340\377\010\016\210m\2301\340\010\367\017\210u\023\000T\230\034\240\375Q\022\001\017\210t\2201\220\377D\230\001\200A\360\006\000\277\t\014\2103\210a\037\000C\377\220q\330\014\022\220*\230\377A\230Q\330\010\032\230#\177\230X\240Q\240a\330C\000\377a\210s\220&\230\016\240\257e\2501\330K\000q3\003\017\376V\005s\220.\240\001\240\025\327\240a\240\n\r}J\000U\240\325!c\003\020C\000*\013\003\2401\016\005\013Y\240a";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 801, 1027);
+    #define __Pyx_DecompressString_UNUSED
+    if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
+    const char* const bytes = __Pyx_PyBytes_AsString(data);
+    #if !CYTHON_ASSUME_SAFE_MACROS
+    if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
+    #endif
+    #else /* compression: none (1027 bytes) */
+static const char bytes[] = "\047)(\047.?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.actionqueue._ids_commonactionqueue._jsonactionqueue/_ids.pyxadd_notedisableenablegcisenabledneed 16 bytesActorIdAttemptIdIdBaseIdBase.__reduce__IdBase._from_rawIdBase.from_builtinsIdBase.from_jsonIdBase.newIdBase.nilIdBase.to_builtinsIdBase.to_jsonLedgerEntryIdNotImplementedRunIdSubscriptionIdTaskIdTenantIdUUID__Pyx_PyDict_NextRef__annotate____dict____func____main____module____name____qualname____reduce____set_name____test___from_raw_ids_common_is_coroutine_json_uuidactionqueue._idsasyncio.coroutinesbytescline_in_tracebackclsdumpsfrom_builtinsfrom_jsonitemsloadsnewnilobjpoprandom_v4rawraw_fromselfsetdefaulttextto_builtinsto_jsonuuidvaluevalues\200A\330\010\020\220\004\220A\220X\230T\240\021\200A\340\010\016\210m\2301\340\010\017\210u\220A\220T\230\034\240Q\200A\340\010\017\210t\2201\220D\230\001\200A\360\006\000\t\014\2103\210a\210u\220C\220q\330\014\022\220*\230A\230Q\330\010\032\230#\230X\240Q\240a\330\010\016\210a\210s\220&\230\016\240e\2501\330\010\017\210q\200A\360\006\000\t\017\210m\2301\340\010\017\210s\220.\240\001\240\025\240a\240q\200A\360\006\000\t\017\210m\2301\340\010\017\210}\230A\230U\240!\200A\360\006\000\t\020\210s\220*\230A\230U\240!\2401\200A\360\006\000\t\020\210s\220*\230A\230Y\240a";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 54; i++) {
+    for (int i = 0; i < 73; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 13) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 14) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -5451,8 +7632,8 @@ static const char bytes[] = "\047)(\047.?Note that Cython is deliberately strict
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 54; i < 58; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-54].length;
+    for (int i = 73; i < 81; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-73].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -5462,15 +7643,15 @@ static const char bytes[] = "\047)(\047.?Note that Cython is deliberately strict
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 58; i++) {
+    for (Py_ssize_t i = 0; i < 81; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 54;
-      for (Py_ssize_t i=0; i<4; ++i) {
+      PyObject **table = stringtab + 73;
+      for (Py_ssize_t i=0; i<8; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -5574,6 +7755,26 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 88};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_actionqueue__ids_pyx, __pyx_mstate->__pyx_n_u_reduce, __pyx_mstate->__pyx_kp_b_iso88591_A_AXT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 93};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
+    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_actionqueue__ids_pyx, __pyx_mstate->__pyx_n_u_to_builtins, __pyx_mstate->__pyx_kp_b_iso88591_A_t1D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 97};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_obj, __pyx_mstate->__pyx_n_u_from_builtins};
+    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_actionqueue__ids_pyx, __pyx_mstate->__pyx_n_u_from_builtins, __pyx_mstate->__pyx_kp_b_iso88591_A_m1_AU, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 104};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_dumps};
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_actionqueue__ids_pyx, __pyx_mstate->__pyx_n_u_to_json, __pyx_mstate->__pyx_kp_b_iso88591_A_m1_uAT_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 110};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_text, __pyx_mstate->__pyx_n_u_loads};
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_actionqueue__ids_pyx, __pyx_mstate->__pyx_n_u_from_json, __pyx_mstate->__pyx_kp_b_iso88591_A_m1_s_aq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -7371,6 +9572,199 @@ bad:
 #endif
 }
 
+/* HasAttr (used by ImportImpl) */
+#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
+static CYTHON_INLINE int __Pyx_HasAttr(PyObject *o, PyObject *n) {
+    PyObject *r;
+    if (unlikely(!PyUnicode_Check(n))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "hasattr(): attribute name must be string");
+        return -1;
+    }
+    r = __Pyx_PyObject_GetAttrStrNoError(o, n);
+    if (!r) {
+        return (unlikely(PyErr_Occurred())) ? -1 : 0;
+    } else {
+        Py_DECREF(r);
+        return 1;
+    }
+}
+#endif
+
+/* TupleOrListFromArrayImpl (used by ListFromArray) */
+CYTHON_UNUSED static PyObject *
+__Pyx_PyList_FromArray(PyObject *const *src, Py_ssize_t n) {
+    PyObject *res = PyList_New(n);
+    if (unlikely(res == NULL)) return NULL;
+    #if CYTHON_COMPILING_IN_CPYTHON
+    __Pyx_copy_object_array(src, ((PyListObject*)res)->ob_item, n);
+    #else
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        Py_INCREF(src[i]);
+        if (unlikely(__Pyx_PyList_SET_ITEM(res, i, src[i]) < (0))) {
+            Py_DECREF(res);
+            return NULL;
+        }
+    }
+    #endif
+    return res;
+}
+
+/* ImportImpl (used by Import) */
+static int __Pyx__Import_GetModule(PyObject *qualname, PyObject **module) {
+    PyObject *imported_module = PyImport_GetModule(qualname);
+    if (unlikely(!imported_module)) {
+        *module = NULL;
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        return 0;
+    }
+    *module = imported_module;
+    return 1;
+}
+static int __Pyx__Import_Lookup(PyObject *qualname, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject **module) {
+    PyObject *imported_module;
+    PyObject *top_level_package_name;
+    Py_ssize_t i;
+    int status, module_found;
+    Py_ssize_t dot_index;
+    module_found = __Pyx__Import_GetModule(qualname, &imported_module);
+    if (unlikely(!module_found || module_found == -1)) {
+        *module = NULL;
+        return module_found;
+    }
+    if (imported_names) {
+        for (i = 0; i < len_imported_names; i++) {
+            PyObject *imported_name = imported_names[i];
+#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
+            int has_imported_attribute = PyObject_HasAttr(imported_module, imported_name);
+#else
+            int has_imported_attribute = PyObject_HasAttrWithError(imported_module, imported_name);
+            if (unlikely(has_imported_attribute == -1)) goto error;
+#endif
+            if (!has_imported_attribute) {
+                goto not_found;
+            }
+        }
+        *module = imported_module;
+        return 1;
+    }
+    dot_index = PyUnicode_FindChar(qualname, '.', 0, PY_SSIZE_T_MAX, 1);
+    if (dot_index == -1) {
+        *module = imported_module;
+        return 1;
+    }
+    if (unlikely(dot_index == -2)) goto error;
+    top_level_package_name = PyUnicode_Substring(qualname, 0, dot_index);
+    if (unlikely(!top_level_package_name)) goto error;
+    Py_DECREF(imported_module);
+    status = __Pyx__Import_GetModule(top_level_package_name, module);
+    Py_DECREF(top_level_package_name);
+    return status;
+error:
+    Py_DECREF(imported_module);
+    *module = NULL;
+    return -1;
+not_found:
+    Py_DECREF(imported_module);
+    *module = NULL;
+    return 0;
+}
+static PyObject *__Pyx__Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, PyObject *moddict, int level) {
+    PyObject *module = 0;
+    PyObject *empty_dict = 0;
+    PyObject *from_list = 0;
+    int module_found;
+    if (!qualname) {
+        qualname = name;
+    }
+    module_found = __Pyx__Import_Lookup(qualname, imported_names, len_imported_names, &module);
+    if (likely(module_found == 1)) {
+        return module;
+    } else if (unlikely(module_found == -1)) {
+        return NULL;
+    }
+    #if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030f00a6
+    empty_dict = PyFrozenDict_New(NULL);
+    #else
+    empty_dict = PyDict_New();
+    #endif
+    if (unlikely(!empty_dict))
+        goto bad;
+    if (imported_names) {
+        from_list = __Pyx_PyList_FromArray(imported_names, len_imported_names);
+        if (unlikely(!from_list))
+            goto bad;
+    }
+    if (level == -1) {
+        const char* package_sep = strchr(__Pyx_MODULE_NAME, '.');
+        if (package_sep != (0)) {
+            module = PyImport_ImportModuleLevelObject(
+                name, moddict, empty_dict, from_list, 1);
+            if (unlikely(!module)) {
+                if (unlikely(!PyErr_ExceptionMatches(PyExc_ImportError)))
+                    goto bad;
+                PyErr_Clear();
+            }
+        }
+        level = 0;
+    }
+    if (!module) {
+        module = PyImport_ImportModuleLevelObject(
+            name, moddict, empty_dict, from_list, level);
+    }
+bad:
+    Py_XDECREF(from_list);
+    Py_XDECREF(empty_dict);
+    return module;
+}
+
+/* Import */
+static PyObject *__Pyx_Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, int level) {
+    return __Pyx__Import(name, imported_names, len_imported_names, qualname, __pyx_mstate_global->__pyx_d, level);
+}
+
+/* ImportFrom */
+static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name) {
+    PyObject* value = __Pyx_PyObject_GetAttrStr(module, name);
+    if (unlikely(!value) && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        const char* module_name_str = 0;
+        PyObject* module_name = 0;
+        PyObject* module_dot = 0;
+        PyObject* full_name = 0;
+        PyErr_Clear();
+        module_name_str = PyModule_GetName(module);
+        if (unlikely(!module_name_str)) { goto modbad; }
+        module_name = PyUnicode_FromString(module_name_str);
+        if (unlikely(!module_name)) { goto modbad; }
+        module_dot = PyUnicode_Concat(module_name, __pyx_mstate_global->__pyx_kp_u__4);
+        if (unlikely(!module_dot)) { goto modbad; }
+        full_name = PyUnicode_Concat(module_dot, name);
+        if (unlikely(!full_name)) { goto modbad; }
+        #if (CYTHON_COMPILING_IN_PYPY && PYPY_VERSION_NUM  < 0x07030400) ||\
+                CYTHON_COMPILING_IN_GRAAL
+        {
+            PyObject *modules = PyImport_GetModuleDict();
+            if (unlikely(!modules))
+                goto modbad;
+            value = PyObject_GetItem(modules, full_name);
+        }
+        #else
+        value = PyImport_GetModule(full_name);
+        #endif
+      modbad:
+        Py_XDECREF(full_name);
+        Py_XDECREF(module_dot);
+        Py_XDECREF(module_name);
+    }
+    if (unlikely(!value)) {
+        PyErr_Format(PyExc_ImportError, "cannot import name %S", name);
+    }
+    return value;
+}
+
 /* AllocateExtensionType */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final) {
     if (is_final || likely(!__Pyx_PyType_HasFeature(t, Py_TPFLAGS_IS_ABSTRACT))) {
@@ -7914,199 +10308,6 @@ bad:
     return NULL;
 }
 #endif
-
-/* HasAttr (used by ImportImpl) */
-#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
-static CYTHON_INLINE int __Pyx_HasAttr(PyObject *o, PyObject *n) {
-    PyObject *r;
-    if (unlikely(!PyUnicode_Check(n))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "hasattr(): attribute name must be string");
-        return -1;
-    }
-    r = __Pyx_PyObject_GetAttrStrNoError(o, n);
-    if (!r) {
-        return (unlikely(PyErr_Occurred())) ? -1 : 0;
-    } else {
-        Py_DECREF(r);
-        return 1;
-    }
-}
-#endif
-
-/* TupleOrListFromArrayImpl (used by ListFromArray) */
-CYTHON_UNUSED static PyObject *
-__Pyx_PyList_FromArray(PyObject *const *src, Py_ssize_t n) {
-    PyObject *res = PyList_New(n);
-    if (unlikely(res == NULL)) return NULL;
-    #if CYTHON_COMPILING_IN_CPYTHON
-    __Pyx_copy_object_array(src, ((PyListObject*)res)->ob_item, n);
-    #else
-    Py_ssize_t i;
-    for (i = 0; i < n; i++) {
-        Py_INCREF(src[i]);
-        if (unlikely(__Pyx_PyList_SET_ITEM(res, i, src[i]) < (0))) {
-            Py_DECREF(res);
-            return NULL;
-        }
-    }
-    #endif
-    return res;
-}
-
-/* ImportImpl (used by Import) */
-static int __Pyx__Import_GetModule(PyObject *qualname, PyObject **module) {
-    PyObject *imported_module = PyImport_GetModule(qualname);
-    if (unlikely(!imported_module)) {
-        *module = NULL;
-        if (PyErr_Occurred()) {
-            return -1;
-        }
-        return 0;
-    }
-    *module = imported_module;
-    return 1;
-}
-static int __Pyx__Import_Lookup(PyObject *qualname, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject **module) {
-    PyObject *imported_module;
-    PyObject *top_level_package_name;
-    Py_ssize_t i;
-    int status, module_found;
-    Py_ssize_t dot_index;
-    module_found = __Pyx__Import_GetModule(qualname, &imported_module);
-    if (unlikely(!module_found || module_found == -1)) {
-        *module = NULL;
-        return module_found;
-    }
-    if (imported_names) {
-        for (i = 0; i < len_imported_names; i++) {
-            PyObject *imported_name = imported_names[i];
-#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
-            int has_imported_attribute = PyObject_HasAttr(imported_module, imported_name);
-#else
-            int has_imported_attribute = PyObject_HasAttrWithError(imported_module, imported_name);
-            if (unlikely(has_imported_attribute == -1)) goto error;
-#endif
-            if (!has_imported_attribute) {
-                goto not_found;
-            }
-        }
-        *module = imported_module;
-        return 1;
-    }
-    dot_index = PyUnicode_FindChar(qualname, '.', 0, PY_SSIZE_T_MAX, 1);
-    if (dot_index == -1) {
-        *module = imported_module;
-        return 1;
-    }
-    if (unlikely(dot_index == -2)) goto error;
-    top_level_package_name = PyUnicode_Substring(qualname, 0, dot_index);
-    if (unlikely(!top_level_package_name)) goto error;
-    Py_DECREF(imported_module);
-    status = __Pyx__Import_GetModule(top_level_package_name, module);
-    Py_DECREF(top_level_package_name);
-    return status;
-error:
-    Py_DECREF(imported_module);
-    *module = NULL;
-    return -1;
-not_found:
-    Py_DECREF(imported_module);
-    *module = NULL;
-    return 0;
-}
-static PyObject *__Pyx__Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, PyObject *moddict, int level) {
-    PyObject *module = 0;
-    PyObject *empty_dict = 0;
-    PyObject *from_list = 0;
-    int module_found;
-    if (!qualname) {
-        qualname = name;
-    }
-    module_found = __Pyx__Import_Lookup(qualname, imported_names, len_imported_names, &module);
-    if (likely(module_found == 1)) {
-        return module;
-    } else if (unlikely(module_found == -1)) {
-        return NULL;
-    }
-    #if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030f00a6
-    empty_dict = PyFrozenDict_New(NULL);
-    #else
-    empty_dict = PyDict_New();
-    #endif
-    if (unlikely(!empty_dict))
-        goto bad;
-    if (imported_names) {
-        from_list = __Pyx_PyList_FromArray(imported_names, len_imported_names);
-        if (unlikely(!from_list))
-            goto bad;
-    }
-    if (level == -1) {
-        const char* package_sep = strchr(__Pyx_MODULE_NAME, '.');
-        if (package_sep != (0)) {
-            module = PyImport_ImportModuleLevelObject(
-                name, moddict, empty_dict, from_list, 1);
-            if (unlikely(!module)) {
-                if (unlikely(!PyErr_ExceptionMatches(PyExc_ImportError)))
-                    goto bad;
-                PyErr_Clear();
-            }
-        }
-        level = 0;
-    }
-    if (!module) {
-        module = PyImport_ImportModuleLevelObject(
-            name, moddict, empty_dict, from_list, level);
-    }
-bad:
-    Py_XDECREF(from_list);
-    Py_XDECREF(empty_dict);
-    return module;
-}
-
-/* Import */
-static PyObject *__Pyx_Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, int level) {
-    return __Pyx__Import(name, imported_names, len_imported_names, qualname, __pyx_mstate_global->__pyx_d, level);
-}
-
-/* ImportFrom */
-static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name) {
-    PyObject* value = __Pyx_PyObject_GetAttrStr(module, name);
-    if (unlikely(!value) && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        const char* module_name_str = 0;
-        PyObject* module_name = 0;
-        PyObject* module_dot = 0;
-        PyObject* full_name = 0;
-        PyErr_Clear();
-        module_name_str = PyModule_GetName(module);
-        if (unlikely(!module_name_str)) { goto modbad; }
-        module_name = PyUnicode_FromString(module_name_str);
-        if (unlikely(!module_name)) { goto modbad; }
-        module_dot = PyUnicode_Concat(module_name, __pyx_mstate_global->__pyx_kp_u__4);
-        if (unlikely(!module_dot)) { goto modbad; }
-        full_name = PyUnicode_Concat(module_dot, name);
-        if (unlikely(!full_name)) { goto modbad; }
-        #if (CYTHON_COMPILING_IN_PYPY && PYPY_VERSION_NUM  < 0x07030400) ||\
-                CYTHON_COMPILING_IN_GRAAL
-        {
-            PyObject *modules = PyImport_GetModuleDict();
-            if (unlikely(!modules))
-                goto modbad;
-            value = PyObject_GetItem(modules, full_name);
-        }
-        #else
-        value = PyImport_GetModule(full_name);
-        #endif
-      modbad:
-        Py_XDECREF(full_name);
-        Py_XDECREF(module_dot);
-        Py_XDECREF(module_name);
-    }
-    if (unlikely(!value)) {
-        PyErr_Format(PyExc_ImportError, "cannot import name %S", name);
-    }
-    return value;
-}
 
 /* dict_setdefault (used by FetchCommonType) */
 static CYTHON_INLINE PyObject *__Pyx_PyDict_SetDefault(PyObject *d, PyObject *key, PyObject *default_value) {
@@ -11018,6 +13219,65 @@ import_failed:
 bad:
     Py_XDECREF(module);
     Py_DECREF(methodname);
+    return NULL;
+#endif
+}
+
+/* DecompressString_LZSS */
+#ifndef __Pyx_DecompressString_LZSS_UNUSED
+CYTHON_UNUSED
+static CYTHON_SMALL_CODE size_t __pyx_lzss_decompress(const uint8_t* src, uint8_t* dst, size_t dst_len) {
+    size_t pos = 0, out_pos = 0;
+    while (1) {
+        uint32_t flags = src[pos++] | 0xFF00;
+        while (flags & 0x100) {
+            if (flags & 1) {
+                dst[out_pos++] = src[pos++];
+            } else {
+                uint32_t lo = src[pos++], hi = src[pos++];
+                uint32_t end_offset_of_last_occurrence, match_length;
+                if (!(lo & 0x80)) {
+                    end_offset_of_last_occurrence = lo;
+                    match_length = hi;
+                } else if (!(hi & 0x80)) {
+                    end_offset_of_last_occurrence = 0x80 + (((hi << 2) & 0x180) | (lo & 0x7F));
+                    match_length = hi & 0x1F;
+                } else {
+                    end_offset_of_last_occurrence = 0x80 + ((hi & 0x7F) << 7 | (lo & 0x7F));
+                    match_length = src[pos++];
+                }
+                match_length += 3;
+                size_t ref_pos = out_pos - end_offset_of_last_occurrence - match_length;
+                memcpy(dst + out_pos, dst + ref_pos, match_length);
+                out_pos += match_length;
+            }
+            if (out_pos >= dst_len) return pos;
+            flags >>= 1;
+        }
+    }
+}
+#endif
+static CYTHON_SMALL_CODE PyObject *__Pyx_DecompressString_LZSS(const char *s, size_t compressed_length, size_t uncompressed_length) {
+#ifdef __Pyx_DecompressString_LZSS_UNUSED
+    CYTHON_UNUSED_VAR(s);
+    CYTHON_UNUSED_VAR(compressed_length);
+    CYTHON_UNUSED_VAR(uncompressed_length);
+    return NULL;
+#else
+    PyObject *result;
+    unsigned char *result_data;
+    size_t src_length;
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t) uncompressed_length);
+    if (unlikely(!result)) return NULL;
+    result_data = __Pyx_PyBytes_AsWritableUString(result);
+    if (unlikely(!result_data)) goto bad;
+    src_length = __pyx_lzss_decompress((const uint8_t*) s, result_data, uncompressed_length);
+    if (unlikely(src_length != compressed_length)) goto decompression_failed;
+    return result;
+decompression_failed:
+    PyErr_SetString(PyExc_RuntimeError, "LZSS string data decompression failed");
+bad:
+    Py_DECREF(result);
     return NULL;
 #endif
 }

@@ -87,3 +87,57 @@ cdef class IdBase:
 
     def __reduce__(self):
         return (type(self), (self.bytes,))
+
+    # JSON in serde's shape (the same methods as _serde.Serde, which a native type
+    # cannot inherit; the work is done by _json).
+    def to_builtins(self):
+        """The serde_json shape: the canonical text."""
+        return text(self.bytes)
+
+    @classmethod
+    def from_builtins(cls, obj):
+        """Parse the serde_json shape (a UUID string)."""
+        from ._json import from_builtins
+
+        return from_builtins(cls, obj)
+
+    def to_json(self):
+        """Compact JSON, as Rust's ``serde_json::to_string`` writes it."""
+        from ._json import dumps
+
+        return dumps(self.to_builtins())
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse the JSON that Rust's ``serde_json`` writes for this type."""
+        from ._json import loads
+
+        return cls.from_builtins(loads(text))
+
+
+cdef class TaskId(IdBase):
+    """Identifier of a task."""
+
+
+cdef class RunId(IdBase):
+    """Identifier of a run (one execution instance of a task)."""
+
+
+cdef class AttemptId(IdBase):
+    """Identifier of an attempt of a run."""
+
+
+cdef class ActorId(IdBase):
+    """Identifier of a registered actor (worker)."""
+
+
+cdef class TenantId(IdBase):
+    """Identifier of a tenant."""
+
+
+cdef class LedgerEntryId(IdBase):
+    """Identifier of a ledger entry."""
+
+
+cdef class SubscriptionId(IdBase):
+    """Identifier of an event subscription."""

@@ -6,11 +6,12 @@ import uuid as _uuid
 from typing import Any
 
 from ._ids_common import random_v4, raw_from, text
+from ._serde import Serde
 
 _NIL = bytes(16)
 
 
-class IdBase:
+class IdBase(Serde):
     """16 bytes of a UUID, compared and hashed by value within one identifier type."""
 
     __slots__ = ("_raw",)
@@ -96,3 +97,45 @@ class IdBase:
 
     def __reduce__(self):
         return (type(self), (self._raw,))
+
+
+class TaskId(IdBase):
+    """Identifier of a task."""
+
+    __slots__ = ()
+
+
+class RunId(IdBase):
+    """Identifier of a run (one execution instance of a task)."""
+
+    __slots__ = ()
+
+
+class AttemptId(IdBase):
+    """Identifier of an attempt of a run."""
+
+    __slots__ = ()
+
+
+class ActorId(IdBase):
+    """Identifier of a registered actor (worker)."""
+
+    __slots__ = ()
+
+
+class TenantId(IdBase):
+    """Identifier of a tenant."""
+
+    __slots__ = ()
+
+
+class LedgerEntryId(IdBase):
+    """Identifier of a ledger entry."""
+
+    __slots__ = ()
+
+
+class SubscriptionId(IdBase):
+    """Identifier of an event subscription."""
+
+    __slots__ = ()

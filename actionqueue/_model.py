@@ -47,36 +47,7 @@ _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 
 
-class _Serde:
-    """JSON conversion in serde_json's shape, shared by every model type."""
-
-    __slots__ = ()
-
-    def to_builtins(self) -> Any:
-        """The serde_json shape of this value as plain Python objects (dict, list, str, int)."""
-        from ._json import to_builtins
-
-        return to_builtins(self)
-
-    @classmethod
-    def from_builtins(cls, obj: Any):
-        """Build a value from the serde_json shape (the inverse of :meth:`to_builtins`)."""
-        from ._json import from_builtins
-
-        return from_builtins(cls, obj)
-
-    def to_json(self) -> str:
-        """Compact JSON, byte for byte what Rust's ``serde_json::to_string`` writes."""
-        from ._json import dumps
-
-        return dumps(self.to_builtins())
-
-    @classmethod
-    def from_json(cls, text: "str | bytes"):
-        """Parse the JSON that Rust's ``serde_json`` writes for this type."""
-        from ._json import loads
-
-        return cls.from_builtins(loads(text))
+from ._serde import Serde as _Serde
 
 
 class _Value(_Serde):
@@ -102,62 +73,27 @@ def _value(cls):
 # Identifiers: 16 raw bytes, one class per Rust newtype over uuid::Uuid.
 # --------------------------------------------------------------------------------------
 if _backend.NATIVE:
-    from ._ids import IdBase as _IdBase
+    from ._ids import (
+        ActorId,
+        AttemptId,
+        IdBase as _Id,
+        LedgerEntryId,
+        RunId,
+        SubscriptionId,
+        TaskId,
+        TenantId,
+    )
 else:
-    from ._ids_py import IdBase as _IdBase
-
-
-class _Id(_Serde, _IdBase):  # type: ignore[misc, valid-type]
-    """Base of the UUID identifier types: 16 bytes in RFC 4122 order.
-
-    ``TaskId(x)`` takes a ``uuid.UUID``, its text, 16 bytes or another identifier.
-    Identifiers of one type compare, order and hash by value; identifiers of different
-    types never compare equal. ``.bytes``, ``.uuid``, ``str()`` convert back.
-    """
-
-    __slots__ = ()
-
-
-class TaskId(_Id):
-    """Identifier of a task."""
-
-    __slots__ = ()
-
-
-class RunId(_Id):
-    """Identifier of a run (one execution instance of a task)."""
-
-    __slots__ = ()
-
-
-class AttemptId(_Id):
-    """Identifier of an attempt of a run."""
-
-    __slots__ = ()
-
-
-class ActorId(_Id):
-    """Identifier of a registered actor (worker)."""
-
-    __slots__ = ()
-
-
-class TenantId(_Id):
-    """Identifier of a tenant."""
-
-    __slots__ = ()
-
-
-class LedgerEntryId(_Id):
-    """Identifier of a ledger entry."""
-
-    __slots__ = ()
-
-
-class SubscriptionId(_Id):
-    """Identifier of an event subscription."""
-
-    __slots__ = ()
+    from ._ids_py import (  # type: ignore[assignment]
+        ActorId,
+        AttemptId,
+        IdBase as _Id,
+        LedgerEntryId,
+        RunId,
+        SubscriptionId,
+        TaskId,
+        TenantId,
+    )
 
 
 # --------------------------------------------------------------------------------------
