@@ -338,7 +338,7 @@ def _non_buffer_params():
             yield pytest.param(backend, value, id=f"{backend}-{name}", marks=marks)
 
 
-@pytest.mark.parametrize(("backend", "value"), _non_buffer_params())
+@pytest.mark.parametrize(("backend", "value"), list(_non_buffer_params()))
 def test_non_buffer_input_is_a_type_error(backend: str, value) -> None:
     codec = load_backend(backend)
     for fn in (codec.decode, codec.decode_batch, codec.decode_payload):
