@@ -549,7 +549,8 @@ cdef object _decode_struct(_Spec s, Reader *r):
     return obj
 
 
-cdef inline object _decode_payload_at(const uint8_t *p, Py_ssize_t n, Py_ssize_t base, Py_ssize_t record_offset):
+cdef object decode_payload_at(const uint8_t *p, Py_ssize_t n, Py_ssize_t base, Py_ssize_t record_offset):
+    """Decode the payload at ``p`` (``n`` bytes); error offsets are ``base`` + position."""
     cdef Reader r
     r.start = p
     r.p = p
@@ -612,16 +613,16 @@ def decode(buf):
     if PyBytes_Check(buf):  # the common case, without a buffer export
         data = <const uint8_t *>PyBytes_AS_STRING(buf)
         length = _check_frame(data, PyBytes_GET_SIZE(buf), 0)
-        return _decode_payload_at(data + AQ_HEADER_LEN, length, AQ_HEADER_LEN, 0)
+        return decode_payload_at(data + AQ_HEADER_LEN, length, AQ_HEADER_LEN, 0)
     cdef _Buffer b = _Buffer(buf)
     length = _check_frame(b.data, b.size, 0)
-    return _decode_payload_at(b.data + AQ_HEADER_LEN, length, AQ_HEADER_LEN, 0)
+    return decode_payload_at(b.data + AQ_HEADER_LEN, length, AQ_HEADER_LEN, 0)
 
 
 def decode_payload(buf):
     """Decode an unframed postcard ``WalEvent``. Trailing bytes are ignored (as in Rust)."""
     cdef _Buffer b = _Buffer(buf)
-    return _decode_payload_at(b.data, b.size, 0, -1)
+    return decode_payload_at(b.data, b.size, 0, -1)
 
 
 def decode_batch(buf):
@@ -644,7 +645,7 @@ def decode_batch(buf):
         if <uint64_t>length + AQ_HEADER_LEN < <uint64_t>avail:
             n = length + AQ_HEADER_LEN
         _check_frame(b.data + pos, n, pos)
-        out.append(_decode_payload_at(b.data + pos + AQ_HEADER_LEN, length, pos + AQ_HEADER_LEN, pos))
+        out.append(decode_payload_at(b.data + pos + AQ_HEADER_LEN, length, pos + AQ_HEADER_LEN, pos))
         pos += AQ_HEADER_LEN + length
     return out
 

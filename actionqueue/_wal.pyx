@@ -1,7 +1,9 @@
 # cython: language_level=3
 """Native record walking over WAL buffers (files come in through mmap or bytes).
 
-``_wal`` knows files and records; it never decodes events (that is ``_codec``'s job).
+``_wal`` knows files and records: it walks the framing and classifies every record
+(``_wal_common`` gives the order); decoding a payload is ``_codec``'s job, called here
+through its C entry point. Policy (what to do about a bad record) lives in ``wal.py``.
 """
 
 cimport cython
@@ -10,16 +12,131 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 import numpy as np
 
+from ._codec cimport decode_payload_at
+from ._wal_common import DEFAULT_MAX_PAYLOAD
+from .errors import DecodeError
+
 cdef extern from "aq_crc32.h":
     uint32_t aq_crc32_update(uint32_t crc, const unsigned char *buf, size_t len) nogil
-    void aq_crc32_init()
 
 cdef extern from "aq_frame.h":
     uint32_t AQ_WAL_VERSION
     Py_ssize_t AQ_HEADER_LEN
     uint32_t aq_load_u32le(const unsigned char *p) nogil
 
-aq_crc32_init()
+# reason codes: the same numbers as _wal_common
+DEF R_OK = 0
+DEF R_INCOMPLETE_HEADER = 1
+DEF R_INCOMPLETE_PAYLOAD = 2
+DEF R_UNSUPPORTED_VERSION = 3
+DEF R_DECODE_FAILURE = 4
+DEF R_CRC_MISMATCH = 5
+DEF R_SEQUENCE_NOT_INCREASING = 6
+
+
+cdef inline int _classify_frame(const uint8_t *p, Py_ssize_t avail, uint64_t max_payload,
+                                uint32_t *length) noexcept nogil:
+    """Steps 1-5 of the classifier (framing and CRC); the payload is not decoded."""
+    if avail < AQ_HEADER_LEN:
+        return R_INCOMPLETE_HEADER
+    length[0] = aq_load_u32le(p + 4)
+    if <uint64_t>length[0] > <uint64_t>(avail - AQ_HEADER_LEN):
+        return R_INCOMPLETE_PAYLOAD
+    if aq_load_u32le(p) != AQ_WAL_VERSION:
+        return R_UNSUPPORTED_VERSION
+    if length[0] == 0 or <uint64_t>length[0] > max_payload:
+        return R_DECODE_FAILURE
+    if aq_crc32_update(0, p + AQ_HEADER_LEN, length[0]) != aq_load_u32le(p + 8):
+        return R_CRC_MISMATCH
+    return R_OK
+
+
+cdef class _View:
+    cdef Py_buffer view
+    cdef const uint8_t *data
+    cdef Py_ssize_t size
+
+    def __cinit__(self, object obj):
+        PyObject_GetBuffer(obj, &self.view, PyBUF_SIMPLE)
+        self.data = <const uint8_t *>self.view.buf
+        self.size = self.view.len
+
+    def __dealloc__(self):
+        PyBuffer_Release(&self.view)
+
+
+def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PAYLOAD,
+         bint collect=False, Py_ssize_t max_records=-1):
+    """Walk and fully check the records of ``buf`` from ``start``.
+
+    Every record is classified (framing, CRC, payload decode, increasing sequence)
+    until the end of the buffer, the first bad record, or ``max_records`` good ones.
+
+    ``prev_sequence`` is the sequence of the record before ``start`` (None at the start
+    of a log): every record's sequence must be above its predecessor's.
+
+    Returns ``(end, count, last_sequence, reason, detail, events)``: ``end`` is where
+    the walk stopped (the start of the bad record when ``reason`` is not 0),
+    ``count`` the good records walked, ``last_sequence`` the sequence of the last good
+    one (``prev_sequence`` when there is none), ``reason`` a code of ``_wal_common``
+    (0: no bad record),
+    ``detail`` a message for a decode failure, and ``events`` the decoded events when
+    ``collect`` is true (else None).
+    """
+    cdef _View v = _View(buf)
+    cdef Py_ssize_t pos = start, count = 0
+    cdef uint32_t length
+    cdef int reason = R_OK
+    cdef uint64_t cap = max_payload
+    cdef bint has_prev = prev_sequence is not None
+    cdef uint64_t last = prev_sequence if has_prev else 0
+    cdef uint64_t seq
+    detail = None
+    events = [] if collect else None
+    if start < 0 or start > v.size:
+        raise ValueError("start is outside the buffer")
+    while pos < v.size and count != max_records:
+        reason = _classify_frame(v.data + pos, v.size - pos, cap, &length)
+        if reason != R_OK:
+            break
+        try:
+            event = decode_payload_at(v.data + pos + AQ_HEADER_LEN, length, pos + AQ_HEADER_LEN, pos)
+        except DecodeError as exc:
+            reason = R_DECODE_FAILURE
+            detail = str(exc)
+            break
+        seq = event.sequence
+        if has_prev and seq <= last:
+            reason = R_SEQUENCE_NOT_INCREASING
+            detail = f"sequence {seq} does not follow {last}"
+            break
+        last = seq
+        has_prev = True
+        if collect:
+            events.append(event)
+        count += 1
+        pos += AQ_HEADER_LEN + length
+    return pos, count, (last if has_prev else None), reason, detail, events
+
+
+def find_valid_record(buf, Py_ssize_t start, max_payload=DEFAULT_MAX_PAYLOAD):
+    """The offset of the first complete, CRC-valid, decodable record at or after ``start``
+    (any byte position, not only record boundaries), or -1 when there is none."""
+    cdef _View v = _View(buf)
+    cdef Py_ssize_t pos
+    cdef uint32_t length
+    cdef uint64_t cap = max_payload
+    for pos in range(start, v.size - AQ_HEADER_LEN):
+        if aq_load_u32le(v.data + pos) != AQ_WAL_VERSION:
+            continue
+        if _classify_frame(v.data + pos, v.size - pos, cap, &length) != R_OK:
+            continue
+        try:
+            decode_payload_at(v.data + pos + AQ_HEADER_LEN, length, 0, pos)
+        except DecodeError:
+            continue
+        return pos
+    return -1
 
 
 def scan_frames(buf, bint check_crc=True):
@@ -30,37 +147,33 @@ def scan_frames(buf, bint check_crc=True):
     record that is incomplete, has another version, has an empty payload, or (with
     ``check_crc``) fails its CRC; ``end == len(buf)`` means every byte was a good record.
     """
-    cdef Py_buffer view
-    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
-    cdef const uint8_t *data = <const uint8_t *>view.buf
-    cdef Py_ssize_t size = view.len
+    cdef _View v = _View(buf)
     cdef Py_ssize_t pos = 0, count = 0, cap = 1024
     cdef uint32_t length
+    cdef int reason
     offsets = np.empty(cap, dtype=np.uint64)
     lengths = np.empty(cap, dtype=np.uint32)
     cdef uint64_t[::1] off_v = offsets
     cdef uint32_t[::1] len_v = lengths
-    try:
-        with nogil:
-            while size - pos >= AQ_HEADER_LEN:
-                if aq_load_u32le(data + pos) != AQ_WAL_VERSION:
-                    break
-                length = aq_load_u32le(data + pos + 4)
-                if length == 0 or <uint64_t>length > <uint64_t>(size - pos - AQ_HEADER_LEN):
-                    break
-                if check_crc and aq_crc32_update(0, data + pos + AQ_HEADER_LEN, length) != aq_load_u32le(data + pos + 8):
-                    break
-                if count == cap:
-                    with gil:
-                        cap *= 2
-                        offsets = np.resize(offsets, cap)
-                        lengths = np.resize(lengths, cap)
-                        off_v = offsets
-                        len_v = lengths
-                off_v[count] = pos
-                len_v[count] = length
-                count += 1
-                pos += AQ_HEADER_LEN + length
-    finally:
-        PyBuffer_Release(&view)
+    while pos < v.size:
+        reason = _classify_frame(v.data + pos, v.size - pos, <uint64_t>-1, &length) if check_crc else R_OK
+        if not check_crc:
+            if v.size - pos < AQ_HEADER_LEN:
+                break
+            length = aq_load_u32le(v.data + pos + 4)
+            if (aq_load_u32le(v.data + pos) != AQ_WAL_VERSION or length == 0
+                    or <uint64_t>length > <uint64_t>(v.size - pos - AQ_HEADER_LEN)):
+                break
+        elif reason != R_OK:
+            break
+        if count == cap:
+            cap *= 2
+            offsets = np.resize(offsets, cap)
+            lengths = np.resize(lengths, cap)
+            off_v = offsets
+            len_v = lengths
+        off_v[count] = pos
+        len_v[count] = length
+        count += 1
+        pos += AQ_HEADER_LEN + length
     return offsets[:count].copy(), lengths[:count].copy(), pos

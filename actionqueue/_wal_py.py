@@ -1,0 +1,118 @@
+"""Pure-Python record walker (twin of ``_wal.pyx``); see ``_wal_common`` for the order."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+
+from . import _codec_py
+from ._codec_common import HEADER, HEADER_LEN, VERSION
+from ._wal_common import (
+    DEFAULT_MAX_PAYLOAD,
+    R_CRC_MISMATCH,
+    R_DECODE_FAILURE,
+    R_INCOMPLETE_HEADER,
+    R_INCOMPLETE_PAYLOAD,
+    R_OK,
+    R_SEQUENCE_NOT_INCREASING,
+    R_UNSUPPORTED_VERSION,
+)
+from .errors import DecodeError
+
+
+def _classify_frame(data: memoryview, pos: int, max_payload: int) -> tuple[int, int]:
+    avail = len(data) - pos
+    if avail < HEADER_LEN:
+        return R_INCOMPLETE_HEADER, 0
+    version, length, crc = HEADER.unpack_from(data, pos)
+    if length > avail - HEADER_LEN:
+        return R_INCOMPLETE_PAYLOAD, length
+    if version != VERSION:
+        return R_UNSUPPORTED_VERSION, length
+    if length == 0 or length > max_payload:
+        return R_DECODE_FAILURE, length
+    if zlib.crc32(data[pos + HEADER_LEN : pos + HEADER_LEN + length]) & 0xFFFFFFFF != crc:
+        return R_CRC_MISMATCH, length
+    return R_OK, length
+
+
+def walk(
+    buf: Any,
+    start: int = 0,
+    prev_sequence: int | None = None,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    collect: bool = False,
+    max_records: int = -1,
+) -> tuple:
+    """See ``_wal.walk``."""
+    with memoryview(buf) as view:
+        data = view.cast("B") if view.format != "B" else view
+        if not 0 <= start <= len(data):
+            raise ValueError("start is outside the buffer")
+        pos, count, last = start, 0, prev_sequence
+        reason, detail = R_OK, None
+        events: list | None = [] if collect else None
+        while pos < len(data) and count != max_records:
+            reason, length = _classify_frame(data, pos, max_payload)
+            if reason != R_OK:
+                break
+            payload = bytes(data[pos + HEADER_LEN : pos + HEADER_LEN + length])
+            try:
+                event = _codec_py.decode_payload(payload)
+            except DecodeError as exc:
+                exc.offset = None if exc.offset is None else exc.offset + pos + HEADER_LEN
+                exc.record_offset = pos
+                reason, detail = R_DECODE_FAILURE, str(exc)
+                break
+            if last is not None and event.sequence <= last:
+                reason, detail = R_SEQUENCE_NOT_INCREASING, f"sequence {event.sequence} does not follow {last}"
+                break
+            last = event.sequence
+            if events is not None:
+                events.append(event)
+            count += 1
+            pos += HEADER_LEN + length
+        return pos, count, last, reason, detail, events
+
+
+def find_valid_record(buf: Any, start: int, max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:
+    """See ``_wal.find_valid_record``."""
+    with memoryview(buf) as view:
+        data = view.cast("B") if view.format != "B" else view
+        raw = data.tobytes()
+        pos = raw.find(b"\x05\x00\x00\x00", start)
+        while 0 <= pos < len(raw) - HEADER_LEN:
+            reason, length = _classify_frame(data, pos, max_payload)
+            if reason == R_OK:
+                try:
+                    _codec_py.decode_payload(raw[pos + HEADER_LEN : pos + HEADER_LEN + length])
+                    return pos
+                except DecodeError:
+                    pass
+            pos = raw.find(b"\x05\x00\x00\x00", pos + 1)
+        return -1
+
+
+def scan_frames(buf: Any, check_crc: bool = True) -> tuple:
+    """See ``_wal.scan_frames``."""
+    with memoryview(buf) as view:
+        data = view.cast("B") if view.format != "B" else view
+        offsets, lengths, pos = [], [], 0
+        while pos < len(data):
+            if check_crc:
+                reason, length = _classify_frame(data, pos, 0xFFFFFFFF)
+                if reason != R_OK:
+                    break
+            else:
+                if len(data) - pos < HEADER_LEN:
+                    break
+                version, length, _ = HEADER.unpack_from(data, pos)
+                if version != VERSION or length == 0 or length > len(data) - pos - HEADER_LEN:
+                    break
+            offsets.append(pos)
+            lengths.append(length)
+            pos += HEADER_LEN + length
+        return np.array(offsets, dtype=np.uint64), np.array(lengths, dtype=np.uint32), pos
+
