@@ -10,6 +10,7 @@ forces the pure-Python one. ``actionqueue.backend`` says which one loaded.
 
 from __future__ import annotations
 
+import logging as _logging
 import warnings as _warnings
 
 from . import _backend, _model
@@ -59,6 +60,28 @@ decode_batch = _codec_impl.decode_batch
 #: CRC-32 (ISO-HDLC, the zlib CRC) as used in record headers.
 crc32 = _codec_impl.crc32
 
+from .wal import (  # noqa: E402 - needs the codec chosen above
+    Durability,
+    Layout,
+    MidLogCorruption,
+    RepairPolicy,
+    SegmentError,
+    SequenceViolation,
+    TornTail,
+    WalCorruption,
+    WalLocked,
+    WalReader,
+    WalWriter,
+    WalWriterError,
+    WriterClosed,
+    WriterPoisoned,
+    repair,
+    validate_file,
+    verify,
+)
+
+_logging.getLogger("actionqueue").addHandler(_logging.NullHandler())
+
 __version__ = "0.1.0.dev0"
 
 __all__ = [  # noqa: PLE0604
@@ -79,4 +102,21 @@ __all__ = [  # noqa: PLE0604
     "decode_batch",
     "crc32",
     "backend",
+    "WalWriter",
+    "WalReader",
+    "RepairPolicy",
+    "Durability",
+    "Layout",
+    "verify",
+    "repair",
+    "validate_file",
+    "WalCorruption",
+    "TornTail",
+    "MidLogCorruption",
+    "SegmentError",
+    "WalWriterError",
+    "SequenceViolation",
+    "WriterClosed",
+    "WriterPoisoned",
+    "WalLocked",
 ]

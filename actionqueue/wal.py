@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from . import _backend
+from . import _backend, segments
 from ._wal_common import DEFAULT_MAX_PAYLOAD, R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD, REASON_NAMES
 from .errors import ActionQueueError
 
@@ -55,13 +55,23 @@ __all__ = [
     "ValidationReport",
     "validate_buffer",
     "validate_file",
+    "Layout",
+    "detect_layout",
+    "log_files",
+    "SegmentError",
     "WalWriter",
     "WalReader",
+    "VerifyReport",
+    "verify",
+    "RepairResult",
+    "repair",
     "RUST_WAL_NAME",
 ]
 
 #: The file name of the Rust original's log inside ``<data_dir>/wal/``.
 RUST_WAL_NAME = "actionqueue.wal"
+#: The lock file a writer holds (an OS advisory lock) in ``<data_dir>/wal/``.
+LOCK_NAME = "LOCK"
 
 # The Rust names of the corruption reasons (WalCorruptionReasonCode).
 _RUST_KINDS = {
@@ -245,7 +255,9 @@ def validate_buffer(
     if reason:
         name = REASON_NAMES[reason]
         nxt = -1
-        if reason not in (R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD) and name != "sequence_not_increasing":
+        if name != "sequence_not_increasing":
+            # Is anything valid left after the bad record? Then it is not a torn tail:
+            # an incomplete record can also be a length field damaged in the middle.
             nxt = _walker.find_valid_record(buf, end + 1, max_payload)
         if name == "sequence_not_increasing":
             corruption = MidLogCorruption(path, end, name, detail, count)
@@ -261,16 +273,16 @@ def validate_buffer(
     )
 
 
-def _validate_fd(fd: int, path: Path, max_payload: int) -> ValidationReport:
+def _validate_fd(fd: int, path: Path, max_payload: int, prev_sequence: int | None = None) -> ValidationReport:
     """Validate an open file through a read-only map (no copy of the file in memory).
 
     Only for files nobody truncates meanwhile: the writer holds the lock while it does this.
     """
     size = os.fstat(fd).st_size
     if size == 0:
-        return validate_buffer(b"", path, max_payload=max_payload)
+        return validate_buffer(b"", path, prev_sequence=prev_sequence, max_payload=max_payload)
     with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
-        return validate_buffer(mapped, path, max_payload=max_payload)
+        return validate_buffer(mapped, path, prev_sequence=prev_sequence, max_payload=max_payload)
 
 
 def validate_file(path, *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> ValidationReport:
@@ -330,19 +342,47 @@ def truncate_file(path: Path, length: int) -> None:
 # --------------------------------------------------------------------------------------
 # Writer
 # --------------------------------------------------------------------------------------
+class Layout(enum.Enum):
+    """How a data dir's log is laid out in ``wal/``."""
+
+    #: The Rust original's: one file, ``wal/actionqueue.wal``, never rotated.
+    RUST = "rust"
+    #: Ours (the default for new dirs): segment files named by first sequence, rotated
+    #: at a size and sealed with a digest.
+    SEGMENTED = "segmented"
+
+
+def detect_layout(data_dir) -> Layout | None:
+    """The layout of an existing log, or None when ``wal/`` holds no log yet."""
+    wal_dir = Path(data_dir) / "wal"
+    has_rust = (wal_dir / RUST_WAL_NAME).exists()
+    has_segments = bool(segments.list_segments(wal_dir))
+    if has_rust and has_segments:
+        raise ActionQueueError(f"{wal_dir} holds both {RUST_WAL_NAME} and segment files")
+    if has_rust:
+        return Layout.RUST
+    return Layout.SEGMENTED if has_segments else None
+
+
+class SegmentError(WalCorruption):
+    """A segment that does not fit the rest of the log (unsealed in the middle, a seal
+    that disagrees with its file, a sequence range that overlaps its neighbours)."""
+
+
 class WalWriter:
     """Appends events to the log of a data dir, durably.
 
-    ``WalWriter(data_dir)`` opens (or creates) ``<data_dir>/wal/actionqueue.wal``, takes
-    an exclusive lock on it, validates every record, and positions itself at the end.
-    Sequences must increase strictly (gaps are allowed); a violation raises
-    :class:`SequenceViolation` and writes nothing.
+    ``WalWriter(data_dir)`` opens (or creates) the log under ``<data_dir>/wal/``, takes an
+    exclusive lock on it, validates the file it will append to, and positions itself at
+    the end. An existing log keeps its layout (Rust's single file or segments); a new one
+    gets ``layout`` (segments by default, rotated at ``segment_bytes``).
 
-    A failed write is undone by truncating the file back to its previous length; if that
-    fails too, or an fsync fails (never retried: the kernel may have dropped the dirty
-    pages), the writer is poisoned and refuses every later call with
-    :class:`WriterPoisoned`. Use it as a context manager: leaving the block syncs and
-    closes it.
+    Sequences must increase strictly (gaps are allowed); a violation raises
+    :class:`SequenceViolation` and writes nothing. A failed write is undone by truncating
+    back to the previous length; if that fails too, or an fsync fails (never retried:
+    the kernel may have dropped the dirty pages), the writer is poisoned and refuses
+    every later call with :class:`WriterPoisoned`. Use it as a context manager: leaving
+    the block syncs and closes it.
     """
 
     def __init__(
@@ -351,56 +391,105 @@ class WalWriter:
         repair_policy: RepairPolicy = RepairPolicy.STRICT,
         durability: Durability | str = Durability.FSYNC,
         *,
+        layout: Layout | str = Layout.SEGMENTED,
+        segment_bytes: int = segments.DEFAULT_SEGMENT_BYTES,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
     ):
         self.data_dir = Path(data_dir)
         self.repair_policy = RepairPolicy(repair_policy)
         self.durability = Durability(durability)
         self.max_payload = max_payload
-        wal_dir = self.data_dir / "wal"
+        self.segment_bytes = segment_bytes
         if not self.data_dir.is_dir():
             raise FileNotFoundError(f"data dir {self.data_dir} does not exist")
-        if not wal_dir.exists():
-            wal_dir.mkdir()
+        self.wal_dir = self.data_dir / "wal"
+        if not self.wal_dir.exists():
+            self.wal_dir.mkdir()
             fsync_dir(self.data_dir)
-        self.path = wal_dir / RUST_WAL_NAME
-        created = not self.path.exists()
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
-        try:
-            if created:
-                fsync_dir(wal_dir)
-            _lock(self._fd, self.path)
-            self._open_existing()
-        except BaseException:
-            os.close(self._fd)
-            raise
+        self.layout = detect_layout(self.data_dir) or Layout(layout)
+        self.repaired: TornTail | None = None
         self._write_lock = threading.Lock()
         self._sync_cond = threading.Condition()
         self._syncing = False
-        self._durable = self._size
         self._closed = False
         self._poisoned: BaseException | None = None
-        self.repaired: TornTail | None = self._repaired
-
-    def _open_existing(self) -> None:
-        report = _validate_fd(self._fd, self.path, self.max_payload)
-        self._repaired = None
-        if report.corruption is not None:
-            corruption = report.corruption
-            if isinstance(corruption, TornTail) and self.repair_policy is RepairPolicy.TRUNCATE_PARTIAL:
-                log.warning(
-                    "repairing %s: cutting a torn tail of %d bytes at offset %d (%s)",
-                    self.path, corruption.bytes_to_cut, corruption.offset, corruption.reason,
-                )
-                os.ftruncate(self._fd, corruption.offset)
-                os.fsync(self._fd)
-                self._repaired = corruption
+        self._fd = -1
+        self._lock_fd = -1
+        self._sequence = 0
+        self._size = 0  # bytes in the active file
+        self._active_records = 0
+        self._total = 0  # bytes appended through this writer (for group commit)
+        self._durable = 0
+        try:
+            self._lock_fd = os.open(self.wal_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            _lock(self._lock_fd, self.wal_dir)
+            if self.layout is Layout.RUST:
+                self._open_file(self.wal_dir / RUST_WAL_NAME, None, None)
             else:
-                raise corruption
+                self._open_segments()
+        except BaseException:
+            self._release()
+            raise
+
+    # -- opening ----------------------------------------------------------------------
+    def _open_file(self, path: Path, prev_sequence: int | None, first_sequence: int | None) -> None:
+        """Open ``path`` for appending after validating it (repairing a torn tail if allowed)."""
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            if created:
+                fsync_dir(path.parent)
+            report = _validate_fd(fd, path, self.max_payload, prev_sequence)
+            if report.corruption is not None:
+                corruption = report.corruption
+                if isinstance(corruption, TornTail) and self.repair_policy is RepairPolicy.TRUNCATE_PARTIAL:
+                    log.warning(
+                        "repairing %s: cutting a torn tail of %d bytes at offset %d (%s)",
+                        path, corruption.bytes_to_cut, corruption.offset, corruption.reason,
+                    )
+                    os.ftruncate(fd, corruption.offset)
+                    os.fsync(fd)
+                    self.repaired = corruption
+                else:
+                    raise corruption
+            if first_sequence is not None and report.first_sequence not in (None, first_sequence):
+                raise SegmentError(path, 0, "decode_failure",
+                                   f"segment named for sequence {first_sequence} starts at {report.first_sequence}")
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self.path = path
         self._size = report.end_offset
-        self._sequence = report.last_sequence or 0
-        self._records = report.records
-        os.lseek(self._fd, self._size, os.SEEK_SET)
+        self._active_records = report.records
+        if report.last_sequence is not None:
+            self._sequence = report.last_sequence
+        os.lseek(fd, self._size, os.SEEK_SET)
+
+    def _open_segments(self) -> None:
+        found = segments.list_segments(self.wal_dir)
+        prev_last: int | None = None
+        for i, segment in enumerate(found):
+            seal = segment.read_seal()
+            last = i == len(found) - 1
+            if seal is None:
+                if not last:
+                    raise SegmentError(segment.path, 0, "decode_failure", "a segment before the newest one is not sealed")
+                if prev_last is not None and segment.first_sequence <= prev_last:
+                    raise SegmentError(segment.path, 0, "sequence_not_increasing",
+                                       f"segment starts at {segment.first_sequence}, after {prev_last}")
+                self._open_file(segment.path, prev_last, segment.first_sequence)
+                return
+            if seal.first_sequence != segment.first_sequence or (prev_last is not None and seal.first_sequence <= prev_last):
+                raise SegmentError(segment.path, 0, "sequence_not_increasing",
+                                   f"seal range {seal.first_sequence}..{seal.last_sequence} does not follow {prev_last}")
+            size = segment.path.stat().st_size
+            if size != seal.length:
+                raise SegmentError(segment.path, min(size, seal.length), "incomplete_payload" if size < seal.length else "decode_failure",
+                                   f"sealed segment is {size} bytes, its seal says {seal.length}")
+            prev_last = seal.last_sequence
+        self._sequence = prev_last or 0
+        self.path = None  # no active segment: the next append starts one
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -410,12 +499,16 @@ class WalWriter:
 
     @property
     def size(self) -> int:
-        """Bytes in the log file."""
+        """Bytes in the file being appended to."""
         return self._size
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def segments(self) -> list[segments.Segment]:
+        """The segment files, oldest first (empty for the Rust layout)."""
+        return segments.list_segments(self.wal_dir) if self.layout is Layout.SEGMENTED else []
 
     def _check_open(self) -> None:
         if self._closed:
@@ -444,6 +537,10 @@ class WalWriter:
                     raise SequenceViolation(prev + 1, seq)
                 prev = seq
             data = _codec_impl.encode_batch(events)
+            if self.layout is Layout.SEGMENTED and (
+                self._fd < 0 or (self._active_records and self._size + len(data) > self.segment_bytes)
+            ):
+                self._rotate(events[0].sequence)
             start = self._size
             try:
                 _write_all(self._fd, data)
@@ -451,14 +548,59 @@ class WalWriter:
                 self._undo_write(start, exc)
                 raise WalWriterError(f"write to {self.path} failed: {exc}") from exc
             self._size = start + len(data)
+            self._total += len(data)
             self._sequence = prev
-            self._records += len(events)
-            end = self._size
+            self._active_records += len(events)
+            end = self._total
             if self.durability is Durability.FSYNC:
                 self._fsync_or_poison()
                 self._durable = end
         if self.durability is Durability.GROUP:
             self._wait_durable(end)
+
+    def _rotate(self, first_sequence: int) -> None:
+        """Seal the active segment (if any) and start one for ``first_sequence``.
+
+        Called with the write lock held; waits for a group fsync in progress, and keeps
+        group leaders out while the file descriptor changes.
+        """
+        with self._sync_cond:
+            while self._syncing:
+                self._sync_cond.wait()
+            self._syncing = True
+        try:
+            if self._fd >= 0:
+                self._seal_active()
+            segment = segments.Segment(self.wal_dir / segments.segment_name(first_sequence), first_sequence)
+            fd = os.open(segment.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+            self._fd, self.path, self._size, self._active_records = fd, segment.path, 0, 0
+            fsync_dir(self.wal_dir)
+        except OSError as exc:
+            self._poisoned = exc
+            log.error("cannot rotate the log in %s (%s): writer poisoned", self.wal_dir, exc)
+            raise WriterPoisoned(f"rotating the log in {self.wal_dir} failed: {exc}") from exc
+        finally:
+            with self._sync_cond:
+                self._syncing = False
+                self._durable = max(self._durable, self._total) if self._poisoned is None else self._durable
+                self._sync_cond.notify_all()
+
+    def _seal_active(self) -> None:
+        os.fsync(self._fd)
+        path = self.path
+        report = _validate_fd(self._fd, path, self.max_payload, None)
+        if not report.clean:  # pragma: no cover - the writer only writes whole records
+            raise report.corruption  # type: ignore[misc]
+        seal = segments.Seal(
+            report.first_sequence or 0,
+            report.last_sequence or 0,
+            report.records,
+            report.end_offset,
+            segments.digest_file(path, report.end_offset),
+        )
+        os.close(self._fd)
+        self._fd = -1
+        segments.write_seal(segments.Segment(path, seal.first_sequence), seal, fsync_dir)
 
     def _undo_write(self, start: int, exc: BaseException) -> None:
         try:
@@ -477,7 +619,7 @@ class WalWriter:
             raise WriterPoisoned(f"fsync of {self.path} failed: {exc}") from exc
 
     def _wait_durable(self, end: int) -> None:
-        """Group commit: return once an fsync that started after ``end`` was written succeeded."""
+        """Group commit: return once an fsync covering the first ``end`` bytes succeeded."""
         with self._sync_cond:
             while self._durable < end:
                 if self._poisoned is not None:
@@ -486,10 +628,11 @@ class WalWriter:
                     self._sync_cond.wait()
                     continue
                 self._syncing = True
-                target = self._size  # everything written so far; the fsync covers it
+                target = self._total  # every byte counted here was written to self._fd
+                fd = self._fd
                 self._sync_cond.release()
                 try:
-                    os.fsync(self._fd)
+                    os.fsync(fd)
                     failed = None
                 except OSError as exc:
                     failed = exc
@@ -508,25 +651,61 @@ class WalWriter:
         """Make everything appended so far durable (fsync)."""
         with self._write_lock:
             self._check_open()
-            self._fsync_or_poison()
-            end = self._size
+            if self._fd >= 0:
+                self._fsync_or_poison()
+            end = self._total
         with self._sync_cond:
             self._durable = max(self._durable, end)
             self._sync_cond.notify_all()
 
     flush = sync
 
+    # -- segments ---------------------------------------------------------------------
+    def remove_segments_before(self, sequence: int) -> list[Path]:
+        """Delete the sealed segments whose every record is below ``sequence`` (for example
+        the sequence of a snapshot that covers them). Never touches the active segment.
+        Returns the removed files; the directory is fsynced afterwards."""
+        removed = []
+        with self._write_lock:
+            self._check_open()
+            for segment in self.segments():
+                seal = segment.read_seal()
+                if seal is None or segment.path == self.path or seal.last_sequence >= sequence:
+                    break
+                segment.path.unlink()
+                segment.seal_path.unlink()
+                removed.append(segment.path)
+            if removed:
+                fsync_dir(self.wal_dir)
+        return removed
+
+    # -- closing ----------------------------------------------------------------------
+    def _release(self) -> None:
+        for attr in ("_fd", "_lock_fd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, attr, -1)
+
     def close(self) -> None:
         """Sync and close. Closing twice is allowed; any other call after it raises."""
         if self._closed:
             return
         try:
-            if self._poisoned is None:
+            if self._poisoned is None and self._fd >= 0:
                 with self._write_lock:
                     os.fsync(self._fd)
         finally:
             self._closed = True
-            os.close(self._fd)
+            self._release()
+
+    def __del__(self) -> None:
+        # Like Rust's Drop: a writer that was never closed syncs and releases its lock.
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - nothing to report to at collection time
+                pass
 
     def __enter__(self) -> "WalWriter":
         return self
@@ -536,37 +715,252 @@ class WalWriter:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "poisoned" if self._poisoned else "open"
-        return f"<WalWriter {self.path} {state} sequence={self._sequence} durability={self.durability.value}>"
+        return (
+            f"<WalWriter {self.wal_dir} {self.layout.value} {state} sequence={self._sequence} "
+            f"durability={self.durability.value}>"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Verification
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :func:`verify` found: per file, its validation (or seal check) result."""
+
+    files: tuple[tuple[Path, str], ...]
+    records: int
+    last_sequence: int | None
+    problem: WalCorruption | None
+
+    @property
+    def clean(self) -> bool:
+        return self.problem is None
+
+
+def verify(data_dir, *, max_payload: int = DEFAULT_MAX_PAYLOAD, decode_sealed: bool = False) -> VerifyReport:
+    """Check a data dir's whole log without changing it.
+
+    Sealed segments are checked against their seal (length and xxh3-128 digest) without
+    decoding, unless ``decode_sealed``; the active segment and a Rust single-file log are
+    fully validated. Stops at the first problem, which names the file and offset.
+    """
+    data_dir = Path(data_dir)
+    checked: list[tuple[Path, str]] = []
+    records = 0
+    prev: int | None = None
+    layout = detect_layout(data_dir)
+    wal_dir = data_dir / "wal"
+    found = [] if layout is None else (
+        [segments.Segment(wal_dir / RUST_WAL_NAME, 0)] if layout is Layout.RUST else segments.list_segments(wal_dir)
+    )
+    for i, segment in enumerate(found):
+        seal = segment.read_seal() if layout is Layout.SEGMENTED else None
+        if seal is not None and not decode_sealed:
+            size = segment.path.stat().st_size
+            digest = segments.digest_file(segment.path, seal.length) if size == seal.length else None
+            if size != seal.length or digest != seal.xxh3_128:
+                what = f"length {size}, seal says {seal.length}" if size != seal.length else "xxh3-128 digest differs from its seal"
+                problem = SegmentError(segment.path, 0, "crc_mismatch" if digest else "incomplete_payload", what)
+                return VerifyReport(tuple(checked), records, prev, problem)
+            if prev is not None and seal.first_sequence <= prev:
+                problem = SegmentError(segment.path, 0, "sequence_not_increasing",
+                                       f"segment starts at {seal.first_sequence}, after {prev}")
+                return VerifyReport(tuple(checked), records, prev, problem)
+            checked.append((segment.path, "seal ok"))
+            records += seal.records
+            prev = seal.last_sequence
+            continue
+        if layout is Layout.SEGMENTED and seal is None and i != len(found) - 1:
+            problem = SegmentError(segment.path, 0, "decode_failure", "a segment before the newest one is not sealed")
+            return VerifyReport(tuple(checked), records, prev, problem)
+        with open(segment.path, "rb") as f:
+            report = validate_buffer(f.read(), segment.path, prev_sequence=prev, max_payload=max_payload)
+        records += report.records
+        if report.corruption is not None:
+            return VerifyReport(tuple(checked), records, report.last_sequence or prev, report.corruption)
+        checked.append((segment.path, "records ok"))
+        if report.last_sequence is not None:
+            prev = report.last_sequence
+    return VerifyReport(tuple(checked), records, prev, None)
+
+
+# --------------------------------------------------------------------------------------
+# Explicit repair
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RepairResult:
+    """What :func:`repair` did (or, with ``dry_run``, would do) to one file.
+
+    ``cuts`` are ``(offset, length)`` ranges of the original file that were removed;
+    ``backup`` holds their bytes (None for a dry run or when nothing was cut).
+    """
+
+    path: Path
+    cuts: tuple[tuple[int, int], ...]
+    backup: Path | None
+    records_kept: int
+
+    @property
+    def bytes_cut(self) -> int:
+        return sum(length for _, length in self.cuts)
+
+
+def _plan_cuts(data: bytes, path: Path, prev: int | None, max_payload: int) -> tuple[list[tuple[int, int]], int]:
+    """The byte ranges to remove so that only valid records remain, never a valid one."""
+    cuts: list[tuple[int, int]] = []
+    kept = 0
+    pos = 0
+    while True:
+        rest = memoryview(data)[pos:]
+        report = validate_buffer(rest, path, prev_sequence=prev, max_payload=max_payload)
+        kept += report.records
+        if report.last_sequence is not None:
+            prev = report.last_sequence
+        corruption = report.corruption
+        if corruption is None:
+            return cuts, kept
+        if isinstance(corruption, TornTail):
+            cuts.append((pos + corruption.offset, len(data) - pos - corruption.offset))
+            return cuts, kept
+        if corruption.next_valid_offset is None:  # a valid record out of sequence order
+            corruption.offset += pos
+            raise corruption
+        cuts.append((pos + corruption.offset, corruption.next_valid_offset - corruption.offset))
+        pos += corruption.next_valid_offset
+
+
+def repair(data_dir, *, dry_run: bool = False, max_payload: int = DEFAULT_MAX_PAYLOAD) -> list[RepairResult]:
+    """Remove damaged bytes from a data dir's log, keeping every valid record.
+
+    A torn tail is cut off; damage in the middle is cut out between the bad record and
+    the next valid one (the sequence gap this leaves is allowed). What is removed is
+    saved first in ``wal/repair-backup/`` (one file per cut, named by file and offset),
+    and every rewrite is atomic (temp file, fsync, rename, fsync of the directory). A
+    record whose sequence does not increase is valid data out of order: that is not
+    repaired, the :class:`MidLogCorruption` is raised. Must not run while a writer is
+    open (it takes the writer's lock).
+    """
+    data_dir = Path(data_dir)
+    wal_dir = data_dir / "wal"
+    results: list[RepairResult] = []
+    lock_fd = os.open(wal_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _lock(lock_fd, wal_dir)
+        layout = detect_layout(data_dir)
+        found = [] if layout is None else (
+            [segments.Segment(wal_dir / RUST_WAL_NAME, 0)] if layout is Layout.RUST else segments.list_segments(wal_dir)
+        )
+        prev: int | None = None
+        for segment in found:
+            data = segment.path.read_bytes()
+            cuts, kept = _plan_cuts(data, segment.path, prev, max_payload)
+            last = validate_buffer(_apply_cuts(data, cuts), segment.path, prev_sequence=prev, max_payload=max_payload)
+            if last.last_sequence is not None:
+                prev = last.last_sequence
+            backup = None
+            if cuts and not dry_run:
+                backup_dir = wal_dir / "repair-backup"
+                backup_dir.mkdir(exist_ok=True)
+                for offset, length in cuts:
+                    _atomic_write(backup_dir / f"{segment.path.name}.{offset}.cut", data[offset : offset + length])
+                backup = backup_dir
+                fixed = _apply_cuts(data, cuts)
+                _atomic_write(segment.path, fixed)
+                seal = segment.read_seal() if layout is Layout.SEGMENTED else None
+                if seal is not None:
+                    segments.write_seal(segment, segments.Seal(
+                        last.first_sequence or 0, last.last_sequence or 0, last.records, len(fixed),
+                        segments.digest_file(segment.path),
+                    ), fsync_dir)
+                log.warning("repaired %s: cut %d byte range(s), %d bytes, backup in %s",
+                            segment.path, len(cuts), sum(n for _, n in cuts), backup_dir)
+            if cuts:
+                results.append(RepairResult(segment.path, tuple(cuts), backup, kept))
+    finally:
+        os.close(lock_fd)
+    return results
+
+
+def _apply_cuts(data: bytes, cuts: list[tuple[int, int]]) -> bytes:
+    out = bytearray()
+    pos = 0
+    for offset, length in cuts:
+        out += data[pos:offset]
+        pos = offset + length
+    out += data[pos:]
+    return bytes(out)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 # --------------------------------------------------------------------------------------
 # Reader
 # --------------------------------------------------------------------------------------
+def log_files(data_dir) -> list[Path]:
+    """The files of a data dir's log, oldest first."""
+    wal_dir = Path(data_dir) / "wal"
+    layout = detect_layout(data_dir)
+    if layout is Layout.RUST:
+        return [wal_dir / RUST_WAL_NAME]
+    return [s.path for s in segments.list_segments(wal_dir)]
+
+
 class WalReader:
     """Iterates the events of a data dir's log (or of one log file), checking every record.
 
     Reads with ``pread`` in chunks (constant memory, never an mmap of a file a writer may
-    truncate). ``from_sequence`` skips events below it. A bad record raises the same
-    :class:`TornTail` / :class:`MidLogCorruption` a writer would report, after the
-    events before it were yielded.
+    truncate), across segments. ``from_sequence`` skips events below it, and whole sealed
+    segments below it without reading them. A bad record raises the same
+    :class:`TornTail` / :class:`MidLogCorruption` a writer would report, after the events
+    before it were yielded.
     """
 
     CHUNK = 4 << 20
 
     def __init__(self, source, from_sequence: int | None = None, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
         source = Path(source)
-        self.path = source / "wal" / RUST_WAL_NAME if source.is_dir() else source
+        self.source = source
         self.from_sequence = from_sequence
         self.max_payload = max_payload
 
-    def __iter__(self) -> Iterator:
-        with open(self.path, "rb", buffering=0) as f:
-            yield from self._events(f)
+    def _files(self) -> list[tuple[Path, int | None]]:
+        if not self.source.is_dir():
+            return [(self.source, None)]
+        wal_dir = self.source / "wal"
+        if detect_layout(self.source) is Layout.RUST:
+            return [(wal_dir / RUST_WAL_NAME, None)]
+        found = segments.list_segments(wal_dir)
+        files = []
+        for i, segment in enumerate(found):
+            nxt = found[i + 1].first_sequence if i + 1 < len(found) else None
+            if self.from_sequence is not None and nxt is not None and nxt <= self.from_sequence:
+                continue  # every record of this segment is below from_sequence
+            files.append((segment.path, segment.first_sequence))
+        return files
 
-    def _events(self, f) -> Iterator:
+    def __iter__(self) -> Iterator:
+        prev = None
+        for path, first in self._files():
+            with open(path, "rb", buffering=0) as f:
+                for event in self._events(f, path, prev, first):
+                    prev = event.sequence
+                    if self.from_sequence is None or event.sequence >= self.from_sequence:
+                        yield event
+
+    def _events(self, f, path: Path, prev: int | None, first: int | None) -> Iterator:
         buf = b""
         base = 0  # file offset of buf[0]
-        prev = None
         count = 0
         eof = False
         while True:
@@ -577,16 +971,17 @@ class WalReader:
                 else:
                     eof = True
             end, n, last, reason, detail, events = _walker.walk(buf, 0, prev, self.max_payload, True)
-            for event in events:
-                if self.from_sequence is None or event.sequence >= self.from_sequence:
-                    yield event
+            if count == 0 and first is not None and events and events[0].sequence != first:
+                raise SegmentError(path, 0, "decode_failure",
+                                   f"segment named for sequence {first} starts at {events[0].sequence}")
+            yield from events
             count += n
             prev = last
             if reason and not (not eof and reason in (R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD)):
-                # a real problem (not just a record cut by the chunk boundary): classify
-                # it against the whole rest of the file
+                # a real problem (not a record cut by the chunk boundary): classify it
+                # against the whole rest of the file
                 rest = buf[end:] + f.read()
-                report = validate_buffer(rest, self.path, prev_sequence=prev, max_payload=self.max_payload)
+                report = validate_buffer(rest, path, prev_sequence=prev, max_payload=self.max_payload)
                 corruption = report.corruption
                 assert corruption is not None
                 corruption.offset += base + end
@@ -598,8 +993,5 @@ class WalReader:
                 raise corruption
             buf = buf[end:]
             base += end
-            if eof and not buf:
+            if eof and (not buf or not reason):
                 return
-            if eof and not reason:
-                return
-
