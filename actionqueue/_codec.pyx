@@ -167,6 +167,7 @@ cdef class _Spec:
     cdef object singleton         # STRUCT without fields
     cdef object validate          # STRUCT: the class's _validate, or None
     cdef bint cache_ints          # U64, U32: values repeat (timestamps), share int objects
+    cdef bint is_time             # U64: the field that gives an event its time (scan column)
     cdef int quick_check          # STRUCT: Q_* fast pre-check of _validate's rules
 
     def __dealloc__(self):
@@ -263,6 +264,22 @@ cdef _Spec _compile_struct(type cls):
 
 cdef _Spec _WAL_EVENT = _compile_struct(m.WalEvent)
 (<_Spec>_WAL_EVENT.fields[0]).cache_ints = False  # sequences never repeat
+
+
+cdef void _mark_event_times():
+    """The time of an event, for scans: its ``timestamp`` field, or for ``RunCreated``
+    (which has none) the run's ``created_at``."""
+    cdef _Spec variant, field
+    for variant in (<_Spec>_WAL_EVENT.fields[1]).variants:
+        for i, name in enumerate(variant.field_names):
+            if name == "timestamp":
+                (<_Spec>variant.fields[i]).is_time = True
+    run_instance = _struct_specs[m.RunInstance]
+    field = (<_Spec>run_instance).fields[(<_Spec>run_instance).field_names.index("created_at")]
+    field.is_time = True
+
+
+_mark_event_times()
 
 
 # --------------------------------------------------------------------------------------
@@ -659,6 +676,135 @@ def crc32(data, value=0):
     with nogil:
         crc = aq_crc32_update(crc, b.data, b.size)
     return crc
+
+
+# --------------------------------------------------------------------------------------
+# Skimming: walk a payload's structure without building objects (for scans)
+# --------------------------------------------------------------------------------------
+cdef struct Skim:
+    const uint8_t *p
+    const uint8_t *end
+    uint64_t time
+    int kind
+
+
+cdef inline int _skim_varint(Skim *k, uint64_t *out, int max_bytes, uint8_t last_max) noexcept:
+    cdef uint64_t value = 0
+    cdef int shift = 0, i
+    cdef uint8_t b
+    for i in range(max_bytes):
+        if k.p >= k.end:
+            return -1
+        b = k.p[0]
+        k.p += 1
+        if i == max_bytes - 1 and b > last_max:
+            return -1
+        value |= (<uint64_t>(b & 0x7F)) << shift
+        if b < 0x80:
+            out[0] = value
+            return 0
+        shift += 7
+    return -1
+
+
+cdef inline int _skim_bytes(Skim *k) noexcept:
+    cdef uint64_t n
+    if _skim_varint(k, &n, 10, 0x01) < 0 or n > <uint64_t>(k.end - k.p):
+        return -1
+    k.p += n
+    return 0
+
+
+cdef int _skim_value(_Spec s, Skim *k) noexcept:
+    """Step over one value of ``s``: 0, or -1 when the bytes are not a valid encoding.
+
+    Checks what the structure needs (varint forms, option tags, variant indices, uuid
+    lengths, that lengths fit); not UTF-8 nor the model's semantic rules (``decode`` does).
+    """
+    cdef uint64_t v
+    cdef Py_ssize_t i
+    cdef uint8_t tag
+    cdef int kind = s.kind
+    if kind == K_U64:
+        if _skim_varint(k, &v, 10, 0x01) < 0:
+            return -1
+        if s.is_time:
+            k.time = v
+        return 0
+    if kind == K_ID:
+        if k.end - k.p >= 17 and k.p[0] == 16:
+            k.p += 17
+            return 0
+        return _skim_id_slow(k)
+    if kind == K_ENUM:
+        if _skim_varint(k, &v, 5, 0x0F) < 0 or v >= <uint64_t>s.n:
+            return -1
+        return 0
+    if kind == K_STRUCT:
+        for i in range(s.n):
+            if _skim_value(<_Spec>s.fields[i], k) < 0:
+                return -1
+        return 0
+    if kind == K_OPT:
+        if k.p >= k.end or k.p[0] > 1:
+            return -1
+        tag = k.p[0]
+        k.p += 1
+        return 0 if tag == 0 else _skim_value(s.inner, k)
+    if kind == K_STR or kind == K_BYTES:
+        return _skim_bytes(k)
+    if kind == K_U32 or kind == K_I32:
+        return _skim_varint(k, &v, 5, 0x0F)
+    if kind == K_U8:
+        if k.p >= k.end:
+            return -1
+        k.p += 1
+        return 0
+    if kind == K_VEC:
+        if _skim_varint(k, &v, 10, 0x01) < 0:
+            return -1
+        while v:  # each element takes at least one byte: bounded by the input
+            if _skim_value(s.inner, k) < 0:
+                return -1
+            v -= 1
+        return 0
+    if kind == K_UNION:
+        if _skim_varint(k, &v, 5, 0x0F) < 0 or v >= <uint64_t>s.n:
+            return -1
+        if s is _WAL_EVENT.fields[1]:
+            k.kind = <int>v
+        return _skim_value(<_Spec>s.variants[<Py_ssize_t>v], k)
+    if kind == K_NAMED:
+        if _skim_varint(k, &v, 5, 0x0F) < 0 or v > <uint64_t>s.n:
+            return -1
+        return _skim_bytes(k) if v == <uint64_t>s.n else 0
+    return -1
+
+
+cdef int _skim_id_slow(Skim *k) noexcept:
+    """A uuid in any form but the usual ``10`` + 16 bytes (an over-long length varint is
+    still valid; anything else is not): rare, so out of line."""
+    cdef uint64_t n
+    if _skim_varint(k, &n, 10, 0x01) < 0 or n != 16 or k.end - k.p < 16:
+        return -1
+    k.p += 16
+    return 0
+
+
+cdef int skim_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, int *kind, uint64_t *time) noexcept:
+    """Read a payload's sequence, event kind and time, checking its structure."""
+    cdef Skim k
+    k.p = p
+    k.end = p + n
+    k.time = 0
+    k.kind = -1
+    if _skim_varint(&k, sequence, 10, 0x01) < 0:
+        return -1
+    if _skim_value(<_Spec>_WAL_EVENT.fields[1], &k) < 0:
+        return -1
+    kind[0] = k.kind
+    time[0] = k.time
+    return 0
 
 
 # --------------------------------------------------------------------------------------

@@ -9,10 +9,11 @@ through its C entry point. Policy (what to do about a bad record) lives in ``wal
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 import numpy as np
 
-from ._codec cimport decode_payload_at
+from ._codec cimport decode_payload_at, skim_payload
 from ._wal_common import DEFAULT_MAX_PAYLOAD
 from .errors import DecodeError
 
@@ -177,3 +178,109 @@ def scan_frames(buf, bint check_crc=True):
         count += 1
         pos += AQ_HEADER_LEN + length
     return offsets[:count].copy(), lengths[:count].copy(), pos
+
+
+cdef class _Columns:
+    """Growable column buffers for a scan."""
+    cdef public object offset, length, sequence, kind, time
+    cdef uint64_t[::1] off_v
+    cdef uint32_t[::1] len_v
+    cdef uint64_t[::1] seq_v
+    cdef uint8_t[::1] kind_v
+    cdef uint64_t[::1] time_v
+    cdef Py_ssize_t cap
+
+    def __cinit__(self, Py_ssize_t cap):
+        self.cap = max(cap, 64)
+        self._alloc(self.cap)
+
+    cdef _alloc(self, Py_ssize_t cap):
+        self.offset = np.empty(cap, dtype=np.uint64)
+        self.length = np.empty(cap, dtype=np.uint32)
+        self.sequence = np.empty(cap, dtype=np.uint64)
+        self.kind = np.empty(cap, dtype=np.uint8)
+        self.time = np.empty(cap, dtype=np.uint64)
+        self.off_v = self.offset
+        self.len_v = self.length
+        self.seq_v = self.sequence
+        self.kind_v = self.kind
+        self.time_v = self.time
+
+    cdef grow(self, Py_ssize_t used):
+        old = (self.offset, self.length, self.sequence, self.kind, self.time)
+        self.cap *= 2
+        self._alloc(self.cap)
+        for new, prev in zip((self.offset, self.length, self.sequence, self.kind, self.time), old):
+            new[:used] = prev[:used]
+
+    cdef tuple finish(self, Py_ssize_t used):
+        arrays = (self.offset, self.length, self.sequence, self.kind, self.time)
+        if used * 2 < self.cap:  # mostly empty: give the memory back
+            return tuple(a[:used].copy() for a in arrays)
+        return tuple(a[:used] for a in arrays)
+
+
+def scan_columns(buf, Py_ssize_t start=0, prev_sequence=None, uint64_t kinds=0xFFFFFFFFFFFFFFFF,
+                 uint64_t min_sequence=0, uint64_t max_sequence=0xFFFFFFFFFFFFFFFF,
+                 max_payload=DEFAULT_MAX_PAYLOAD):
+    """Walk the records of ``buf`` from ``start`` into numpy columns, without building events.
+
+    Every record is checked (framing, CRC-32, the payload's structure, increasing
+    sequences); the records whose kind is in the bit mask ``kinds`` and whose sequence
+    lies in ``[min_sequence, max_sequence]`` are emitted. Returns
+    ``((offset, length, sequence, kind, time), end, reason, last_sequence)``: ``end`` is
+    where the walk stopped, ``reason`` a ``_wal_common`` code (0: every byte was a good
+    record) and ``last_sequence`` the sequence of the last good record walked (selected
+    or not; ``prev_sequence`` when there is none).
+    ``time`` is the event's ``timestamp`` (a run's ``created_at`` for ``RunCreated``).
+    """
+    cdef _View v = _View(buf)
+    cdef Py_ssize_t pos = start, used = 0
+    cdef uint32_t length
+    cdef int reason = R_OK, kind
+    cdef uint64_t cap = max_payload, seq, time
+    cdef bint has_prev = prev_sequence is not None
+    cdef uint64_t last = prev_sequence if has_prev else 0
+    cdef _Columns cols = _Columns((v.size - start) // 48 + 1)
+    if start < 0 or start > v.size:
+        raise ValueError("start is outside the buffer")
+    while pos < v.size:
+        reason = _classify_frame(v.data + pos, v.size - pos, cap, &length)
+        if reason != R_OK:
+            break
+        if skim_payload(v.data + pos + AQ_HEADER_LEN, length, &seq, &kind, &time) < 0:
+            reason = R_DECODE_FAILURE
+            break
+        if has_prev and seq <= last:
+            reason = R_SEQUENCE_NOT_INCREASING
+            break
+        last = seq
+        has_prev = True
+        if (kinds >> kind) & 1 and min_sequence <= seq <= max_sequence:
+            if used == cols.cap:
+                cols.grow(used)
+            cols.off_v[used] = pos
+            cols.len_v[used] = length
+            cols.seq_v[used] = seq
+            cols.kind_v[used] = <uint8_t>kind
+            cols.time_v[used] = time
+            used += 1
+        pos += AQ_HEADER_LEN + length
+    return cols.finish(used), pos, reason, (last if has_prev else None)
+
+
+def decode_at(buf, offsets):
+    """Decode the records that start at ``offsets`` (e.g. selected from a scan)."""
+    cdef _View v = _View(buf)
+    cdef uint32_t length
+    cdef Py_ssize_t off
+    out = []
+    for o in offsets:
+        off = o
+        if off < 0 or v.size - off < AQ_HEADER_LEN:
+            raise ValueError(f"no record at offset {off}")
+        length = aq_load_u32le(v.data + off + 4)
+        if <uint64_t>length > <uint64_t>(v.size - off - AQ_HEADER_LEN):
+            raise ValueError(f"no complete record at offset {off}")
+        out.append(decode_payload_at(v.data + off + AQ_HEADER_LEN, length, off + AQ_HEADER_LEN, off))
+    return out

@@ -116,3 +116,61 @@ def scan_frames(buf: Any, check_crc: bool = True) -> tuple:
             pos += HEADER_LEN + length
         return np.array(offsets, dtype=np.uint64), np.array(lengths, dtype=np.uint32), pos
 
+
+
+def _event_time(event) -> int:
+    inner = event.event
+    if hasattr(inner, "timestamp"):
+        return inner.timestamp
+    return inner.run_instance.created_at  # RunCreated
+
+
+def scan_columns(
+    buf: Any,
+    start: int = 0,
+    prev_sequence: int | None = None,
+    kinds: int = 0xFFFFFFFFFFFFFFFF,
+    min_sequence: int = 0,
+    max_sequence: int = 0xFFFFFFFFFFFFFFFF,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+) -> tuple:
+    """See ``_wal.scan_columns`` (this twin decodes every record fully)."""
+    with memoryview(buf) as view:
+        data = view.cast("B") if view.format != "B" else view
+        end, _, last, reason, _, events = walk(data, start, prev_sequence, max_payload, True)
+        offsets, lengths = [], []
+        pos = start
+        for event in events:
+            length = HEADER.unpack_from(data, pos)[1]
+            offsets.append(pos)
+            lengths.append(length)
+            pos += HEADER_LEN + length
+    rows = [
+        (o, n, e.sequence, e.kind, _event_time(e))
+        for o, n, e in zip(offsets, lengths, events)
+        if (kinds >> e.kind) & 1 and min_sequence <= e.sequence <= max_sequence
+    ]
+    dtypes = (np.uint64, np.uint32, np.uint64, np.uint8, np.uint64)
+    columns = tuple(np.array([r[i] for r in rows], dtype=t) for i, t in enumerate(dtypes))
+    return columns, end, reason, last
+
+
+def decode_at(buf: Any, offsets) -> list:
+    """See ``_wal.decode_at``."""
+    with memoryview(buf) as view:
+        data = view.cast("B") if view.format != "B" else view
+        out = []
+        for off in offsets:
+            off = int(off)
+            if off < 0 or len(data) - off < HEADER_LEN:
+                raise ValueError(f"no record at offset {off}")
+            length = HEADER.unpack_from(data, off)[1]
+            if length > len(data) - off - HEADER_LEN:
+                raise ValueError(f"no complete record at offset {off}")
+            try:
+                out.append(_codec_py.decode_payload(bytes(data[off + HEADER_LEN : off + HEADER_LEN + length])))
+            except DecodeError as exc:
+                exc.offset = None if exc.offset is None else exc.offset + off + HEADER_LEN
+                exc.record_offset = off
+                raise
+        return out
