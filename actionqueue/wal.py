@@ -19,6 +19,7 @@ import logging
 import mmap
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -957,6 +958,57 @@ class WalReader:
                     prev = event.sequence
                     if self.from_sequence is None or event.sequence >= self.from_sequence:
                         yield event
+
+    def follow(self, poll_interval: float = 0.1, stop: "threading.Event | None" = None) -> Iterator:
+        """Yield every event, then keep yielding new ones as another process appends them
+        (``tail -f``), until ``stop`` is set (checked between polls).
+
+        An incomplete or damaged record at the end is taken as a write in progress (or a
+        torn tail a future writer will cut): the follower waits there. Damage followed by
+        valid records raises :class:`MidLogCorruption`. Follows rotation into new segments.
+        """
+        prev: int | None = None
+        path: Path | None = None
+        pos = 0
+        while stop is None or not stop.is_set():
+            files = [p for p, _ in self._files()]
+            if path is None:
+                if not files:
+                    if stop is not None and stop.wait(poll_interval):
+                        return
+                    if stop is None:
+                        time.sleep(poll_interval)
+                    continue
+                path = files[0]
+            try:
+                with open(path, "rb", buffering=0) as f:
+                    f.seek(pos)
+                    data = f.read()
+            except FileNotFoundError:  # removed under us (old segment): move on
+                data = b""
+            end, _, last, reason, _, events = _walker.walk(data, 0, prev, self.max_payload, True)
+            for event in events:
+                prev = event.sequence
+                if self.from_sequence is None or event.sequence >= self.from_sequence:
+                    yield event
+            pos += end
+            if reason:
+                report = validate_buffer(data[end:], path, prev_sequence=prev, max_payload=self.max_payload)
+                if isinstance(report.corruption, MidLogCorruption):
+                    report.corruption.offset += pos
+                    if report.corruption.next_valid_offset is not None:
+                        report.corruption.next_valid_offset += pos
+                    raise report.corruption
+            elif path in files and files.index(path) + 1 < len(files) and end == len(data):
+                # the current file is complete and a newer one exists: it was sealed
+                path = files[files.index(path) + 1]
+                pos = 0
+                continue
+            if stop is not None:
+                if stop.wait(poll_interval):
+                    return
+            else:
+                time.sleep(poll_interval)
 
     def _events(self, f, path: Path, prev: int | None, first: int | None) -> Iterator:
         buf = b""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,29 @@ def test_rust_layout_is_kept_for_an_existing_rust_log(tmp_path) -> None:
 def test_durability_modes_all_persist_on_close(tmp_path, durability) -> None:
     events = fill(tmp_path, 100, durability=durability)
     assert list(wal.WalReader(tmp_path)) == events
+
+
+def test_follow_yields_events_appended_by_another_writer(tmp_path) -> None:
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def consume() -> None:
+        for event in wal.WalReader(tmp_path).follow(poll_interval=0.01, stop=stop):
+            seen.append(event.sequence)
+
+    with wal.WalWriter(tmp_path, segment_bytes=1024, durability="none") as writer:
+        writer.append_many(lease(i) for i in range(1, 11))
+        thread = threading.Thread(target=consume)
+        thread.start()
+        for i in range(11, 120):
+            writer.append(lease(i))
+        # a half-written record at the end is waited for, not reported
+        os.write(writer._fd, b"\x05\x00\x00\x00\x30")
+        deadline = time.monotonic() + 10
+        while len(seen) < 119 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        thread.join(5)
+        os.ftruncate(writer._fd, writer.size)
+    assert seen == list(range(1, 120))
+    assert len(segments.list_segments(tmp_path / "wal")) > 2
