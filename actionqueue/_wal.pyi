@@ -1,8 +1,44 @@
-"""Type stubs for the native record walker (``_wal.pyx``)."""
+"""Type stubs for the native record walker (``_wal.pyx``); ``_wal_py`` has the same surface."""
+
+from typing import Any, Iterable
 
 import numpy as np
 import numpy.typing as npt
 
+from ._model import WalEvent
+
+_Buffer = bytes | bytearray | memoryview | Any
+
+def walk(
+    buf: _Buffer,
+    start: int = 0,
+    prev_sequence: int | None = None,
+    max_payload: int = ...,
+    collect: bool = False,
+    max_records: int = -1,
+) -> tuple[int, int, int | None, int, str | None, list[WalEvent] | None]: ...
+def find_valid_record(buf: _Buffer, start: int, max_payload: int = ...) -> int: ...
 def scan_frames(
-    buf: bytes | bytearray | memoryview, check_crc: bool = True
+    buf: _Buffer, check_crc: bool = True
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], int]: ...
+def scan_columns(
+    buf: _Buffer,
+    start: int = 0,
+    prev_sequence: int | None = None,
+    kinds: int = ...,
+    min_sequence: int = 0,
+    max_sequence: int = ...,
+    max_payload: int = ...,
+) -> tuple[
+    tuple[
+        npt.NDArray[np.uint64],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.uint64],
+        npt.NDArray[np.uint8],
+        npt.NDArray[np.uint64],
+    ],
+    int,
+    int,
+    int | None,
+]: ...
+def decode_at(buf: _Buffer, offsets: Iterable[int]) -> list[WalEvent]: ...
