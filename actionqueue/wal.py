@@ -144,6 +144,10 @@ class WalCorruption(ActionQueueError):
     def __reduce__(self):
         return (_rebuild_corruption, (type(self), dict(self.__dict__)))
 
+    def _shift(self, delta: int) -> None:
+        """Move the offsets by ``delta`` (found in a slice that starts ``delta`` into the file)."""
+        self.offset += delta
+
 
 def _rebuild_corruption(cls, state):
     obj = cls.__new__(cls)
@@ -154,13 +158,24 @@ def _rebuild_corruption(cls, state):
 
 class TornTail(WalCorruption):
     """The last record is incomplete or damaged and nothing valid follows it: the shape a
-    crash in the middle of an append leaves. ``TRUNCATE_PARTIAL`` repairs it."""
+    crash in the middle of an append leaves. ``TRUNCATE_PARTIAL`` repairs it.
+
+    Attributes:
+        file_length: the length of the file (the torn bytes run from ``offset`` to it).
+    """
+
+    def __init__(self, path, offset: int, reason: str, detail: str | None = None,
+                 records_before: int = 0, file_length: int = 0):
+        self.file_length = file_length
+        super().__init__(path, offset, reason, detail, records_before)
 
     @property
     def bytes_to_cut(self) -> int:
         return self.file_length - self.offset
 
-    file_length: int = 0
+    def _shift(self, delta: int) -> None:
+        super()._shift(delta)
+        self.file_length += delta
 
 
 class MidLogCorruption(WalCorruption):
@@ -173,8 +188,16 @@ class MidLogCorruption(WalCorruption):
         valid_records_after: how many valid records follow, walking from there.
     """
 
-    next_valid_offset: int | None = None
-    valid_records_after: int = 0
+    def __init__(self, path, offset: int, reason: str, detail: str | None = None,
+                 records_before: int = 0, next_valid_offset: int | None = None, valid_records_after: int = 0):
+        self.next_valid_offset = next_valid_offset
+        self.valid_records_after = valid_records_after
+        super().__init__(path, offset, reason, detail, records_before)
+
+    def _shift(self, delta: int) -> None:
+        super()._shift(delta)
+        if self.next_valid_offset is not None:
+            self.next_valid_offset += delta
 
     def __str__(self) -> str:
         base = super().__str__()
@@ -263,12 +286,10 @@ def validate_buffer(
         if name == "sequence_not_increasing":
             corruption = MidLogCorruption(path, end, name, detail, count)
         elif nxt >= 0:
-            corruption = MidLogCorruption(path, end, name, detail, count)
-            corruption.next_valid_offset = nxt
-            corruption.valid_records_after = _walker.walk(buf, nxt, None, max_payload)[1]
+            after = _walker.walk(buf, nxt, None, max_payload)[1]
+            corruption = MidLogCorruption(path, end, name, detail, count, nxt, after)
         else:
-            corruption = TornTail(path, end, name, detail, count)
-            corruption.file_length = size
+            corruption = TornTail(path, end, name, detail, count, size)
     return ValidationReport(
         None if path is None else Path(path), count, first, last, end, size, corruption
     )
@@ -825,7 +846,7 @@ def _plan_cuts(data: bytes, path: Path, prev: int | None, max_payload: int) -> t
             cuts.append((pos + corruption.offset, len(data) - pos - corruption.offset))
             return cuts, kept
         if corruption.next_valid_offset is None:  # a valid record out of sequence order
-            corruption.offset += pos
+            corruption._shift(pos)
             raise corruption
         cuts.append((pos + corruption.offset, corruption.next_valid_offset - corruption.offset))
         pos += corruption.next_valid_offset
@@ -995,9 +1016,7 @@ class WalReader:
             if reason:
                 report = validate_buffer(data[end:], path, prev_sequence=prev, max_payload=self.max_payload)
                 if isinstance(report.corruption, MidLogCorruption):
-                    report.corruption.offset += pos
-                    if report.corruption.next_valid_offset is not None:
-                        report.corruption.next_valid_offset += pos
+                    report.corruption._shift(pos)
                     raise report.corruption
             elif path in files and files.index(path) + 1 < len(files) and end == len(data):
                 # the current file is complete and a newer one exists: it was sealed
@@ -1036,12 +1055,8 @@ class WalReader:
                 report = validate_buffer(rest, path, prev_sequence=prev, max_payload=self.max_payload)
                 corruption = report.corruption
                 assert corruption is not None
-                corruption.offset += base + end
+                corruption._shift(base + end)
                 corruption.records_before = count
-                if isinstance(corruption, TornTail):
-                    corruption.file_length += base + end
-                elif corruption.next_valid_offset is not None:
-                    corruption.next_valid_offset += base + end
                 raise corruption
             buf = buf[end:]
             base += end
