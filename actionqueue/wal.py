@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from . import _backend, segments
+from . import _backend, _model, segments
 from ._wal_common import DEFAULT_MAX_PAYLOAD, R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD, REASON_NAMES
 from .errors import ActionQueueError
 
@@ -429,6 +429,9 @@ class WalWriter:
             self.wal_dir.mkdir()
             fsync_dir(self.data_dir)
         self.layout = detect_layout(self.data_dir) or Layout(layout)
+        self._segmented = self.layout is Layout.SEGMENTED
+        self._group = self.durability is Durability.GROUP
+        self._fsync_each = self.durability is Durability.FSYNC
         self.repaired: TornTail | None = None
         self._write_lock = threading.Lock()
         self._sync_cond = threading.Condition()
@@ -437,6 +440,7 @@ class WalWriter:
         self._poisoned: BaseException | None = None
         self._fd = -1
         self._lock_fd = -1
+        self._active_first: int | None = None
         self._sequence = 0
         self._size = 0  # bytes in the active file
         self._active_records = 0
@@ -482,6 +486,7 @@ class WalWriter:
             raise
         self._fd = fd
         self.path = path
+        self._active_first = first_sequence
         self._size = report.end_offset
         self._active_records = report.records
         if report.last_sequence is not None:
@@ -541,7 +546,32 @@ class WalWriter:
     # -- appending --------------------------------------------------------------------
     def append(self, event) -> None:
         """Append one event; returns once it is as durable as :attr:`durability` says."""
-        self.append_many((event,))
+        with self._write_lock:
+            self._check_open()
+            seq = getattr(event, "sequence", None)
+            if not isinstance(seq, int):
+                raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
+            if seq <= self._sequence:
+                raise SequenceViolation(self._sequence + 1, seq)
+            end = self._write_locked(_codec_impl.encode(event), seq, seq, 1)
+        if self._group:
+            self._wait_durable(end)
+
+    def append_next(self, event) -> int:
+        """Append an event (a ``TaskCreated``, ``RunStateChanged``, ...) under the next
+        sequence, assigned by the writer, and return that sequence.
+
+        With group commit this is how concurrent producers append: the sequence is taken
+        and written under the writer's lock, and the wait for the fsync happens outside it,
+        so threads share fsyncs instead of racing for sequence numbers.
+        """
+        with self._write_lock:
+            self._check_open()
+            seq = self._sequence + 1
+            end = self._write_locked(_codec_impl.encode(_model.WalEvent(seq, event)), seq, seq, 1)
+        if self._group:
+            self._wait_durable(end)
+        return seq
 
     def append_many(self, events: Iterable) -> None:
         """Append events in order as one write; all or nothing."""
@@ -558,27 +588,50 @@ class WalWriter:
                 if seq <= prev:
                     raise SequenceViolation(prev + 1, seq)
                 prev = seq
-            data = _codec_impl.encode_batch(events)
-            if self.layout is Layout.SEGMENTED and (
-                self._fd < 0 or (self._active_records and self._size + len(data) > self.segment_bytes)
-            ):
-                self._rotate(events[0].sequence)
-            start = self._size
-            try:
-                _write_all(self._fd, data)
-            except OSError as exc:
-                self._undo_write(start, exc)
-                raise WalWriterError(f"write to {self.path} failed: {exc}") from exc
-            self._size = start + len(data)
-            self._total += len(data)
-            self._sequence = prev
-            self._active_records += len(events)
-            end = self._total
-            if self.durability is Durability.FSYNC:
-                self._fsync_or_poison()
-                self._durable = end
-        if self.durability is Durability.GROUP:
+            end = self._write_locked(_codec_impl.encode_batch(events), events[0].sequence, prev, len(events))
+        if self._group:
             self._wait_durable(end)
+
+    def _write_locked(self, data: bytes, first: int, last: int, count: int) -> int:
+        """Write encoded records (write lock held); return the log end for durability waits."""
+        if self._segmented:
+            if self._fd < 0 or (self._active_records and self._size + len(data) > self.segment_bytes):
+                self._rotate(first)
+            elif self._size == 0 and self._active_first != first:
+                # an empty segment (its first write failed, or a crash tore it and a
+                # repair emptied it) is renamed for the sequence that really starts it
+                self._rename_active(first)
+        start = self._size
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                _write_all(self._fd, data[written:])
+        except BaseException as exc:
+            # also KeyboardInterrupt & co. between two partial writes: never leave a fragment
+            self._undo_write(start, exc)
+            if isinstance(exc, OSError):
+                raise WalWriterError(f"write to {self.path} failed: {exc}") from exc
+            raise
+        self._size = start + len(data)
+        self._total += len(data)
+        self._sequence = last
+        self._active_records += count
+        end = self._total
+        if self._fsync_each:
+            self._fsync_or_poison()
+            self._durable = end
+        return end
+
+    def _rename_active(self, first_sequence: int) -> None:
+        target = self.wal_dir / segments.segment_name(first_sequence)
+        try:
+            os.replace(self.path, target)
+            fsync_dir(self.wal_dir)
+        except OSError as exc:
+            self._poisoned = exc
+            raise WriterPoisoned(f"renaming the empty segment {self.path} failed: {exc}") from exc
+        self.path = target
+        self._active_first = first_sequence
 
     def _rotate(self, first_sequence: int) -> None:
         """Seal the active segment (if any) and start one for ``first_sequence``.
@@ -596,6 +649,7 @@ class WalWriter:
             segment = segments.Segment(self.wal_dir / segments.segment_name(first_sequence), first_sequence)
             fd = os.open(segment.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
             self._fd, self.path, self._size, self._active_records = fd, segment.path, 0, 0
+            self._active_first = first_sequence
             fsync_dir(self.wal_dir)
         except OSError as exc:
             self._poisoned = exc
@@ -654,13 +708,16 @@ class WalWriter:
                 fd = self._fd
                 self._sync_cond.release()
                 try:
-                    os.fsync(fd)
-                    failed = None
-                except OSError as exc:
-                    failed = exc
+                    try:
+                        os.fsync(fd)
+                        failed = None
+                    except OSError as exc:
+                        failed = exc
                 finally:
+                    # also when interrupted (KeyboardInterrupt): the waiters must not sleep on
                     self._sync_cond.acquire()
                     self._syncing = False
+                    self._sync_cond.notify_all()
                 if failed is not None:
                     self._poisoned = failed
                     self._sync_cond.notify_all()
