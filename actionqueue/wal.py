@@ -1030,12 +1030,15 @@ class WalReader:
 
     def __iter__(self) -> Iterator:
         prev = None
+        since = self.from_sequence
         for path, first in self._files():
             with open(path, "rb", buffering=0) as f:
-                for event in self._events(f, path, prev, first):
-                    prev = event.sequence
-                    if self.from_sequence is None or event.sequence >= self.from_sequence:
-                        yield event
+                for batch in self._batches(f, path, prev, first):
+                    prev = batch[-1].sequence
+                    if since is None or batch[0].sequence >= since:
+                        yield from batch
+                    elif prev >= since:
+                        yield from [e for e in batch if e.sequence >= since]
 
     def follow(self, poll_interval: float = 0.1, stop: "threading.Event | None" = None) -> Iterator:
         """Yield every event, then keep yielding new ones as another process appends them
@@ -1086,7 +1089,8 @@ class WalReader:
             else:
                 time.sleep(poll_interval)
 
-    def _events(self, f, path: Path, prev: int | None, first: int | None) -> Iterator:
+    def _batches(self, f, path: Path, prev: int | None, first: int | None) -> Iterator[list]:
+        """The events of one file, a chunk's worth at a time (non-empty lists)."""
         buf = b""
         base = 0  # file offset of buf[0]
         count = 0
@@ -1102,7 +1106,8 @@ class WalReader:
             if count == 0 and first is not None and events and events[0].sequence != first:
                 raise SegmentError(path, 0, "decode_failure",
                                    f"segment named for sequence {first} starts at {events[0].sequence}")
-            yield from events
+            if events:
+                yield events
             count += n
             prev = last
             if reason and not (not eof and reason in (R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD)):
