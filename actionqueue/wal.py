@@ -773,7 +773,11 @@ class WalWriter:
         try:
             if self._poisoned is None and self._fd >= 0:
                 with self._write_lock:
-                    os.fsync(self._fd)
+                    try:
+                        os.fsync(self._fd)
+                    except OSError as exc:
+                        self._poisoned = exc
+                        raise WriterPoisoned(f"fsync of {self.path} on close failed: {exc}") from exc
         finally:
             self._closed = True
             self._release()
