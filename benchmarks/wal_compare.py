@@ -26,16 +26,10 @@ default the system temp dir, and are removed at the end):
   ``Durability.NONE`` per-event ``append`` and ``append_many`` of the first 200,000
   events (Rust v-b: unflushed append, one ``write`` per event).
 
-Group commit from threads: sequences must increase in the order appends reach the log,
-but ``WalWriter.append`` both writes (under its lock) and waits for the group fsync
-(outside it), and the API has no way to let the writer assign the sequence or to split
-"write" from "wait". Holding a lock of ours around "next sequence + append" would hold it
-through the fsync wait and serialize everything. So each thread takes the next sequence
-under a small lock, builds its ``WalEvent``, and calls ``append`` without the lock; when
-another thread's later sequence got to the log first the append raises
-``SequenceViolation`` (nothing written) and the thread takes a fresh sequence and retries
-(gaps are allowed). The retries are counted; ``os.fsync`` is wrapped by a counter during
-the append section to show how many appends each fsync covered.
+Group commit from threads: each thread calls ``WalWriter.append_next(event)``, which
+assigns the next sequence and writes under the writer's lock and waits for the shared
+fsync outside it. ``os.fsync`` is wrapped by a counter during the append section to show
+how many appends each fsync covered.
 
 Rates are events (or appends) per second; GB = 10^9 B.
 """
@@ -70,7 +64,6 @@ from actionqueue.scan import SegmentScanner
 from actionqueue.wal import (
     Durability,
     Layout,
-    SequenceViolation,
     WalReader,
     WalWriter,
     verify,
@@ -366,7 +359,7 @@ def append_section(rep, buf, root, args):
 
         for threads in (1, 4, 16):
             total = args.group_appends
-            st = {"retries": 0, "fsyncs": 0}
+            st = {"fsyncs": 0}
 
             def run(w, threads=threads, total=total, st=st):
                 c0 = fc.count
@@ -378,9 +371,7 @@ def append_section(rep, buf, root, args):
                         note="incl. thread start/join")
             r["fsyncs_per_sample"] = st["fsyncs"] / R
             r["appends_per_fsync"] = total * R / max(st["fsyncs"], 1)
-            r["retries_per_sample"] = st["retries"] / R
-            rep.say(f"  {'':50} {st['fsyncs'] / R:9,.0f} fsyncs/sample = {r['appends_per_fsync']:.1f} appends per fsync;"
-                    f" {st['retries'] / R:,.0f} SequenceViolation retries/sample")
+            rep.say(f"  {'':50} {st['fsyncs'] / R:9,.0f} fsyncs/sample = {r['appends_per_fsync']:.1f} appends per fsync")
 
         rep.row("append", f"NONE append x{n_many:,} (per event)", n_many,
                 *sample(lambda w: one_by_one(w, events), R, lambda: fresh(Durability.NONE), done), end, key="append.none.per")
@@ -400,38 +391,28 @@ def append_section(rep, buf, root, args):
 
 
 def group_commit(writer, events, total, threads, stats):
-    """``total`` appends from ``threads`` threads with Durability.GROUP (see the module doc)."""
+    """``total`` appends from ``threads`` threads with Durability.GROUP.
+
+    Each thread hands its event body to ``WalWriter.append_next``, which assigns the
+    sequence under the writer's lock and waits for the shared fsync outside it.
+    """
     lock = threading.Lock()
-    state = {"i": 0, "seq": writer.current_sequence}
+    state = {"i": 0}
     go = threading.Event()
-    WalEvent = aq.WalEvent
     nev = len(events)
     errors = []
-
-    def take(i=None):
-        with lock:
-            if i is None:
-                i = state["i"]
-                if i >= total:
-                    return None, None
-                state["i"] = i + 1
-            state["seq"] += 1
-            return i, WalEvent(state["seq"], events[i % nev].event)
+    append_next = writer.append_next
 
     def worker():
         go.wait()
         try:
             while True:
-                i, ev = take()
-                if ev is None:
-                    return
-                while True:
-                    try:
-                        writer.append(ev)
-                        break
-                    except SequenceViolation:
-                        stats["retries"] += 1
-                        _, ev = take(i)
+                with lock:
+                    i = state["i"]
+                    if i >= total:
+                        return
+                    state["i"] = i + 1
+                append_next(events[i % nev].event)
         except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
             errors.append(exc)
 
