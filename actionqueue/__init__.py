@@ -80,6 +80,17 @@ from .wal import (  # noqa: E402 - needs the codec chosen above
     verify,
 )
 
+from .reducer import (  # noqa: E402
+    CorruptedData,
+    DuplicateEvent,
+    EngineControlCausality,
+    InvalidTransition,
+    LeaseCausality,
+    ReducerError,
+    ReplayReducer,
+    TaskCausality,
+)
+
 _logging.getLogger("actionqueue").addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0.dev0"
@@ -119,4 +130,12 @@ __all__ = [  # noqa: PLE0604
     "WriterClosed",
     "WriterPoisoned",
     "WalLocked",
+    "ReplayReducer",
+    "ReducerError",
+    "InvalidTransition",
+    "DuplicateEvent",
+    "CorruptedData",
+    "LeaseCausality",
+    "TaskCausality",
+    "EngineControlCausality",
 ]
