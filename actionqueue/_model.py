@@ -76,7 +76,7 @@ if _backend.NATIVE:
     from ._ids import (
         ActorId,
         AttemptId,
-        IdBase as _Id,
+        IdBase as _Id,  # noqa: F401 - the base the schema and JSON code test against
         LedgerEntryId,
         RunId,
         SubscriptionId,
@@ -87,7 +87,7 @@ else:
     from ._ids_py import (  # type: ignore[assignment]
         ActorId,
         AttemptId,
-        IdBase as _Id,
+        IdBase as _Id,  # noqa: F401 - the base the schema and JSON code test against
         LedgerEntryId,
         RunId,
         SubscriptionId,
