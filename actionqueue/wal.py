@@ -18,8 +18,10 @@ import enum
 import logging
 import mmap
 import os
+import _thread
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -391,6 +393,87 @@ class SegmentError(WalCorruption):
     that disagrees with its file, a sequence range that overlaps its neighbours)."""
 
 
+class _Gate:
+    """Where group-commit appenders wait for the fsync that covers their bytes."""
+
+    __slots__ = ("_lock", "error")
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self.error: BaseException | None = None
+
+    def open(self, error: BaseException | None) -> None:
+        self.error = error
+        self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()
+        self._lock.release()
+        if self.error is not None:
+            raise WriterPoisoned(f"the fsync covering this append failed: {self.error}") from self.error
+
+
+class _GroupCommit:
+    """Group commit with one flusher thread.
+
+    An appender writes under the writer's lock, takes the current gate, signals the
+    flusher and waits at the gate. The flusher swaps in a new gate under the writer's lock
+    (so the old gate covers exactly the bytes written before the swap), fsyncs, and opens
+    the old gate: every appender behind it wakes once, with no lock to fight over, which
+    is what lets many threads share one fsync. The flusher holds only a weak reference to
+    the writer, so an abandoned writer is still collected (and closed).
+    """
+
+    def __init__(self, writer: "WalWriter") -> None:
+        self.gate = _Gate()
+        self.pending = threading.Event()
+        self.stopping = False
+        self.thread = threading.Thread(
+            target=_GroupCommit._run, args=(weakref.ref(writer), self), name="actionqueue-wal-flusher", daemon=True
+        )
+        self.thread.start()
+
+    def gate_for_written(self) -> _Gate:
+        """Called under the writer's lock right after a write."""
+        self.pending.set()
+        return self.gate
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.pending.set()
+        if self.thread is not threading.current_thread():
+            self.thread.join()
+
+    @staticmethod
+    def _run(ref, state: "_GroupCommit") -> None:
+        while True:
+            state.pending.wait()
+            state.pending.clear()
+            writer = ref()
+            if writer is None:
+                state.gate.open(WriterClosed("WAL writer was garbage-collected"))
+                return
+            with writer._write_lock:
+                gate, state.gate = state.gate, _Gate()
+                fd = writer._fd
+                writer._fsync_lock.acquire()
+            error: BaseException | None = writer._poisoned
+            try:
+                if error is None and fd >= 0:
+                    os.fsync(fd)
+            except BaseException as exc:  # noqa: BLE001 - also interrupts: never strand waiters
+                error = exc
+                writer._poisoned = exc
+                log.error("fsync of %s failed (%s): writer poisoned", writer.path, exc)
+            finally:
+                writer._fsync_lock.release()
+                gate.open(error)
+            del writer
+            if state.stopping:
+                return  # close() fsyncs once more and opens the last gate
+
+
 class WalWriter:
     """Appends events to the log of a data dir, durably.
 
@@ -434,8 +517,8 @@ class WalWriter:
         self._fsync_each = self.durability is Durability.FSYNC
         self.repaired: TornTail | None = None
         self._write_lock = threading.Lock()
-        self._sync_cond = threading.Condition()
-        self._syncing = False
+        self._fsync_lock = threading.Lock()  # held while a file descriptor is being fsynced
+        self._group_commit: _GroupCommit | None = None
         self._closed = False
         self._poisoned: BaseException | None = None
         self._fd = -1
@@ -444,8 +527,6 @@ class WalWriter:
         self._sequence = 0
         self._size = 0  # bytes in the active file
         self._active_records = 0
-        self._total = 0  # bytes appended through this writer (for group commit)
-        self._durable = 0
         try:
             self._lock_fd = os.open(self.wal_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
             _lock(self._lock_fd, self.wal_dir)
@@ -553,9 +634,9 @@ class WalWriter:
                 raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
             if seq <= self._sequence:
                 raise SequenceViolation(self._sequence + 1, seq)
-            end = self._write_locked(_codec_impl.encode(event), seq, seq, 1)
-        if self._group:
-            self._wait_durable(end)
+            gate = self._write_locked(_codec_impl.encode(event), seq, seq, 1)
+        if gate is not None:
+            gate.wait()
 
     def append_next(self, event) -> int:
         """Append an event (a ``TaskCreated``, ``RunStateChanged``, ...) under the next
@@ -568,9 +649,9 @@ class WalWriter:
         with self._write_lock:
             self._check_open()
             seq = self._sequence + 1
-            end = self._write_locked(_codec_impl.encode(_model.WalEvent(seq, event)), seq, seq, 1)
-        if self._group:
-            self._wait_durable(end)
+            gate = self._write_locked(_codec_impl.encode(_model.WalEvent(seq, event)), seq, seq, 1)
+        if gate is not None:
+            gate.wait()
         return seq
 
     def append_many(self, events: Iterable) -> None:
@@ -588,12 +669,13 @@ class WalWriter:
                 if seq <= prev:
                     raise SequenceViolation(prev + 1, seq)
                 prev = seq
-            end = self._write_locked(_codec_impl.encode_batch(events), events[0].sequence, prev, len(events))
-        if self._group:
-            self._wait_durable(end)
+            gate = self._write_locked(_codec_impl.encode_batch(events), events[0].sequence, prev, len(events))
+        if gate is not None:
+            gate.wait()
 
-    def _write_locked(self, data: bytes, first: int, last: int, count: int) -> int:
-        """Write encoded records (write lock held); return the log end for durability waits."""
+    def _write_locked(self, data: bytes, first: int, last: int, count: int) -> "_Gate | None":
+        """Write encoded records (write lock held). With group commit, return the gate to
+        wait at (outside the lock) until an fsync covering them has succeeded."""
         if self._segmented:
             if self._fd < 0 or (self._active_records and self._size + len(data) > self.segment_bytes):
                 self._rotate(first)
@@ -613,14 +695,15 @@ class WalWriter:
                 raise WalWriterError(f"write to {self.path} failed: {exc}") from exc
             raise
         self._size = start + len(data)
-        self._total += len(data)
         self._sequence = last
         self._active_records += count
-        end = self._total
         if self._fsync_each:
             self._fsync_or_poison()
-            self._durable = end
-        return end
+        elif self._group:
+            if self._group_commit is None:
+                self._group_commit = _GroupCommit(self)
+            return self._group_commit.gate_for_written()
+        return None
 
     def _rename_active(self, first_sequence: int) -> None:
         target = self.wal_dir / segments.segment_name(first_sequence)
@@ -636,13 +719,11 @@ class WalWriter:
     def _rotate(self, first_sequence: int) -> None:
         """Seal the active segment (if any) and start one for ``first_sequence``.
 
-        Called with the write lock held; waits for a group fsync in progress, and keeps
-        group leaders out while the file descriptor changes.
+        Called with the write lock held; waits for a group-commit fsync in progress and
+        keeps the next one out while the file descriptor changes. The seal's fsync makes
+        the old segment durable; group-commit waiters are released by the next fsync.
         """
-        with self._sync_cond:
-            while self._syncing:
-                self._sync_cond.wait()
-            self._syncing = True
+        self._fsync_lock.acquire()
         try:
             if self._fd >= 0:
                 self._seal_active()
@@ -656,10 +737,7 @@ class WalWriter:
             log.error("cannot rotate the log in %s (%s): writer poisoned", self.wal_dir, exc)
             raise WriterPoisoned(f"rotating the log in {self.wal_dir} failed: {exc}") from exc
         finally:
-            with self._sync_cond:
-                self._syncing = False
-                self._durable = max(self._durable, self._total) if self._poisoned is None else self._durable
-                self._sync_cond.notify_all()
+            self._fsync_lock.release()
 
     def _seal_active(self) -> None:
         os.fsync(self._fd)
@@ -694,48 +772,13 @@ class WalWriter:
             log.error("fsync of %s failed (%s): writer poisoned", self.path, exc)
             raise WriterPoisoned(f"fsync of {self.path} failed: {exc}") from exc
 
-    def _wait_durable(self, end: int) -> None:
-        """Group commit: return once an fsync covering the first ``end`` bytes succeeded."""
-        with self._sync_cond:
-            while self._durable < end:
-                if self._poisoned is not None:
-                    raise WriterPoisoned(f"WAL writer is poisoned by an earlier failure: {self._poisoned}")
-                if self._syncing:
-                    self._sync_cond.wait()
-                    continue
-                self._syncing = True
-                target = self._total  # every byte counted here was written to self._fd
-                fd = self._fd
-                self._sync_cond.release()
-                try:
-                    try:
-                        os.fsync(fd)
-                        failed = None
-                    except OSError as exc:
-                        failed = exc
-                finally:
-                    # also when interrupted (KeyboardInterrupt): the waiters must not sleep on
-                    self._sync_cond.acquire()
-                    self._syncing = False
-                    self._sync_cond.notify_all()
-                if failed is not None:
-                    self._poisoned = failed
-                    self._sync_cond.notify_all()
-                    log.error("fsync of %s failed (%s): writer poisoned", self.path, failed)
-                    raise WriterPoisoned(f"fsync of {self.path} failed: {failed}") from failed
-                self._durable = max(self._durable, target)
-                self._sync_cond.notify_all()
-
     def sync(self) -> None:
         """Make everything appended so far durable (fsync)."""
         with self._write_lock:
             self._check_open()
             if self._fd >= 0:
-                self._fsync_or_poison()
-            end = self._total
-        with self._sync_cond:
-            self._durable = max(self._durable, end)
-            self._sync_cond.notify_all()
+                with self._fsync_lock:
+                    self._fsync_or_poison()
 
     flush = sync
 
@@ -770,6 +813,9 @@ class WalWriter:
         """Sync and close. Closing twice is allowed; any other call after it raises."""
         if self._closed:
             return
+        group, self._group_commit = self._group_commit, None
+        if group is not None:
+            group.stop()
         try:
             if self._poisoned is None and self._fd >= 0:
                 with self._write_lock:
@@ -781,6 +827,8 @@ class WalWriter:
         finally:
             self._closed = True
             self._release()
+            if group is not None:  # whoever still waits: durable now, or not
+                group.gate.open(self._poisoned)
 
     def __del__(self) -> None:
         # Like Rust's Drop: a writer that was never closed syncs and releases its lock.
