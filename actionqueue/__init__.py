@@ -91,6 +91,14 @@ from .reducer import (  # noqa: E402
     TaskCausality,
 )
 
+from .snapshot import (  # noqa: E402
+    SnapshotError,
+    build_snapshot,
+    load_snapshot,
+    reducer_from_snapshot,
+    write_snapshot,
+)
+
 _logging.getLogger("actionqueue").addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0.dev0"
@@ -138,4 +146,9 @@ __all__ = [  # noqa: PLE0604
     "LeaseCausality",
     "TaskCausality",
     "EngineControlCausality",
+    "SnapshotError",
+    "build_snapshot",
+    "write_snapshot",
+    "load_snapshot",
+    "reducer_from_snapshot",
 ]
