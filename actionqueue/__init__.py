@@ -99,6 +99,9 @@ from .snapshot import (  # noqa: E402
     write_snapshot,
 )
 
+from .recovery import RecoveryError, RecoveryReport, Store, replay_to  # noqa: E402
+from .recovery import open  # noqa: E402,A004 - actionqueue.open(data_dir) recovers a data dir
+
 _logging.getLogger("actionqueue").addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0.dev0"
@@ -151,4 +154,9 @@ __all__ = [  # noqa: PLE0604
     "write_snapshot",
     "load_snapshot",
     "reducer_from_snapshot",
+    "open",
+    "replay_to",
+    "Store",
+    "RecoveryReport",
+    "RecoveryError",
 ]

@@ -1,0 +1,100 @@
+"""Recovery: snapshot + WAL tail gives the projection a full replay gives."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import actionqueue as aq
+from actionqueue import recovery
+from actionqueue.reducer import projection_to_snapshot_builtins
+
+from test_reducer_properties import simulations
+
+
+def state(reducer) -> dict:
+    return projection_to_snapshot_builtins(reducer, 0)
+
+
+def write_log(data_dir, events, **kw) -> None:
+    with aq.WalWriter(data_dir, durability="none", **kw) as writer:
+        writer.append_many(events)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sim=simulations(max_steps=60), data=st.data())
+def test_snapshot_plus_tail_equals_full_replay(tmp_path_factory, sim, data) -> None:
+    events = sim.events
+    data_dir = tmp_path_factory.mktemp("dir")
+    write_log(data_dir, events, segment_bytes=data.draw(st.sampled_from([512, 1 << 20])))
+    full = aq.ReplayReducer()
+    full.apply_all(events)
+    cut = data.draw(st.integers(0, len(events)))
+    prefix = aq.ReplayReducer()
+    prefix.apply_all(events[:cut])
+    aq.write_snapshot(data_dir, aq.build_snapshot(prefix, 1_800_000_000))
+    with recovery.open(data_dir) as store:
+        assert state(store.reducer) == state(full)
+        assert store.report.snapshot_loaded
+        assert store.report.snapshot_sequence == prefix.latest_sequence
+        assert store.report.wal_events_applied == len(events) - cut
+        assert store.writer.current_sequence == (events[-1].sequence if events else 0)
+    # time travel to the snapshot point, with and without the snapshot
+    if cut:
+        at = events[cut - 1].sequence
+        assert state(recovery.replay_to(data_dir, at)) == state(prefix)
+        assert state(recovery.replay_to(data_dir, at, use_snapshot=False)) == state(prefix)
+
+
+def test_a_damaged_snapshot_is_reported_and_ignored(tmp_path) -> None:
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 11)]
+    write_log(tmp_path, events)
+    r = aq.ReplayReducer()
+    r.apply_all(events[:5])
+    path = aq.write_snapshot(tmp_path, aq.build_snapshot(r, 100))
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x20
+    path.write_bytes(bytes(raw))
+    with recovery.open(tmp_path) as store:
+        assert not store.report.snapshot_loaded and "Crc" in store.report.snapshot_error
+        assert store.report.wal_events_applied == 10 and store.reducer.latest_sequence == 10
+
+
+def test_gap_after_the_snapshot_is_replayed_not_skipped(tmp_path) -> None:
+    """decisions.md #13: Rust seeks exactly snapshot+1 and would skip everything here."""
+    events = [aq.WalEvent(s, aq.EnginePaused(s) if k % 2 == 0 else aq.EngineResumed(s)) for k, s in enumerate([1, 2, 3, 10, 11])]
+    write_log(tmp_path, events)
+    r = aq.ReplayReducer()
+    r.apply_all(events[:3])
+    aq.write_snapshot(tmp_path, aq.build_snapshot(r, 100))
+    with recovery.open(tmp_path) as store:
+        assert store.report.wal_events_applied == 2 and store.reducer.latest_sequence == 11
+
+
+def test_snapshot_beyond_the_log_is_refused(tmp_path) -> None:
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 11)]
+    write_log(tmp_path, events[:4])
+    r = aq.ReplayReducer()
+    r.apply_all(events)
+    aq.write_snapshot(tmp_path, aq.build_snapshot(r, 100))
+    with pytest.raises(recovery.RecoveryError):
+        recovery.open(tmp_path)
+
+
+def test_torn_tail_is_repaired_before_recovery_when_asked(tmp_path) -> None:
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 6)]
+    write_log(tmp_path, events, layout="rust")
+    path = tmp_path / "wal" / "actionqueue.wal"
+    path.write_bytes(path.read_bytes() + b"\x05\x00\x00")
+    with pytest.raises(aq.TornTail):
+        recovery.open(tmp_path)
+    with recovery.open(tmp_path, repair_policy=aq.RepairPolicy.TRUNCATE_PARTIAL) as store:
+        assert store.report.repaired is not None and store.reducer.latest_sequence == 5
+        store.writer.append(aq.WalEvent(6, aq.EngineResumed(6)))
+
+
+def test_an_invalid_history_is_a_recovery_error(tmp_path) -> None:
+    write_log(tmp_path, [aq.WalEvent(1, aq.EngineResumed(1))])  # resume without pause
+    with pytest.raises(recovery.RecoveryError):
+        recovery.open(tmp_path)
