@@ -259,7 +259,13 @@ def _struct_from(cls: type) -> Callable[[Any], Any]:
     return fn
 
 
+_union_from_cache: dict[type, Callable[[Any], Any]] = {}
+
+
 def _union_from(base: type) -> Callable[[Any], Any]:
+    cached = _union_from_cache.get(base)
+    if cached is not None:
+        return cached
     by_name = {variant_name(c): c for c in base._variants}
 
     def fn(v: Any) -> Any:
@@ -275,25 +281,44 @@ def _union_from(base: type) -> Callable[[Any], Any]:
                 return _struct_from(cls)(body)
         raise _bad(base.__name__, f"a {base.__name__} variant", v)
 
+    _union_from_cache[base] = fn
     return fn
 
 
-def from_builtins(cls: type, obj: Any) -> Any:
-    """Build an instance of ``cls`` (any model class) from its serde_json shape."""
+_parsers: dict[type, Callable[[Any], Any]] = {}
+
+
+def _parser_for(cls: type) -> Callable[[Any], Any]:
+    """The function that parses the serde shape of ``cls`` (built once per class)."""
     if not isinstance(cls, type):
         raise TypeError(f"not an actionqueue model class: {cls!r}")
     for base in (m.Event, m.EventFilter, m.RunPolicy):
         if cls is base or (issubclass(cls, base) and _is_tagged(cls)):
-            value = _union_from(base)(obj)
-            if not isinstance(value, cls):
-                raise ValidationError(f"expected {cls.__name__}, got {type(value).__name__}")
-            return value
+            union = _union_from(base)
+            if cls is base:
+                return union
+
+            def parse_variant(obj: Any, union=union, cls=cls) -> Any:
+                value = union(obj)
+                if not isinstance(value, cls):
+                    raise ValidationError(f"expected {cls.__name__}, got {type(value).__name__}")
+                return value
+
+            return parse_variant
     if issubclass(cls, m._Value):
-        return _struct_from(cls)(obj)
+        return _struct_from(cls)
     if issubclass(cls, m._Id):
-        return _from(("id", cls), cls.__name__)(obj)
+        return _from(("id", cls), cls.__name__)
     if issubclass(cls, m._WireEnum):
-        return _from(("enum", cls), cls.__name__)(obj)
+        return _from(("enum", cls), cls.__name__)
     if issubclass(cls, m._NamedVariant):
-        return _from(("named", cls), cls.__name__)(obj)
+        return _from(("named", cls), cls.__name__)
     raise TypeError(f"not an actionqueue model class: {cls!r}")
+
+
+def from_builtins(cls: type, obj: Any) -> Any:
+    """Build an instance of ``cls`` (any model class) from its serde_json shape."""
+    parse = _parsers.get(cls)
+    if parse is None:
+        parse = _parsers[cls] = _parser_for(cls)
+    return parse(obj)
