@@ -347,29 +347,50 @@ cdef int _fail(Reader *r, str reason, const uint8_t *at) except -1:
     raise PayloadDecodeError(reason, r.base + (at - r.start), rec)
 
 
-cdef inline int _read_varint(Reader *r, uint64_t *out, int max_bytes, uint8_t last_max) except -1:
-    cdef const uint8_t *start = r.p
+DEF VARINT_OK = 0
+DEF VARINT_EOF = 1
+DEF VARINT_BAD = 2
+
+
+cdef inline int _varint(const uint8_t **pp, const uint8_t *end, uint64_t *out,
+                        int max_bytes, uint8_t last_max) noexcept nogil:
+    """Read one postcard varint at ``*pp`` (the one varint loop of the package).
+
+    Accepts over-long forms within ``max_bytes`` as postcard does; the last permitted
+    byte may hold at most ``last_max``. Returns VARINT_OK (``*pp`` moved past it),
+    VARINT_EOF (``*pp`` where the input ran out) or VARINT_BAD.
+    """
+    cdef const uint8_t *p = pp[0]
     cdef uint64_t value = 0
-    cdef int shift = 0
-    cdef int i
+    cdef int shift = 0, i
     cdef uint8_t b
-    if r.p < r.end and r.p[0] < 0x80:
-        out[0] = r.p[0]
-        r.p += 1
-        return 0
+    if p < end and p[0] < 0x80:  # one byte: the common case
+        out[0] = p[0]
+        pp[0] = p + 1
+        return VARINT_OK
     for i in range(max_bytes):
-        if r.p >= r.end:
-            return _fail(r, MSG_EOF, r.p)
-        b = r.p[0]
-        r.p += 1
+        if p >= end:
+            pp[0] = p
+            return VARINT_EOF
+        b = p[0]
+        p += 1
         if i == max_bytes - 1 and b > last_max:
-            return _fail(r, MSG_VARINT, start)
+            return VARINT_BAD
         value |= (<uint64_t>(b & 0x7F)) << shift
         if b < 0x80:
             out[0] = value
-            return 0
+            pp[0] = p
+            return VARINT_OK
         shift += 7
-    return _fail(r, MSG_VARINT, start)
+    return VARINT_BAD
+
+
+cdef inline int _read_varint(Reader *r, uint64_t *out, int max_bytes, uint8_t last_max) except -1:
+    cdef const uint8_t *start = r.p
+    cdef int status = _varint(&r.p, r.end, out, max_bytes, last_max)
+    if status == VARINT_OK:
+        return 0
+    return _fail(r, MSG_EOF, r.p) if status == VARINT_EOF else _fail(r, MSG_VARINT, start)
 
 
 cdef inline int _read_u32(Reader *r, uint64_t *out) except -1:
@@ -689,22 +710,7 @@ cdef struct Skim:
 
 
 cdef inline int _skim_varint(Skim *k, uint64_t *out, int max_bytes, uint8_t last_max) noexcept:
-    cdef uint64_t value = 0
-    cdef int shift = 0, i
-    cdef uint8_t b
-    for i in range(max_bytes):
-        if k.p >= k.end:
-            return -1
-        b = k.p[0]
-        k.p += 1
-        if i == max_bytes - 1 and b > last_max:
-            return -1
-        value |= (<uint64_t>(b & 0x7F)) << shift
-        if b < 0x80:
-            out[0] = value
-            return 0
-        shift += 7
-    return -1
+    return 0 if _varint(&k.p, k.end, out, max_bytes, last_max) == VARINT_OK else -1
 
 
 cdef inline int _skim_bytes(Skim *k) noexcept:
