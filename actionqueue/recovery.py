@@ -142,6 +142,7 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
                     f"the snapshot of {data_dir} is at sequence {snap_seq}, beyond the log's last {wal_last}"
                 )
             log.warning("%s: the log is empty; events before the snapshot's %d are not recoverable", data_dir, snap_seq)
+            writer._advance_to(snap_seq)  # appends continue above the snapshot
         if reducer is None:
             reducer = ReplayReducer()
         applied = _replay_tail(reducer, data_dir, snap_seq)
@@ -171,6 +172,9 @@ def replay_to(data_dir, sequence: int, *, use_snapshot: bool = True) -> ReplayRe
     reducer, snap_seq, _ = _load_snapshot(data_dir, sequence) if use_snapshot else (None, 0, None)
     if reducer is None:
         reducer = ReplayReducer()
-    _replay_tail(reducer, data_dir, snap_seq, sequence)
+    try:
+        _replay_tail(reducer, data_dir, snap_seq, sequence)
+    except TornTail:
+        pass  # an unfinished last record was never acknowledged: the state before it stands
     return reducer
 

@@ -396,14 +396,18 @@ class SegmentError(WalCorruption):
 class _Gate:
     """Where group-commit appenders wait for the fsync that covers their bytes."""
 
-    __slots__ = ("_lock", "error")
+    __slots__ = ("_lock", "error", "opened")
 
     def __init__(self) -> None:
         self._lock = _thread.allocate_lock()
         self._lock.acquire()
         self.error: BaseException | None = None
+        self.opened = False
 
     def open(self, error: BaseException | None) -> None:
+        if self.opened:  # e.g. the flusher and close() both settling the last gate
+            return
+        self.opened = True
         self.error = error
         self._lock.release()
 
@@ -534,6 +538,8 @@ class WalWriter:
                 self._open_file(self.wal_dir / RUST_WAL_NAME, None, None)
             else:
                 self._open_segments()
+            if self._group:
+                self._group_commit = _GroupCommit(self)
         except BaseException:
             self._release()
             raise
@@ -684,24 +690,26 @@ class WalWriter:
                 # repair emptied it) is renamed for the sequence that really starts it
                 self._rename_active(first)
         start = self._size
+        before = (self._sequence, self._active_records)
         try:
             written = os.write(self._fd, data)
             if written != len(data):
                 _write_all(self._fd, data[written:])
+            self._size = start + len(data)
+            self._sequence = last
+            self._active_records += count
         except BaseException as exc:
-            # also KeyboardInterrupt & co. between two partial writes: never leave a fragment
+            # also KeyboardInterrupt & co. between two partial writes, or right after the
+            # write: never leave a fragment, nor a record the state does not count
+            self._size = start
+            self._sequence, self._active_records = before
             self._undo_write(start, exc)
             if isinstance(exc, OSError):
                 raise WalWriterError(f"write to {self.path} failed: {exc}") from exc
             raise
-        self._size = start + len(data)
-        self._sequence = last
-        self._active_records += count
         if self._fsync_each:
             self._fsync_or_poison()
-        elif self._group:
-            if self._group_commit is None:
-                self._group_commit = _GroupCommit(self)
+        elif self._group_commit is not None:
             return self._group_commit.gate_for_written()
         return None
 
@@ -732,10 +740,12 @@ class WalWriter:
             self._fd, self.path, self._size, self._active_records = fd, segment.path, 0, 0
             self._active_first = first_sequence
             fsync_dir(self.wal_dir)
-        except OSError as exc:
+        except BaseException as exc:
             self._poisoned = exc
             log.error("cannot rotate the log in %s (%s): writer poisoned", self.wal_dir, exc)
-            raise WriterPoisoned(f"rotating the log in {self.wal_dir} failed: {exc}") from exc
+            if isinstance(exc, (OSError, WalCorruption)):
+                raise WriterPoisoned(f"rotating the log in {self.wal_dir} failed: {exc}") from exc
+            raise
         finally:
             self._fsync_lock.release()
 
@@ -767,10 +777,12 @@ class WalWriter:
     def _fsync_or_poison(self) -> None:
         try:
             os.fsync(self._fd)
-        except OSError as exc:
+        except BaseException as exc:  # an interrupted fsync proves nothing either
             self._poisoned = exc
             log.error("fsync of %s failed (%s): writer poisoned", self.path, exc)
-            raise WriterPoisoned(f"fsync of {self.path} failed: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise WriterPoisoned(f"fsync of {self.path} failed: {exc}") from exc
+            raise
 
     def sync(self) -> None:
         """Make everything appended so far durable (fsync)."""
@@ -810,25 +822,37 @@ class WalWriter:
                 setattr(self, attr, -1)
 
     def close(self) -> None:
-        """Sync and close. Closing twice is allowed; any other call after it raises."""
-        if self._closed:
-            return
-        group, self._group_commit = self._group_commit, None
+        """Sync and close. Closing twice is allowed; any other call after it raises
+        :class:`WriterClosed`. A failed final fsync raises :class:`WriterPoisoned`."""
+        with self._write_lock:  # from here on appends see a closed writer
+            if self._closed:
+                return
+            self._closed = True
+            group, self._group_commit = self._group_commit, None
         if group is not None:
-            group.stop()
-        try:
-            if self._poisoned is None and self._fd >= 0:
-                with self._write_lock:
+            group.stop()  # its last round runs while the descriptor is still open
+        error: BaseException | None = None
+        with self._write_lock, self._fsync_lock:
+            try:
+                if self._poisoned is None and self._fd >= 0:
                     try:
                         os.fsync(self._fd)
-                    except OSError as exc:
-                        self._poisoned = exc
-                        raise WriterPoisoned(f"fsync of {self.path} on close failed: {exc}") from exc
-        finally:
-            self._closed = True
-            self._release()
-            if group is not None:  # whoever still waits: durable now, or not
-                group.gate.open(self._poisoned)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised below
+                        self._poisoned = error = exc
+            finally:
+                self._release()
+                if group is not None:  # whoever still waits: durable now, or not
+                    group.gate.open(self._poisoned)
+        if error is not None:
+            if isinstance(error, OSError):
+                raise WriterPoisoned(f"fsync of {self.path} on close failed: {error}") from error
+            raise error
+
+    def _advance_to(self, sequence: int) -> None:
+        """Recovery: the log is empty but a snapshot covers up to ``sequence``: the next
+        appended sequence must be above it."""
+        with self._write_lock:
+            self._sequence = max(self._sequence, sequence)
 
     def __del__(self) -> None:
         # Like Rust's Drop: a writer that was never closed syncs and releases its lock.

@@ -98,3 +98,26 @@ def test_an_invalid_history_is_a_recovery_error(tmp_path) -> None:
     write_log(tmp_path, [aq.WalEvent(1, aq.EngineResumed(1))])  # resume without pause
     with pytest.raises(recovery.RecoveryError):
         recovery.open(tmp_path)
+
+
+def test_snapshot_over_an_empty_log_sets_the_next_sequence(tmp_path) -> None:
+    """Rust accepts a snapshot ahead of an empty log; appends must then continue above it,
+    or the next recovery would find the snapshot beyond the log."""
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 6)]
+    r = aq.ReplayReducer()
+    r.apply_all(events)
+    (tmp_path / "snapshots").mkdir()
+    aq.write_snapshot(tmp_path, aq.build_snapshot(r, 100))
+    with recovery.open(tmp_path) as store:
+        assert store.reducer.latest_sequence == 5
+        assert store.writer.append_next(aq.EngineResumed(6)) == 6
+    with recovery.open(tmp_path) as store:
+        assert store.reducer.latest_sequence == 6 and store.report.wal_events_applied == 1
+
+
+def test_replay_to_ignores_a_torn_tail(tmp_path) -> None:
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 6)]
+    write_log(tmp_path, events, layout="rust")
+    path = tmp_path / "wal" / "actionqueue.wal"
+    path.write_bytes(path.read_bytes() + b"\x05\x00\x00")
+    assert recovery.replay_to(tmp_path, 10).latest_sequence == 5

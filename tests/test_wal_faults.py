@@ -716,3 +716,33 @@ def test_close_reports_a_failed_fsync_as_poisoned(data_dir, faults) -> None:
     assert w.closed
     with pytest.raises(wal.WriterClosed):
         w.append(events(4, 4, 9)[0])
+
+
+def test_append_racing_close_is_refused_not_lost(data_dir) -> None:
+    """An append that starts while close() runs either completes before it or raises
+    WriterClosed: it never returns without a covering fsync."""
+    import threading
+
+    for durability in (wal.Durability.GROUP, FSYNC):
+        d = data_dir / durability.value
+        d.mkdir()
+        w = wal.WalWriter(d, STRICT, durability)
+        w.append_many(events(1, 3, 9))
+        outcomes = []
+
+        def appender() -> None:
+            try:
+                outcomes.append(w.append_next(aq.EnginePaused(1)))
+            except wal.WriterClosed:
+                outcomes.append("closed")
+
+        threads = [threading.Thread(target=appender) for _ in range(8)]
+        for t in threads:
+            t.start()
+        w.close()
+        for t in threads:
+            t.join(10)
+        acked = [o for o in outcomes if o != "closed"]
+        assert len(outcomes) == 8
+        got = [e.sequence for e in wal.WalReader(d)]
+        assert got[:3] == [1, 2, 3] and set(acked) <= set(got)
