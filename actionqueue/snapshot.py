@@ -648,6 +648,11 @@ def validate_snapshot(snapshot: dict[str, Any]) -> None:
     Every snapshot Rust's builder accepts also passes here (each relaxation only removes or
     narrows a refusal).
     """
+    _validated(snapshot)
+
+
+def _validated(snapshot: dict[str, Any]) -> _Parsed:
+    """:func:`validate_snapshot`, returning the typed form it parsed (for hydration)."""
     p = _parse(snapshot)
     if p.schema_version != SNAPSHOT_SCHEMA_VERSION:
         raise SnapshotMappingError(
@@ -694,6 +699,7 @@ def validate_snapshot(snapshot: dict[str, Any]) -> None:
         if s.subscription_id in sub_ids:
             raise SnapshotMappingError("DuplicateSubscriptionId", subscription_id=s.subscription_id)
         sub_ids.add(s.subscription_id)
+    return p
 
 
 def _validate_run(r: _Run) -> None:
@@ -758,8 +764,7 @@ def reducer_from_snapshot(snapshot: dict[str, Any]) -> ReplayReducer:
     ``last_heartbeat_at`` (see the module docstring). A reducer rejection raises
     :class:`SnapshotBootstrapError`.
     """
-    validate_snapshot(snapshot)
-    p = _parse(snapshot)
+    p = _validated(snapshot)  # one parse serves the checks and the hydration
     reducer = ReplayReducer()
     seq = 0
 

@@ -39,7 +39,6 @@ import json
 import os
 import pickle
 import platform
-import statistics
 import struct
 import sys
 import time
@@ -293,56 +292,7 @@ def to_msgspec(events):
 # --------------------------------------------------------------------------------------
 
 
-def sample(fn, repeat):
-    """Median (and all samples) of fn() wall time; gc collected before, disabled inside."""
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            r = fn()
-            t1 = time.perf_counter()
-        finally:
-            gc.enable()
-        del r
-        times.append(t1 - t0)
-    return statistics.median(times), times
-
-
-class Report:
-    def __init__(self, out):
-        self.out = out
-        self.rows = []
-        self.extra = {}
-
-    def say(self, text=""):
-        print(text, file=self.out, flush=True)
-
-    def row(self, section, name, n, med, times, nbytes=None, *, key=None, note=""):
-        eps = n / med if n else None
-        r = {
-            "key": key, "section": section, "name": name, "n": n, "median_s": med,
-            "samples_s": times, "events_per_s": eps, "ns_per_event": med / n * 1e9 if n else None,
-            "bytes": nbytes, "mb_per_s": nbytes / med / 1e6 if nbytes else None, "note": note,
-        }
-        self.rows.append(r)
-        if n:
-            mbs = f"{r['mb_per_s']:8.1f}" if nbytes else "       -"
-            self.say(f"  {name:52} {n:>9,} {eps / 1e6:8.3f} {mbs} {r['ns_per_event']:9.0f}  {med * 1e3:9.1f} {min(times) * 1e3:9.1f}  {note}")
-        else:
-            self.say(f"  {name:52} {'':>9} {'':>8} {r['mb_per_s']:8.1f} {'':>9}  {med * 1e3:9.1f} {min(times) * 1e3:9.1f}  {note}")
-        return r
-
-    def header(self, title):
-        self.say(f"\n## {title}")
-        self.say(f"  {'':52} {'events':>9} {'M ev/s':>8} {'MB/s':>8} {'ns/ev':>9}  {'median ms':>9} {'best ms':>9}")
-
-    def get(self, key):
-        for r in self.rows:
-            if r["key"] == key:
-                return r
-        return None
+from harness import Report, sample  # noqa: E402 - shared with the other benchmark script
 
 
 def split_records(buf):

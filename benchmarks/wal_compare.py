@@ -42,7 +42,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -90,59 +89,7 @@ KIB_CHUNK = 65_536
 # --------------------------------------------------------------------------------------
 # timing and reporting
 # --------------------------------------------------------------------------------------
-def sample(fn, repeat, setup=None, teardown=None):
-    """Median (and all samples) of fn(*setup()) wall time; gc collected before, off inside.
-
-    ``setup`` and ``teardown(state, result)`` run outside the clock."""
-    times = []
-    for _ in range(repeat):
-        state = setup() if setup else ()
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            r = fn(*state)
-            t1 = time.perf_counter()
-        finally:
-            gc.enable()
-        if teardown:
-            teardown(state, r)
-        del r, state
-        times.append(t1 - t0)
-    return statistics.median(times), times
-
-
-class Report:
-    def __init__(self, out):
-        self.out = out
-        self.rows = []
-        self.extra = {}
-
-    def say(self, text=""):
-        print(text, file=self.out, flush=True)
-
-    def row(self, section, name, n, med, times, nbytes=None, *, key=None, note=""):
-        r = {
-            "key": key, "section": section, "name": name, "n": n, "median_s": med, "samples_s": times,
-            "events_per_s": n / med if n else None, "ns_per_event": med / n * 1e9 if n else None,
-            "bytes": nbytes, "gb_per_s": nbytes / med / 1e9 if nbytes else None, "note": note,
-        }
-        self.rows.append(r)
-        eps = f"{r['events_per_s'] / 1e6:8.3f}" if n else f"{'':8}"
-        gbs = f"{r['gb_per_s']:7.2f}" if nbytes else f"{'-':>7}"
-        nse = f"{r['ns_per_event']:9.0f}" if n else f"{'':9}"
-        self.say(f"  {name:50} {n or '':>9,} {eps} {gbs} {nse}  {med * 1e3:9.1f} {min(times) * 1e3:9.1f}  {note}".rstrip())
-        return r
-
-    def header(self, title):
-        self.say(f"\n## {title}")
-        self.say(f"  {'':50} {'events':>9} {'M ev/s':>8} {'GB/s':>7} {'ns/ev':>9}  {'median ms':>9} {'best ms':>9}")
-
-    def get(self, key):
-        for r in self.rows:
-            if r["key"] == key:
-                return r
-        return None
+from harness import Report, sample  # noqa: E402 - shared with the other benchmark script
 
 
 # --------------------------------------------------------------------------------------
@@ -496,7 +443,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
-    rep = Report(sys.stderr if args.json else sys.stdout)
+    rep = Report(sys.stderr if args.json else sys.stdout, unit="GB")
     if aq.backend != "cython":
         rep.say(f"WARNING: actionqueue backend is {aq.backend!r}, not the native codec")
     rep.say(f"# actionqueue WAL compare  python {platform.python_version()} {platform.machine()}  cpus={os.cpu_count()}"

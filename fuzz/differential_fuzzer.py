@@ -22,6 +22,7 @@ from __future__ import annotations
 import struct
 import sys
 import zlib
+from pathlib import Path
 
 import atheris
 
@@ -33,34 +34,20 @@ from actionqueue import _codec as cy  # native: not instrumented, compared again
 
 assert getattr(cy, "CYTHON_MODULE", 0) == 1, "the native codec is required for differential fuzzing"
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from aq_testlib import error_signature  # noqa: E402 - the suite's definition of "the same error"
+
 _HEADER = struct.Struct("<III")
 
-#: Set by tests/test_fuzz.py while a known, separately tracked bug exists (strict xfail in
-#: tests/test_errors.py): the native codec reports invalid UTF-8 in a custom Role/Capability
-#: name at the last byte of the length varint, the pure-Python codec at the first.
 def _frame(payload: bytes) -> bytes:
     return _HEADER.pack(5, len(payload), zlib.crc32(payload) & 0xFFFFFFFF) + payload
-
-
-def _signature(exc: aq.DecodeError) -> tuple:
-    return (
-        type(exc).__name__,
-        exc.kind,
-        exc.reason,
-        exc.offset,
-        exc.record_offset,
-        str(exc),
-        getattr(exc, "expected", None),
-        getattr(exc, "actual", None),
-        getattr(exc, "version", None),
-    )
 
 
 def _run(backend, fn_name: str, data: bytes):
     try:
         value = getattr(backend, fn_name)(data)
     except aq.DecodeError as exc:
-        return ("err", _signature(exc)), []
+        return ("err", error_signature(exc)), []
     events = value if isinstance(value, list) else [value]
     return ("ok", [e.to_builtins() for e in events]), events
 
