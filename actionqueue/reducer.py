@@ -808,6 +808,26 @@ class ReplayReducer:
             raise
         self._latest_sequence = seq
 
+    def check(self, event: WalEvent) -> None:
+        """Raise the :class:`ReducerError` that :meth:`apply` would raise for ``event``;
+        return ``None`` when it would be accepted. Never changes the projection.
+
+        Runs the same rules as :meth:`apply` (each handler stops before its first change), so
+        an event that passes is one that replay accepts: the mutation authority relies on it.
+        """
+        seq = event.sequence
+        if seq <= self._latest_sequence:
+            raise InvalidTransition(
+                f"not above the latest applied sequence {self._latest_sequence}", sequence=seq
+            )
+        check = _CHECKS[event.event.kind]
+        if check is not None:
+            try:
+                check(self, event.event, False)
+            except ReducerError as exc:
+                exc.sequence = seq
+                raise
+
     def apply_all(self, events: Iterable[WalEvent]) -> int:
         """Apply events in order; return how many were applied.
 
@@ -822,7 +842,7 @@ class ReplayReducer:
         return n
 
     # ---- shared run transition ----------------------------------------------------------
-    def _transition(self, rec: _Run, prev: RunState, new: RunState, ts: int) -> None:
+    def _transition(self, rec: _Run, prev: RunState, new: RunState, ts: int, commit: bool = True) -> None:
         """Move ``rec`` from ``prev`` to ``new`` at ``ts``: every check, then every change.
 
         Rust's ``apply_run_state_changed`` plus ``RunInstance::transition_to``: the run must
@@ -843,6 +863,8 @@ class ReplayReducer:
         history = rec.history
         if history is None:
             raise CorruptedData(f"run {rec.base.id} has no state history (trimmed)")
+        if not commit:
+            return
         rec.state = new
         if new is not _RUNNING:
             rec.attempt_id = None
@@ -858,14 +880,16 @@ class ReplayReducer:
         return rec
 
     # ---- 0..6: tasks, runs, attempts ------------------------------------------------------
-    def _on_task_created(self, ev: m.TaskCreated) -> None:
+    def _on_task_created(self, ev: m.TaskCreated, commit: bool = True) -> None:
         spec = ev.task_spec
         tasks = self._tasks
         if spec.id in tasks:
             raise DuplicateEvent(f"task {spec.id} already exists")
+        if not commit:
+            return
         tasks[spec.id] = _Task(spec, ev.timestamp)
 
-    def _on_run_created(self, ev: m.RunCreated) -> None:
+    def _on_run_created(self, ev: m.RunCreated, commit: bool = True) -> None:
         inst = ev.run_instance
         run_id = inst.id
         runs = self._runs
@@ -873,6 +897,8 @@ class ReplayReducer:
             raise DuplicateEvent(f"run {run_id} already exists")
         if inst.state is not _SCHEDULED:
             raise InvalidTransition(f"run {run_id} is created in state {inst.state.value}, not Scheduled")
+        if not commit:
+            return
         runs[run_id] = _Run(inst)
         ids = self._runs_by_task.get(inst.task_id)
         if ids is None:
@@ -880,13 +906,13 @@ class ReplayReducer:
         else:
             ids.append(run_id)
 
-    def _on_run_state_changed(self, ev: m.RunStateChanged) -> None:
+    def _on_run_state_changed(self, ev: m.RunStateChanged, commit: bool = True) -> None:
         rec = self._runs.get(ev.run_id)
         if rec is None:
             raise InvalidTransition(f"RunStateChanged for unknown run {ev.run_id}")
-        self._transition(rec, ev.previous_state, ev.new_state, ev.timestamp)
+        self._transition(rec, ev.previous_state, ev.new_state, ev.timestamp, commit)
 
-    def _on_attempt_started(self, ev: m.AttemptStarted) -> None:
+    def _on_attempt_started(self, ev: m.AttemptStarted, commit: bool = True) -> None:
         rec = self._runs.get(ev.run_id)
         if rec is None:
             raise InvalidTransition(f"AttemptStarted for unknown run {ev.run_id}")
@@ -900,11 +926,13 @@ class ReplayReducer:
         attempts = rec.attempts
         if attempts is None:
             raise CorruptedData(f"run {ev.run_id} has no attempt history (trimmed)")
+        if not commit:
+            return
         rec.attempt_count = count + 1
         rec.attempt_id = ev.attempt_id
         attempts.append(_Attempt(ev.attempt_id, ev.timestamp))
 
-    def _on_attempt_finished(self, ev: m.AttemptFinished) -> None:
+    def _on_attempt_finished(self, ev: m.AttemptFinished, commit: bool = True) -> None:
         rec = self._runs.get(ev.run_id)
         if rec is None:
             raise InvalidTransition(f"AttemptFinished for unknown run {ev.run_id}")
@@ -927,6 +955,8 @@ class ReplayReducer:
             raise CorruptedData(f"attempt {attempt_id} of run {ev.run_id} is missing from its history")
         if entry.finished_at is not None:
             raise CorruptedData(f"attempt {attempt_id} of run {ev.run_id} already finished")
+        if not commit:
+            return
         result = ev.result
         error = ev.error
         output = ev.output
@@ -941,7 +971,7 @@ class ReplayReducer:
         entry.error = error
         entry.output = output
 
-    def _on_task_canceled(self, ev: m.TaskCanceled) -> None:
+    def _on_task_canceled(self, ev: m.TaskCanceled, commit: bool = True) -> None:
         task = self._tasks.get(ev.task_id)
         if task is None:
             raise TaskCausality("UnknownTask", task_id=ev.task_id)
@@ -952,16 +982,18 @@ class ReplayReducer:
                 first_canceled_at=task.canceled_at,
                 duplicate_canceled_at=ev.timestamp,
             )
+        if not commit:
+            return
         task.canceled_at = ev.timestamp
 
-    def _on_run_canceled(self, ev: m.RunCanceled) -> None:
+    def _on_run_canceled(self, ev: m.RunCanceled, commit: bool = True) -> None:
         rec = self._runs.get(ev.run_id)
         if rec is None:
             raise InvalidTransition(f"RunCanceled for unknown run {ev.run_id}")
-        self._transition(rec, rec.state, _CANCELED, ev.timestamp)
+        self._transition(rec, rec.state, _CANCELED, ev.timestamp, commit)
 
     # ---- 7..10: leases -----------------------------------------------------------------
-    def _on_lease_acquired(self, ev: m.LeaseAcquired) -> None:
+    def _on_lease_acquired(self, ev: m.LeaseAcquired, commit: bool = True) -> None:
         run_id = ev.run_id
         rec = self._runs.get(run_id)
         if rec is None:
@@ -971,11 +1003,13 @@ class ReplayReducer:
             raise _lease_error("InvalidRunState", run_id, "Acquire", state=state)
         if rec.lease_owner is not None:
             raise LeaseCausality("LeaseAlreadyActive", run_id=run_id)
+        if not commit:
+            return
         rec.lease_owner = ev.owner
         rec.lease_expiry = ev.expiry
         rec.lease_acquired_at = rec.lease_updated_at = ev.timestamp
 
-    def _on_lease_heartbeat(self, ev: m.LeaseHeartbeat) -> None:
+    def _on_lease_heartbeat(self, ev: m.LeaseHeartbeat, commit: bool = True) -> None:
         run_id = ev.run_id
         rec = self._runs.get(run_id)
         if rec is None:
@@ -995,10 +1029,12 @@ class ReplayReducer:
                 previous_expiry=rec.lease_expiry,
                 proposed_expiry=ev.expiry,
             )
+        if not commit:
+            return
         rec.lease_expiry = ev.expiry
         rec.lease_updated_at = ev.timestamp
 
-    def _close_lease(self, ev: m.LeaseExpired | m.LeaseReleased, what: str) -> None:
+    def _close_lease(self, ev: m.LeaseExpired | m.LeaseReleased, what: str, commit: bool) -> None:
         run_id = ev.run_id
         rec = self._runs.get(run_id)
         if rec is None:
@@ -1015,34 +1051,40 @@ class ReplayReducer:
             raise _lease_error(
                 "ExpiryMismatch", run_id, what, expected_expiry=rec.lease_expiry, actual_expiry=ev.expiry
             )
+        if not commit:
+            return
         if state is _LEASED:
             # Leased -> Ready is always valid and a Leased run has no active attempt, so
             # this cannot fail; unlike Rust it is recorded (decisions.md #11).
             self._transition(rec, _LEASED, _READY, ev.timestamp)
         rec.lease_owner = None
 
-    def _on_lease_expired(self, ev: m.LeaseExpired) -> None:
-        self._close_lease(ev, "Expire")
+    def _on_lease_expired(self, ev: m.LeaseExpired, commit: bool = True) -> None:
+        self._close_lease(ev, "Expire", commit)
 
-    def _on_lease_released(self, ev: m.LeaseReleased) -> None:
-        self._close_lease(ev, "Release")
+    def _on_lease_released(self, ev: m.LeaseReleased, commit: bool = True) -> None:
+        self._close_lease(ev, "Release", commit)
 
     # ---- 11, 12: engine ----------------------------------------------------------------
-    def _on_engine_paused(self, ev: m.EnginePaused) -> None:
+    def _on_engine_paused(self, ev: m.EnginePaused, commit: bool = True) -> None:
         if self._engine_paused:
             raise EngineControlCausality(
                 "AlreadyPaused", first_paused_at=self._engine_paused_at, duplicate_paused_at=ev.timestamp
             )
+        if not commit:
+            return
         self._engine_paused = True
         self._engine_paused_at = ev.timestamp
         self._engine_resumed_at = None
 
-    def _on_engine_resumed(self, ev: m.EngineResumed) -> None:
+    def _on_engine_resumed(self, ev: m.EngineResumed, commit: bool = True) -> None:
         if not self._engine_paused:
             raise EngineControlCausality("NotPaused", attempted_resumed_at=ev.timestamp)
         paused_at = self._engine_paused_at
         if paused_at is not None and ev.timestamp < paused_at:
             raise EngineControlCausality("ResumeBeforePause", paused_at=paused_at, resumed_at=ev.timestamp)
+        if not commit:
+            return
         self._engine_paused = False
         self._engine_resumed_at = ev.timestamp
 
@@ -1054,13 +1096,13 @@ class ReplayReducer:
         else:
             deps.update(ev.depends_on)
 
-    def _on_run_suspended(self, ev: m.RunSuspended) -> None:
+    def _on_run_suspended(self, ev: m.RunSuspended, commit: bool = True) -> None:
         rec = self._run_or_invalid(ev.run_id, "RunSuspended")
-        self._transition(rec, _RUNNING, RunState.SUSPENDED, ev.timestamp)
+        self._transition(rec, _RUNNING, RunState.SUSPENDED, ev.timestamp, commit)
 
-    def _on_run_resumed(self, ev: m.RunResumed) -> None:
+    def _on_run_resumed(self, ev: m.RunResumed, commit: bool = True) -> None:
         rec = self._run_or_invalid(ev.run_id, "RunResumed")
-        self._transition(rec, RunState.SUSPENDED, _READY, ev.timestamp)
+        self._transition(rec, RunState.SUSPENDED, _READY, ev.timestamp, commit)
 
     # ---- 16..19: budgets ---------------------------------------------------------------
     def _on_budget_allocated(self, ev: m.BudgetAllocated) -> None:
@@ -1433,6 +1475,11 @@ class ReplayReducer:
 # Plain functions called with the reducer, not bound methods kept on the instance: those
 # would make every reducer a reference cycle, freed only by the cyclic GC.
 _HANDLERS: tuple = tuple(getattr(ReplayReducer, "_on_" + _snake(cls.__name__)) for cls in m.EVENT_TYPES)
+#: Per kind, the handler to call with ``commit=False`` for :meth:`ReplayReducer.check`, or
+#: ``None`` for kinds the reducer never rejects (only the sequence rule applies to them).
+_CHECKS: tuple = tuple(
+    h if "commit" in h.__code__.co_varnames[: h.__code__.co_argcount] else None for h in _HANDLERS
+)
 
 
 # =========================================================================================

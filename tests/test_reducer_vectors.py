@@ -183,8 +183,17 @@ def test_invalid_case_matches_rust_reducer(case: dict) -> None:
     for index, event in enumerate(wal_events):
         before = deep_state(r)
         try:
+            r.check(event)
+        except ReducerError as exc:
+            checked: ReducerError | None = exc
+        else:
+            checked = None
+        assert deep_state(r) == before, "check() changed the projection"
+        try:
             r.apply(event)
         except ReducerError as exc:
+            assert checked is not None, f"check() passed event {index} that apply() rejects: {exc}"
+            assert (type(checked), checked.rust_display, checked.sequence) == (type(exc), exc.rust_display, exc.sequence)
             assert not expected["ok"], f"Rust accepts event {index}; ours says {exc}"
             assert index == expected["failed_event_index"]
             assert index == expected["events_applied_before_failure"]
@@ -197,6 +206,7 @@ def test_invalid_case_matches_rust_reducer(case: dict) -> None:
             assert f"Reducer error: {exc.rust_display}" == case["replay_driver"]["error_display"]
             assert deep_state(r) == before, "a rejected event changed the projection"
             return
+        assert checked is None, f"check() rejects event {index} that apply() accepts: {checked}"
     assert expected["ok"], f"Rust rejects event {expected.get('failed_event_index')}; ours accepted all"
     assert expected["applied"] == len(wal_events) == case["replay_driver"]["applied"]
     assert r.latest_sequence == wal_events[-1].sequence
