@@ -1,0 +1,8 @@
+"""``python -m actionqueue``: the command line (see :mod:`actionqueue.cli`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Shared pieces of the command line: errors with exit codes, data dir checks, id parsing,
+progress bars, read-only replay and small formatting helpers."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TextIO
+
+from .. import _model
+from ..reducer import ReducerError, ReplayReducer
+from ..snapshot import SnapshotError, load_snapshot, reducer_from_snapshot, snapshot_path
+from ..wal import RUST_WAL_NAME, TornTail, WalCorruption, WalReader, log_files
+
+#: Exit code for problems found in the data (corruption, a log that does not replay, ...).
+EXIT_PROBLEM = 1
+#: Exit code for usage errors (bad arguments, a path that is not a data dir, a bad id).
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An error the user can act on: printed as one line, no traceback.
+
+    ``code`` is the exit status (:data:`EXIT_PROBLEM` or :data:`EXIT_USAGE`).
+    """
+
+    def __init__(self, message: str, code: int = EXIT_PROBLEM):
+        super().__init__(message)
+        self.code = code
+
+
+def usage_error(message: str) -> CliError:
+    """A :class:`CliError` with the usage exit code (2)."""
+    return CliError(message, EXIT_USAGE)
+
+
+# --------------------------------------------------------------------------------------
+# data dirs
+# --------------------------------------------------------------------------------------
+def data_dir(path: str | os.PathLike, *, allow_file: bool = False) -> Path:
+    """Check that ``path`` is an actionqueue data dir (a directory with ``wal/`` or
+    ``snapshots/``), or, with ``allow_file``, a single log file. Raises a usage
+    :class:`CliError` otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise usage_error(f"{p}: no such file or directory")
+    if p.is_file():
+        if allow_file:
+            return p
+        raise usage_error(f"{p}: is a file; expected a data dir (a directory with wal/ inside)")
+    if not p.is_dir():
+        raise usage_error(f"{p}: not a directory")
+    if not (p / "wal").is_dir() and not (p / "snapshots").is_dir():
+        raise usage_error(f"{p}: not an actionqueue data dir (no wal/ or snapshots/ inside)")
+    return p
+
+
+def parse_id(cls: type, text: str, what: str) -> Any:
+    """``cls(text)`` for an identifier type, or a usage error naming ``what``."""
+    try:
+        return cls(text.strip())
+    except (ValueError, TypeError):
+        raise usage_error(f"bad {what} id {text!r}: expected a UUID like 0f8fad5b-d9cb-469f-a165-70867728950e") from None
+
+
+#: Event classes by name (``RunStateChanged``), and by lower-case name for lenient matching.
+EVENT_CLASSES: dict[str, type] = {cls.__name__: cls for cls in _model.EVENT_TYPES}
+_EVENT_CLASSES_LOWER = {name.lower(): cls for name, cls in EVENT_CLASSES.items()}
+
+
+def parse_kinds(names: Iterable[str] | None) -> tuple[type, ...] | None:
+    """Event classes from names (case-insensitive, comma-separated allowed); None for none."""
+    if not names:
+        return None
+    out: list[type] = []
+    for item in names:
+        for name in item.split(","):
+            name = name.strip()
+            if not name:
+                continue
+            cls = _EVENT_CLASSES_LOWER.get(name.lower())
+            if cls is None:
+                raise usage_error(f"unknown event kind {name!r}; known kinds: {', '.join(EVENT_CLASSES)}")
+            out.append(cls)
+    return tuple(out) or None
+
+
+# --------------------------------------------------------------------------------------
+# progress
+# --------------------------------------------------------------------------------------
+class _NoProgress:
+    """Stands in for a tqdm bar when no bar is shown."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "_NoProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+def progress_enabled(stream: TextIO | None = None) -> bool:
+    """True when a progress bar should be drawn: stderr is a terminal, tqdm is installed and
+    ``ACTIONQUEUE_NO_PROGRESS`` is not set."""
+    if os.environ.get("ACTIONQUEUE_NO_PROGRESS"):
+        return False
+    stream = stream or sys.stderr
+    try:
+        if not stream.isatty():
+            return False
+    except (AttributeError, ValueError):
+        return False
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def progress(total: int | None = None, desc: str = "", unit: str = "it", *, unit_scale: bool = False) -> Any:
+    """A tqdm progress bar on stderr when it is a terminal, else a silent stand-in.
+
+    The bar disappears when closed (``leave=False``) so it never mixes with the output."""
+    if not progress_enabled():
+        return _NoProgress()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=False, file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.2)
+
+
+def log_bytes(path: Path) -> int:
+    """Total size of the log files of a data dir (or of one log file)."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for f in log_files(path):
+        try:
+            total += f.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def iter_events(source: Path, from_sequence: int | None = None, *, desc: str = "reading") -> Iterator[_model.WalEvent]:
+    """The events of a data dir (or a log file), every record checked, with a progress bar
+    (in events; the total is estimated from the log size) on a terminal."""
+    bar = progress(None, desc, "ev", unit_scale=True)
+    try:
+        n = 0
+        for event in WalReader(source, from_sequence=from_sequence):
+            yield event
+            n += 1
+            if n == 4096:
+                bar.update(n)
+                n = 0
+        bar.update(n)
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------------------
+# read-only replay
+# --------------------------------------------------------------------------------------
+@dataclass
+class Replayed:
+    """A projection rebuilt without the writer's lock, and what was found on the way."""
+
+    reducer: ReplayReducer
+    snapshot_sequence: int
+    snapshot_error: str | None
+    events_applied: int
+    torn_tail: TornTail | None
+
+
+def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: bool = True) -> Replayed:
+    """Rebuild the projection of ``directory`` (snapshot if valid and not newer than
+    ``until``, then the log after it) without opening a writer, so it works next to a
+    running writer and never changes the data dir.
+
+    A torn tail ends the replay (the state before it stands, as in recovery) and is
+    reported in :attr:`Replayed.torn_tail`; mid-log damage raises
+    :class:`~actionqueue.wal.WalCorruption`; a log that does not replay raises
+    :class:`CliError`. (``actionqueue.replay_to`` does the same without progress or the
+    report; this keeps a progress bar and tells the caller what it skipped.)
+    """
+    reducer: ReplayReducer | None = None
+    snap_seq = 0
+    snap_error: str | None = None
+    if use_snapshot:
+        try:
+            snap = load_snapshot(directory)
+        except SnapshotError as exc:
+            snap, snap_error = None, f"{type(exc).__name__}: {exc}"
+        if snap is not None:
+            seq = int(snap["metadata"]["wal_sequence"])
+            if until is None or seq <= until:
+                try:
+                    reducer = reducer_from_snapshot(snap)
+                    snap_seq = seq
+                except (SnapshotError, ReducerError, ValueError) as exc:
+                    snap_error = f"{type(exc).__name__}: {exc}"
+    if reducer is None:
+        reducer = ReplayReducer()
+    applied = 0
+    torn: TornTail | None = None
+    try:
+        for event in iter_events(directory, snap_seq + 1, desc="replaying"):
+            if until is not None and event.sequence > until:
+                break
+            try:
+                reducer.apply(event)
+            except ReducerError as exc:
+                raise CliError(f"{directory}: the log does not replay at sequence {event.sequence}: {exc}") from None
+            applied += 1
+    except TornTail as exc:
+        torn = exc
+    return Replayed(reducer, snap_seq, snap_error, applied, torn)
+
+
+# --------------------------------------------------------------------------------------
+# formatting
+# --------------------------------------------------------------------------------------
+def fmt_time(ts: int | None) -> str:
+    """Unix seconds as ``YYYY-MM-DD HH:MM:SS`` (UTC); ``-`` for None; the number itself when
+    it is out of the calendar's range."""
+    if ts is None:
+        return "-"
+    try:
+        return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+
+
+def fmt_bytes(n: int) -> str:
+    """A byte count for people: ``1.5 MiB``."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def fmt_age(seconds: float) -> str:
+    """A duration for people: ``3d 4h``, ``5m 2s``."""
+    s = int(abs(seconds))
+    sign = "-" if seconds < 0 else ""
+    if s < 60:
+        return f"{sign}{s}s"
+    if s < 3600:
+        return f"{sign}{s // 60}m {s % 60}s"
+    if s < 86400:
+        return f"{sign}{s // 3600}h {s % 3600 // 60}m"
+    return f"{sign}{s // 86400}d {s % 86400 // 3600}h"
+
+
+def table(rows: list[list[str]], header: list[str] | None = None, *, align: str | None = None) -> str:
+    """Rows as aligned text columns. ``align`` holds one ``<`` or ``>`` per column."""
+    allrows = ([header] if header else []) + rows
+    if not allrows:
+        return ""
+    ncol = max(len(r) for r in allrows)
+    widths = [max((len(r[i]) for r in allrows if i < len(r)), default=0) for i in range(ncol)]
+    align = align or "<" * ncol
+    lines = []
+    for r in allrows:
+        cells = [f"{c:{align[i]}{widths[i]}}" for i, c in enumerate(r)]
+        lines.append("  ".join(cells).rstrip())
+    if header:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def event_time(event: Any) -> int:
+    """The time of an event: its ``timestamp``, or ``created_at`` for ``RunCreated``."""
+    ts = getattr(event, "timestamp", None)
+    if ts is None:
+        return event.run_instance.created_at
+    return ts
+
+
+def describe_corruption(exc: WalCorruption) -> str:
+    """One line: file, offset, Rust kind, and whether it is a torn tail."""
+    shape = "torn tail" if isinstance(exc, TornTail) else "mid-log damage" if type(exc).__name__ == "MidLogCorruption" else type(exc).__name__
+    detail = f": {exc.detail}" if exc.detail else ""
+    return f"{exc.path}: offset {exc.offset}: {exc.kind} ({shape}, {exc.reason}){detail}"
+
+
+def snapshot_file(directory: Path) -> Path:
+    """``<dir>/snapshots/snapshot.bin``."""
+    return snapshot_path(directory)
+
+
+def is_rust_layout(directory: Path) -> bool:
+    """True when the data dir holds the Rust original's single-file log."""
+    return (directory / "wal" / RUST_WAL_NAME).exists()
+
+
+def write_line(out: TextIO, text: str = "") -> None:
+    """``print`` that the BrokenPipe handling of :func:`actionqueue.cli.main` covers."""
+    out.write(text + "\n")
+
+
+Handler = Callable[[Any], int]

@@ -1,0 +1,72 @@
+"""``actionqueue repair DIR``: cut damaged bytes out of a log, keeping every valid record
+and a backup of what is removed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..wal import repair
+from ._common import CliError, data_dir, fmt_bytes, usage_error
+
+NAME = "repair"
+HELP = "show what a repair would cut, ask (or --yes), back it up, then cut it"
+DESCRIPTION = """\
+Remove damaged bytes from a data dir's log, keeping every valid record: a torn tail (the
+incomplete or damaged last record a crash leaves) is cut off; damage followed by valid
+records is cut out up to the next valid record. What would be cut is shown first; on a
+terminal you are asked to confirm, otherwise --yes is required. The removed bytes are
+saved in wal/repair-backup/ before any file is rewritten (atomically). A record whose
+sequence does not increase is valid data out of order: it is reported, never cut.
+Do not run it while a writer has the data dir open (it takes the writer's lock).
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``repair``."""
+    p.add_argument("dir", metavar="DIR", help="data dir")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask; cut what the dry run shows")
+    p.add_argument("-n", "--dry-run", action="store_true", help="only show what would be cut")
+
+
+def _show(results: list[Any], out: Any) -> None:
+    for r in results:
+        out.write(f"{r.path}: {len(r.cuts)} cut(s), {fmt_bytes(r.bytes_cut)}; {r.records_kept:,} valid records kept\n")
+        for offset, length in r.cuts:
+            out.write(f"  cut offset {offset}, {length} bytes\n")
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Repair the data dir (after confirmation); exit 0 when it is clean afterwards."""
+    directory = data_dir(args.dir)
+    out = sys.stdout
+    plan = repair(directory, dry_run=True)
+    if not plan:
+        out.write(f"{directory}: nothing to repair\n")
+        return 0
+    total = sum(r.bytes_cut for r in plan)
+    out.write("would cut:\n" if not args.dry_run else "a repair would cut:\n")
+    _show(plan, out)
+    out.flush()
+    if args.dry_run:
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise usage_error("refusing to repair without --yes: standard input is not a terminal")
+        if not _confirm(f"Cut {fmt_bytes(total)} from {len(plan)} file(s)? A backup goes to wal/repair-backup/."):
+            raise CliError("not repaired")
+    done = repair(directory)
+    for r in done:
+        out.write(f"repaired {r.path}: cut {fmt_bytes(r.bytes_cut)}, backup in {r.backup}\n")
+    if [(r.path, r.cuts) for r in done] != [(r.path, r.cuts) for r in plan]:
+        out.write("note: the log changed between the dry run and the repair; the cuts above are what was done\n")
+    return 0

@@ -1,0 +1,421 @@
+"""The ``actionqueue`` command line: in-process through ``main([...])`` and a few real
+subprocesses (``python -m actionqueue``), on data dirs built in tmp_path from the golden
+vectors (a Rust single-file log) and through ``WalWriter`` (segments), clean and damaged."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import actionqueue as aq
+from actionqueue.cli import COMMANDS, main
+from aq_testlib import VECTORS_DIR, VECTORS_MISSING
+
+V08 = VECTORS_DIR / "replay" / "valid" / "v08_random_mixed"
+RUN = "defed3f2-f783-4255-8e25-b3ff079f3f4a"  # the first run of v08 (task TASK, canceled at the end)
+TASK = "efb612e3-b729-42d1-9b0a-3e6f6d8c8223"
+PROJECT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(not V08.is_dir(), reason=VECTORS_MISSING)
+
+
+@pytest.fixture(autouse=True)
+def _no_progress(monkeypatch):
+    monkeypatch.setenv("ACTIONQUEUE_NO_PROGRESS", "1")
+
+
+@pytest.fixture
+def rust_dir(tmp_path) -> Path:
+    """A Rust-layout data dir holding the v08 history (600 events, sequences 1..600)."""
+    d = tmp_path / "rust"
+    (d / "wal").mkdir(parents=True)
+    shutil.copy(V08 / "events.wal", d / "wal" / "actionqueue.wal")
+    return d
+
+
+@pytest.fixture
+def v08_events() -> list:
+    return aq.decode_batch((V08 / "events.wal").read_bytes())
+
+
+@pytest.fixture
+def seg_dir(tmp_path, v08_events) -> Path:
+    """The same history written through WalWriter into small (sealed) segments."""
+    d = tmp_path / "seg"
+    d.mkdir()
+    with aq.WalWriter(d, durability=aq.Durability.NONE, segment_bytes=16_000) as w:
+        w.append_many(v08_events[:200])
+        for e in v08_events[200:]:
+            w.append(e)
+    return d
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def nl(text: str) -> list[str]:
+    """Lines split at newlines only (the JSON holds raw U+2028/U+2029, as serde_json writes)."""
+    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n") if text else []
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def active_segment(d: Path) -> Path:
+    return sorted((d / "wal").glob("*.seg"))[-1]
+
+
+# --------------------------------------------------------------------------------------
+# the parser
+# --------------------------------------------------------------------------------------
+def test_version(capsys):
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and aq.__version__ in out
+
+
+def test_no_command_is_usage(capsys):
+    code, _, err = run_cli(capsys)
+    assert code == 2 and "usage" in err
+
+
+def test_bad_option_is_usage(capsys):
+    code, _, err = run_cli(capsys, "dump", "--no-such-option")
+    assert code == 2 and "usage" in err
+
+
+def test_every_command_has_help(capsys):
+    for name in COMMANDS:
+        assert main([name, "--help"]) == 0
+        assert name in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------
+# dump
+# --------------------------------------------------------------------------------------
+def test_dump_json_is_the_serde_shape(capsys, rust_dir):
+    code, out, err = run_cli(capsys, "dump", rust_dir)
+    assert code == 0 and err == ""
+    assert nl(out) == nl((V08 / "events.jsonl").read_text(encoding="utf-8"))
+
+
+def test_dump_a_single_file(capsys):
+    code, out, _ = run_cli(capsys, "dump", V08 / "events.wal", "--to-seq", 3)
+    assert code == 0 and [json.loads(x)["sequence"] for x in nl(out)] == [1, 2, 3]
+
+
+def test_dump_segments_equal_rust_file(capsys, rust_dir, seg_dir):
+    _, a, _ = run_cli(capsys, "dump", rust_dir)
+    _, b, _ = run_cli(capsys, "dump", seg_dir)
+    assert a == b
+
+
+def test_dump_filters(capsys, rust_dir, v08_events):
+    code, out, _ = run_cli(capsys, "dump", rust_dir, "--kind", "RunStateChanged", "--kind", "leaseexpired")
+    rows = [json.loads(x) for x in nl(out)]
+    assert code == 0 and {next(iter(r["event"])) for r in rows} == {"RunStateChanged", "LeaseExpired"}
+    assert len(rows) == sum(type(e.event).__name__ in ("RunStateChanged", "LeaseExpired") for e in v08_events)
+
+    _, out, _ = run_cli(capsys, "dump", rust_dir, "--from-seq", 10, "--to-seq", 19)
+    assert [json.loads(x)["sequence"] for x in nl(out)] == list(range(10, 20))
+
+    _, out, _ = run_cli(capsys, "dump", rust_dir, "--run", RUN)
+    rows = [json.loads(x) for x in nl(out)]
+    assert rows and all(RUN in json.dumps(r) for r in rows)
+    assert "RunCreated" in rows[0]["event"]
+
+    _, out, _ = run_cli(capsys, "dump", rust_dir, "--task", TASK, "--from-seq", 5)
+    seqs = [json.loads(x)["sequence"] for x in nl(out)]
+    assert seqs and min(seqs) >= 5
+    assert 5 in seqs  # RunStateChanged of a run of TASK (its RunCreated is at 4, before --from-seq)
+
+    _, out, _ = run_cli(capsys, "dump", rust_dir, "--since", 1_700_000_100, "--until", 1_700_000_200)
+    rows = [aq.WalEvent.from_json(x) for x in nl(out)]
+    assert rows
+    for we in rows:
+        ev = we.event
+        ts = ev.timestamp if hasattr(ev, "timestamp") else ev.run_instance.created_at
+        assert 1_700_000_100 <= ts <= 1_700_000_200
+
+
+def test_dump_table(capsys, rust_dir):
+    code, out, _ = run_cli(capsys, "dump", rust_dir, "--format", "table", "--to-seq", 12)
+    lines = nl(out)
+    assert code == 0 and len(lines) == 13
+    assert lines[0].split()[:2] == ["SEQ", "TIME"]
+    assert "RunStateChanged" in lines[5] and "previous_state=Scheduled" in lines[5] and "2023-11-14" in lines[5]
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["dump", "{missing}"], "no such file or directory"),
+        (["dump", "{empty}"], "not an actionqueue data dir"),
+        (["dump", "{rust}", "--run", "not-a-uuid"], "bad run id"),
+        (["dump", "{rust}", "--task", "42"], "bad task id"),
+        (["dump", "{rust}", "--kind", "NoSuchKind"], "unknown event kind"),
+        (["dump", "{rust}", "--from-seq", "9", "--to-seq", "3"], "above --to-seq"),
+        (["stats", "{missing}"], "no such file"),
+        (["verify", "{file}"], "is a file"),
+        (["inspect", "{rust}", "--run", "xyz"], "bad run id"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(capsys, tmp_path, rust_dir, argv, needle):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    paths = {"missing": tmp_path / "nope", "empty": empty, "rust": rust_dir, "file": V08 / "events.wal"}
+    code, out, err = run_cli(capsys, *[a.format(**paths) for a in argv])
+    assert code == 2
+    assert needle in one_error_line(err)
+    assert out == ""
+
+
+def test_dump_stops_at_damage_with_exit_1(capsys, rust_dir):
+    log = rust_dir / "wal" / "actionqueue.wal"
+    data = bytearray(log.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # mid-log damage: valid records follow
+    log.write_bytes(bytes(data))
+    code, out, err = run_cli(capsys, "dump", rust_dir)
+    assert code == 1
+    assert 0 < len(nl(out)) < 600
+    line = one_error_line(err)
+    assert "actionqueue.wal" in line and "offset" in line
+
+
+# --------------------------------------------------------------------------------------
+# stats
+# --------------------------------------------------------------------------------------
+def test_stats_json(capsys, seg_dir, v08_events):
+    code, out, _ = run_cli(capsys, "stats", seg_dir, "--json")
+    s = json.loads(out)
+    assert code == 0 and s["problem"] is None
+    assert s["events"] == 600 and s["latest_sequence"] == 600 and s["layout"] == "segmented"
+    assert sum(s["kinds"].values()) == 600 and s["kinds"]["RunStateChanged"] == 187
+    assert len(s["files"]) >= 3 and s["files"][0]["sealed"] and not s["files"][-1]["sealed"]
+    assert sum(f["records"] for f in s["files"]) == 600
+    assert s["bytes"] == sum(p.stat().st_size for p in (seg_dir / "wal").glob("*.seg"))
+    proj = s["projection"]
+    assert proj["tasks"] == 26 and proj["runs"] == 42 and sum(proj["runs_by_state"].values()) == 42
+    assert proj["runs_by_state"]["Canceled"] == 15
+    assert s["snapshot"] is None
+
+
+def test_stats_text(capsys, rust_dir):
+    code, out, _ = run_cli(capsys, "stats", rust_dir)
+    assert code == 0
+    assert "latest sequence 600" in out and "RunStateChanged" in out and "Canceled" in out and "rust" in out
+
+
+def test_stats_with_snapshot_and_torn_tail(capsys, seg_dir):
+    assert run_cli(capsys, "snapshot", seg_dir, "--timestamp", 1_700_005_000)[0] == 0
+    seg = active_segment(seg_dir)
+    seg.write_bytes(seg.read_bytes()[:-3])
+    code, out, _ = run_cli(capsys, "stats", seg_dir, "--json")
+    s = json.loads(out)
+    assert code == 1 and "torn tail" in s["problem"]
+    assert s["events"] == 599
+    assert s["snapshot"]["sequence"] == 600 and s["snapshot"]["timestamp"] == 1_700_005_000
+
+
+# --------------------------------------------------------------------------------------
+# verify and repair
+# --------------------------------------------------------------------------------------
+def test_verify_clean(capsys, seg_dir, rust_dir):
+    for d in (seg_dir, rust_dir):
+        code, out, err = run_cli(capsys, "verify", d)
+        assert code == 0 and err == ""
+        assert "clean: 600 records, last sequence 600" in out
+    code, out, _ = run_cli(capsys, "verify", seg_dir, "--json", "--decode-sealed", "--replay")
+    r = json.loads(out)
+    assert code == 0 and r["problem"] is None and r["replay"]["events_applied"] == 600
+
+
+def test_torn_tail_verify_repair_verify(capsys, seg_dir):
+    seg = active_segment(seg_dir)
+    good = seg.stat().st_size
+    seg.write_bytes(seg.read_bytes()[:-5])
+    torn_at = seg.read_bytes()  # what is left
+    code, out, err = run_cli(capsys, "verify", seg_dir)
+    assert code == 1
+    assert seg.name in err and "offset" in err and "IncompletePayload" in err and "torn tail" in err
+
+    code, out, err = run_cli(capsys, "verify", seg_dir, "--json")
+    problem = json.loads(out)["problem"]
+    assert code == 1 and problem["file"] == str(seg) and problem["kind"] == "IncompletePayload" and problem["torn_tail"]
+
+    # stdin is not a terminal under pytest: no repair without --yes
+    code, out, err = run_cli(capsys, "repair", seg_dir)
+    assert code == 2 and "--yes" in one_error_line(err)
+    assert "cut offset" in out and seg.read_bytes() == torn_at
+
+    code, out, _ = run_cli(capsys, "repair", seg_dir, "--dry-run")
+    assert code == 0 and "cut offset" in out and seg.read_bytes() == torn_at
+
+    code, out, _ = run_cli(capsys, "repair", seg_dir, "--yes")
+    assert code == 0 and "repaired" in out
+    assert list((seg_dir / "wal" / "repair-backup").iterdir())
+    assert seg.stat().st_size < good
+
+    code, out, _ = run_cli(capsys, "verify", seg_dir)
+    assert code == 0 and "clean: 599 records" in out
+    code, out, _ = run_cli(capsys, "repair", seg_dir, "--yes")
+    assert code == 0 and "nothing to repair" in out
+
+
+def test_repair_asks_on_a_terminal(capsys, monkeypatch, seg_dir):
+    seg = active_segment(seg_dir)
+    seg.write_bytes(seg.read_bytes()[:-5])
+    damaged = seg.read_bytes()
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", lambda prompt="": "n")
+    code, _, err = run_cli(capsys, "repair", seg_dir)
+    assert code == 1 and "not repaired" in err and seg.read_bytes() == damaged
+    monkeypatch.setattr("builtins.input", lambda prompt="": "yes")
+    code, out, _ = run_cli(capsys, "repair", seg_dir)
+    assert code == 0 and "repaired" in out and len(seg.read_bytes()) < len(damaged)
+
+
+def test_verify_sealed_segment_digest(capsys, seg_dir):
+    first = sorted((seg_dir / "wal").glob("*.seg"))[0]
+    data = bytearray(first.read_bytes())
+    data[100] ^= 0x01
+    first.write_bytes(bytes(data))
+    code, _, err = run_cli(capsys, "verify", seg_dir)
+    assert code == 1 and first.name in err and "digest" in err
+
+
+def test_verify_mid_log_damage(capsys, rust_dir):
+    log = rust_dir / "wal" / "actionqueue.wal"
+    data = bytearray(log.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    log.write_bytes(bytes(data))
+    code, _, err = run_cli(capsys, "verify", rust_dir)
+    assert code == 1 and "actionqueue.wal" in err and "mid-log" in err
+
+
+def test_verify_damaged_snapshot(capsys, seg_dir):
+    assert run_cli(capsys, "snapshot", seg_dir)[0] == 0
+    snap = seg_dir / "snapshots" / "snapshot.bin"
+    data = bytearray(snap.read_bytes())
+    data[40] ^= 0x20
+    snap.write_bytes(bytes(data))
+    code, _, err = run_cli(capsys, "verify", seg_dir)
+    assert code == 1 and "snapshot.bin" in err and "CrcMismatch" in err
+
+
+# --------------------------------------------------------------------------------------
+# snapshot
+# --------------------------------------------------------------------------------------
+def test_snapshot_writes_a_loadable_snapshot(capsys, rust_dir):
+    code, out, _ = run_cli(capsys, "snapshot", rust_dir, "--json", "--timestamp", 1_700_002_810)
+    info = json.loads(out)
+    assert code == 0 and info["sequence"] == 600 and info["tasks"] == 26 and info["runs"] == 42
+    loaded = aq.load_snapshot(rust_dir)
+    assert loaded["metadata"]["wal_sequence"] == 600 and loaded["timestamp"] == 1_700_002_810
+    # the Rust vector's snapshot of the same history, taken at the same time
+    assert (rust_dir / "snapshots" / "snapshot.bin").read_bytes() == (V08 / "snapshot.bin").read_bytes()
+    code, out, _ = run_cli(capsys, "snapshot", rust_dir)
+    assert code == 0 and "previous snapshot at 600" in out and "sequence 600" in out
+
+
+def test_snapshot_refuses_a_torn_tail(capsys, seg_dir):
+    seg = active_segment(seg_dir)
+    seg.write_bytes(seg.read_bytes()[:-5])
+    code, _, err = run_cli(capsys, "snapshot", seg_dir)
+    assert code == 1 and "torn tail" in one_error_line(err) and "repair" in err
+
+
+def test_snapshot_refuses_while_a_writer_is_open(capsys, seg_dir):
+    with aq.WalWriter(seg_dir):
+        code, _, err = run_cli(capsys, "snapshot", seg_dir)
+    assert code == 1 and one_error_line(err)
+
+
+# --------------------------------------------------------------------------------------
+# inspect
+# --------------------------------------------------------------------------------------
+def test_inspect_run(capsys, rust_dir):
+    code, out, _ = run_cli(capsys, "inspect", rust_dir, "--run", RUN)
+    assert code == 0
+    assert "state           Canceled" in out and "Suspended" in out and "attempts" in out and TASK in out
+
+    code, out, _ = run_cli(capsys, "inspect", rust_dir, "--run", RUN, "--json", "--at", 8)
+    info = json.loads(out)
+    assert code == 0 and info["as_of_sequence"] == 8
+    assert info["run_instance"]["state"] == "Running"
+    assert [h["to"] for h in info["state_history"]] == ["Scheduled", "Ready", "Leased", "Running"]
+    assert info["lease"]["owner"] == "worker-3"
+
+
+def test_inspect_task(capsys, rust_dir):
+    code, out, _ = run_cli(capsys, "inspect", rust_dir, "--task", TASK, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["task"]["task_spec"]["id"] == TASK
+    assert RUN in [r["id"] for r in info["runs"]] and info["budgets"] and info["subscriptions"]
+    code, out, _ = run_cli(capsys, "inspect", rust_dir, "--task", TASK)
+    assert code == 0 and "runs" in out and RUN in out
+
+
+def test_inspect_is_read_only_next_to_a_writer(capsys, seg_dir):
+    before = sorted((p.name, p.stat().st_size) for p in (seg_dir / "wal").iterdir())
+    with aq.WalWriter(seg_dir):  # holds the lock: inspect must not need it
+        code, out, _ = run_cli(capsys, "inspect", seg_dir, "--run", RUN)
+    assert code == 0 and "Canceled" in out
+    assert sorted((p.name, p.stat().st_size) for p in (seg_dir / "wal").iterdir()) == before
+
+
+def test_inspect_unknown_ids(capsys, rust_dir):
+    code, _, err = run_cli(capsys, "inspect", rust_dir, "--run", "00000000-0000-4000-8000-000000000001")
+    assert code == 1 and "no run" in one_error_line(err)
+    code, _, err = run_cli(capsys, "inspect", rust_dir, "--task", "00000000-0000-4000-8000-000000000001")
+    assert code == 1 and "no task" in one_error_line(err)
+    code, _, err = run_cli(capsys, "inspect", rust_dir)
+    assert code == 2
+
+
+# --------------------------------------------------------------------------------------
+# real processes
+# --------------------------------------------------------------------------------------
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(PROJECT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_python_m_actionqueue(rust_dir):
+    r = subprocess.run([sys.executable, "-m", "actionqueue", "--version"], capture_output=True, text=True,
+                       env=_env(), timeout=60)
+    assert r.returncode == 0 and aq.__version__ in r.stdout
+    r = subprocess.run([sys.executable, "-m", "actionqueue", "verify", str(rust_dir / "missing")],
+                       capture_output=True, text=True, env=_env(), timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert one_error_line(r.stderr).startswith("actionqueue verify: error:")
+
+
+def test_broken_pipe_is_quiet(rust_dir, v08_events):
+    # ~100 KB of JSON into `head -n 1`: the writer sees a closed pipe
+    cmd = f"{sys.executable} -m actionqueue dump {rust_dir} | head -n 1"
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=_env(), timeout=60)
+    assert r.returncode == 0
+    assert nl(r.stdout) == [v08_events[0].to_json()]
+    assert r.stderr == ""
+
+
+def test_piped_output_has_no_progress_bar(rust_dir):
+    env = _env()
+    env.pop("ACTIONQUEUE_NO_PROGRESS", None)
+    r = subprocess.run([sys.executable, "-m", "actionqueue", "stats", str(rust_dir)], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0 and r.stderr == "" and "latest sequence 600" in r.stdout
