@@ -4,6 +4,7 @@ vectors (a Rust single-file log) and through ``WalWriter`` (segments), clean and
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -419,3 +420,76 @@ def test_piped_output_has_no_progress_bar(rust_dir):
     r = subprocess.run([sys.executable, "-m", "actionqueue", "stats", str(rust_dir)], capture_output=True, text=True,
                        env=env, timeout=60)
     assert r.returncode == 0 and r.stderr == "" and "latest sequence 600" in r.stdout
+
+
+# --------------------------------------------------------------------------------------
+# bench (a tiny workload: the point is the plumbing, not the figures)
+# --------------------------------------------------------------------------------------
+@pytest.fixture
+def bench_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONQUEUE_BENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_bench_list(capsys):
+    from actionqueue.bench import section_names
+
+    code, out, _ = run_cli(capsys, "bench", "--list")
+    assert code == 0 and [line.split()[0] for line in nl(out)] == section_names()
+
+
+def test_bench_quick_json(capsys, bench_cache):
+    code, out, err = run_cli(capsys, "bench", "--quick", "--tasks", 8, "--repeat", 1, "--json", "--dir", bench_cache)
+    assert code == 0
+    result = json.loads(out)
+    assert result["sections"] == ["codec", "wal"] and result["config"]["tasks"] == 8
+    keys = {r["key"] for r in result["rows"]}
+    assert {"dec.ours.batch", "enc.ours.batch", "scan.ref.mem", "read.walreader", "append.none.many"} <= keys
+    assert all(r["median_s"] > 0 for r in result["rows"])
+    assert "decode batch: ours / pure-Python twin (subset)" in result["ratios"]
+    assert "## decode" in err and "## goals" in err  # the table went to stderr
+    assert not [p for p in bench_cache.iterdir() if p.name.startswith("aq-bench-")]  # scratch removed
+
+
+def test_bench_skips_a_missing_peer(capsys, bench_cache, monkeypatch):
+    import actionqueue.bench.codec as codec
+
+    monkeypatch.setattr(codec, "_msgspec_model", lambda: None)
+    code, out, _ = run_cli(capsys, "bench", "--quick", "--tasks", 4, "--repeat", 1, "--section", "codec")
+    assert code == 0
+    assert "msgspec is not installed" in out and "msgspec decode" not in out and "ours / pickle-5" in out
+
+
+def test_bench_plot(capsys, bench_cache):
+    pytest.importorskip("matplotlib")
+    png = bench_cache / "bench.png"
+    code, out, _ = run_cli(capsys, "bench", "--quick", "--tasks", 4, "--repeat", 1, "--section", "codec", "--plot", png)
+    assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_plot_without_matplotlib(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code, _, err = run_cli(capsys, "bench", "--quick", "--plot", "x.png")
+    assert code == 1 and "pip install 'actionqueue[plot]'" in one_error_line(err)
+
+
+def test_bench_unknown_section(capsys):
+    code, _, err = run_cli(capsys, "bench", "--section", "nope")
+    assert code == 2 and "unknown section" in one_error_line(err)
+
+
+def test_bench_section_registry_is_one_line_per_section():
+    from actionqueue.bench import SECTIONS, BenchConfig, Report, run_sections
+
+    for s in SECTIONS:
+        assert callable(s.load())
+    calls = []
+    extra = type(SECTIONS[0])("probe", f"{__name__}:_probe_section", "a test section")
+    SECTIONS.append(extra)
+    try:
+        globals()["_probe_section"] = lambda rep: calls.append(rep)
+        rep = Report(io.StringIO(), config=BenchConfig.quick_config(tasks=2))
+        assert run_sections(rep, ["probe"]) == ["probe"] and calls == [rep]
+    finally:
+        SECTIONS.remove(extra)
+        globals().pop("_probe_section", None)

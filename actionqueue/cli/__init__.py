@@ -35,7 +35,7 @@ COMMANDS: list[str] = [
     "repair",
     "snapshot",
     "inspect",
-    # "bench",
+    "bench",
 ]
 
 PROG = "actionqueue"
