@@ -707,6 +707,8 @@ cdef struct Skim:
     const uint8_t *end
     uint64_t time
     int kind
+    bint check            # validating skim: note what only a decode can judge
+    bint needs_decode     # set when ``check`` and the payload holds such a value
 
 
 cdef inline int _skim_varint(Skim *k, uint64_t *out, int max_bytes, uint8_t last_max) noexcept:
@@ -717,6 +719,24 @@ cdef inline int _skim_bytes(Skim *k) noexcept:
     cdef uint64_t n
     if _skim_varint(k, &n, 10, 0x01) < 0 or n > <uint64_t>(k.end - k.p):
         return -1
+    k.p += n
+    return 0
+
+
+cdef inline int _skim_text(Skim *k) noexcept:
+    """A string: as :func:`_skim_bytes`; a validating skim leaves text that is not plain
+    ASCII (which is always valid UTF-8) to the decoder."""
+    cdef uint64_t n
+    cdef const uint8_t *q
+    if _skim_varint(k, &n, 10, 0x01) < 0 or n > <uint64_t>(k.end - k.p):
+        return -1
+    if k.check and not k.needs_decode:
+        q = k.p
+        while q < k.p + n:
+            if q[0] & 0x80:
+                k.needs_decode = True
+                break
+            q += 1
     k.p += n
     return 0
 
@@ -747,6 +767,8 @@ cdef int _skim_value(_Spec s, Skim *k) noexcept:
             return -1
         return 0
     if kind == K_STRUCT:
+        if k.check and s.quick_check != Q_NONE:
+            k.needs_decode = True  # the model's rules for this type: only decode applies them
         for i in range(s.n):
             if _skim_value(<_Spec>s.fields[i], k) < 0:
                 return -1
@@ -757,7 +779,9 @@ cdef int _skim_value(_Spec s, Skim *k) noexcept:
         tag = k.p[0]
         k.p += 1
         return 0 if tag == 0 else _skim_value(s.inner, k)
-    if kind == K_STR or kind == K_BYTES:
+    if kind == K_STR:
+        return _skim_text(k)
+    if kind == K_BYTES:
         return _skim_bytes(k)
     if kind == K_U32 or kind == K_I32:
         return _skim_varint(k, &v, 5, 0x0F)
@@ -783,7 +807,7 @@ cdef int _skim_value(_Spec s, Skim *k) noexcept:
     if kind == K_NAMED:
         if _skim_varint(k, &v, 5, 0x0F) < 0 or v > <uint64_t>s.n:
             return -1
-        return _skim_bytes(k) if v == <uint64_t>s.n else 0
+        return _skim_text(k) if v == <uint64_t>s.n else 0
     return -1
 
 
@@ -804,6 +828,8 @@ cdef int skim_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, int *k
     k.end = p + n
     k.time = 0
     k.kind = -1
+    k.check = False
+    k.needs_decode = False
     if _skim_varint(&k, sequence, 10, 0x01) < 0:
         return -1
     if _skim_value(<_Spec>_WAL_EVENT.fields[1], &k) < 0:
@@ -811,6 +837,27 @@ cdef int skim_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, int *k
     kind[0] = k.kind
     time[0] = k.time
     return 0
+
+
+cdef int check_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence) noexcept:
+    """Judge a payload without building objects, as far as structure goes.
+
+    0: :func:`decode_payload_at` certainly accepts it (``sequence`` is set); 1: it is
+    well-formed but holds text that is not ASCII or a type with model rules, so only a
+    decode can tell (``sequence`` is set); -1: malformed (a decode raises the error).
+    """
+    cdef Skim k
+    k.p = p
+    k.end = p + n
+    k.time = 0
+    k.kind = -1
+    k.check = True
+    k.needs_decode = False
+    if _skim_varint(&k, sequence, 10, 0x01) < 0:
+        return -1
+    if _skim_value(<_Spec>_WAL_EVENT.fields[1], &k) < 0:
+        return -1
+    return 1 if k.needs_decode else 0
 
 
 # --------------------------------------------------------------------------------------

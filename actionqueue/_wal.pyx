@@ -13,7 +13,7 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from ._codec cimport decode_payload_at, skim_payload
+from ._codec cimport check_payload, decode_payload_at, skim_payload
 from ._wal_common import DEFAULT_MAX_PAYLOAD
 from .errors import DecodeError
 
@@ -67,7 +67,7 @@ cdef class _View:
 
 
 def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PAYLOAD,
-         bint collect=False, Py_ssize_t max_records=-1):
+         bint collect=False, Py_ssize_t max_records=-1, collect_from=0):
     """Walk and fully check the records of ``buf`` from ``start``.
 
     Every record is classified (framing, CRC, payload decode, increasing sequence)
@@ -82,7 +82,11 @@ def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PA
     one (``prev_sequence`` when there is none), ``reason`` a code of ``_wal_common``
     (0: no bad record),
     ``detail`` a message for a decode failure, and ``events`` the decoded events when
-    ``collect`` is true (else None).
+    ``collect`` is true (else None): those with a sequence of at least ``collect_from``.
+
+    Records that are not collected are judged without building objects when their
+    structure settles it (see ``_codec.check_payload``); the others are decoded. The
+    verdict is the decoder's either way.
     """
     cdef _View v = _View(buf)
     cdef Py_ssize_t pos = start, count = 0
@@ -92,6 +96,8 @@ def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PA
     cdef bint has_prev = prev_sequence is not None
     cdef uint64_t last = prev_sequence if has_prev else 0
     cdef uint64_t seq
+    cdef uint64_t wanted = collect_from
+    cdef int judged
     detail = None
     events = [] if collect else None
     if start < 0 or start > v.size:
@@ -100,20 +106,26 @@ def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PA
         reason = _classify_frame(v.data + pos, v.size - pos, cap, &length)
         if reason != R_OK:
             break
-        try:
-            event = decode_payload_at(v.data + pos + AQ_HEADER_LEN, length, pos + AQ_HEADER_LEN, pos)
-        except DecodeError as exc:
-            reason = R_DECODE_FAILURE
-            detail = str(exc)
-            break
-        seq = event.sequence
+        judged = check_payload(v.data + pos + AQ_HEADER_LEN, length, &seq)
+        if judged != 0 or (collect and seq >= wanted):
+            try:
+                event = decode_payload_at(v.data + pos + AQ_HEADER_LEN, length, pos + AQ_HEADER_LEN, pos)
+            except DecodeError as exc:
+                reason = R_DECODE_FAILURE
+                detail = str(exc)
+                break
+            seq = event.sequence
+            if not (collect and seq >= wanted):
+                event = None
+        else:
+            event = None
         if has_prev and seq <= last:
             reason = R_SEQUENCE_NOT_INCREASING
             detail = f"sequence {seq} does not follow {last}"
             break
         last = seq
         has_prev = True
-        if collect:
+        if event is not None:
             events.append(event)
         count += 1
         pos += AQ_HEADER_LEN + length

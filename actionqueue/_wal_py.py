@@ -45,8 +45,9 @@ def walk(
     max_payload: int = DEFAULT_MAX_PAYLOAD,
     collect: bool = False,
     max_records: int = -1,
+    collect_from: int = 0,
 ) -> tuple:
-    """See ``_wal.walk``."""
+    """See ``_wal.walk`` (every record is decoded here)."""
     with memoryview(buf) as view:
         data = view.cast("B") if view.format != "B" else view
         if not 0 <= start <= len(data):
@@ -70,7 +71,7 @@ def walk(
                 reason, detail = R_SEQUENCE_NOT_INCREASING, f"sequence {event.sequence} does not follow {last}"
                 break
             last = event.sequence
-            if events is not None:
+            if events is not None and event.sequence >= collect_from:
                 events.append(event)
             count += 1
             pos += HEADER_LEN + length

@@ -1109,12 +1109,8 @@ class WalReader:
         since = self.from_sequence
         for path, first in self._files():
             with open(path, "rb", buffering=0) as f:
-                for batch in self._batches(f, path, prev, first):
-                    prev = batch[-1].sequence
-                    if since is None or batch[0].sequence >= since:
-                        yield from batch
-                    elif prev >= since:
-                        yield from [e for e in batch if e.sequence >= since]
+                for batch, prev in self._batches(f, path, prev, first):
+                    yield from batch
 
     def follow(self, poll_interval: float = 0.1, stop: "threading.Event | None" = None) -> Iterator:
         """Yield every event, then keep yielding new ones as another process appends them
@@ -1165,8 +1161,19 @@ class WalReader:
             else:
                 time.sleep(poll_interval)
 
-    def _batches(self, f, path: Path, prev: int | None, first: int | None) -> Iterator[list]:
-        """The events of one file, a chunk's worth at a time (non-empty lists)."""
+    def batches(self) -> Iterator[list]:
+        """The events, in lists of a read chunk's worth (at least one event each): the
+        fastest way to consume a log (no per-event generator step)."""
+        prev = None
+        for path, first in self._files():
+            with open(path, "rb", buffering=0) as f:
+                for batch, prev in self._batches(f, path, prev, first):
+                    if batch:
+                        yield batch
+
+    def _batches(self, f, path: Path, prev: int | None, first: int | None) -> Iterator[tuple[list, int | None]]:
+        """``(events, last sequence walked)`` per chunk of one file: every record is checked,
+        only those at or above ``from_sequence`` are decoded into ``events``."""
         buf = b""
         base = 0  # file offset of buf[0]
         count = 0
@@ -1178,12 +1185,16 @@ class WalReader:
                     buf = buf + chunk if buf else chunk
                 else:
                     eof = True
-            end, n, last, reason, detail, events = _walker.walk(buf, 0, prev, self.max_payload, True)
-            if count == 0 and first is not None and events and events[0].sequence != first:
-                raise SegmentError(path, 0, "decode_failure",
-                                   f"segment named for sequence {first} starts at {events[0].sequence}")
-            if events:
-                yield events
+            if count == 0 and first is not None:
+                head = _first_sequence(buf, self.max_payload)
+                if head is not None and head != first:
+                    raise SegmentError(path, 0, "decode_failure",
+                                       f"segment named for sequence {first} starts at {head}")
+            end, n, last, reason, detail, events = _walker.walk(
+                buf, 0, prev, self.max_payload, True, -1, self.from_sequence or 0
+            )
+            if n:
+                yield events, last
             count += n
             prev = last
             if reason and not (not eof and reason in (R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD)):

@@ -106,8 +106,25 @@ def _run(backend, fn_name: str, data: bytes) -> tuple:
     return ("ok", value.to_builtins(), [value])
 
 
+def _walk_verdicts(data: bytes) -> list[tuple]:
+    """How each walker judges ``SEEDS[0] + data``: native without collecting (records
+    judged by the structural skim where it can), native collecting (every record decoded),
+    and the pure-Python twin."""
+    from actionqueue import _wal, _wal_py
+
+    buf = SEEDS[0] + data
+    return [
+        _wal.walk(buf)[:5],
+        _wal.walk(buf, collect=True)[:5],
+        _wal.walk(buf, collect=True, collect_from=2**64 - 1)[:5],
+        _wal_py.walk(buf)[:5],
+    ]
+
+
 def check_differential(both, data: bytes) -> None:
     cy, py = both
+    verdicts = _walk_verdicts(data)
+    assert all(v == verdicts[-1] for v in verdicts), f"walkers differ: {verdicts} for {data.hex()}"
     calls = [("decode", data), ("decode_payload", data[12:]), ("decode_batch", SEEDS[0] + data)]
     for fn_name, arg in calls:
         a, b = _run(cy, fn_name, arg), _run(py, fn_name, arg)
@@ -242,3 +259,46 @@ def test_atheris_differential_fuzzer_runs(tmp_path: Path) -> None:
     )
     assert "Done" in proc.stderr or "done" in proc.stderr.lower()
     shutil.rmtree(corpus, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------
+# The structural skim hands text and model rules to the decoder
+# --------------------------------------------------------------------------------------
+def _lease_record(owner: bytes, sequence: int = 1) -> bytes:
+    run = aq.RunId("11111111-2222-4222-8333-333344444444")
+    good = aq.encode(aq.WalEvent(sequence, aq.LeaseAcquired(run, "x" * len(owner), 100, 50)))
+    payload = good[12:]
+    at = payload.index(b"x" * len(owner))
+    return frame(payload[:at] + owner + payload[at + len(owner) :])
+
+
+@pytest.mark.parametrize(
+    ("owner", "ok"),
+    [(b"worker", True), ("w\u00f6rker".encode(), True), (b"w\xffrker", False), (b"\xc3", False)],
+)
+def test_walk_judges_text_like_the_decoder(owner: bytes, ok: bool) -> None:
+    from actionqueue import _wal
+
+    buf = _lease_record(b"plain") + _lease_record(owner, 2)
+    for verdict in (_wal.walk(buf), _wal.walk(buf, collect=True), _wal.walk(buf, collect=True, collect_from=3)):
+        assert verdict[1] == (2 if ok else 1)
+        assert (verdict[3] == 0) == ok
+
+
+def test_walk_applies_model_rules_it_cannot_skim() -> None:
+    """A RunInstance breaking a model rule (Scheduled with a current attempt) is well formed
+    postcard; the skim must defer to the decoder, which rejects it."""
+    from actionqueue import _wal
+
+    run = aq.RunInstance(
+        aq.RunId("11111111-2222-4222-8333-333344444444"), aq.TaskId("d540e4bf-1168-4e83-ad43-ac544466d511"),
+        aq.RunState.SCHEDULED, None, 0, 10, 10, 0, 10,
+    )
+    good = aq.encode(aq.WalEvent(1, aq.RunCreated(run)))[12:]
+    # current_attempt_id: None (0x00) -> Some(uuid): the constructor forbids it for Scheduled
+    at = good.index(bytes(run.task_id.bytes)) + 16 + 1  # after task id and the state index
+    bad = frame(good[:at] + b"\x01\x10" + bytes(range(16)) + good[at + 1 :])
+    with pytest.raises(aq.DecodeError):
+        aq.decode(bad)
+    for verdict in (_wal.walk(bad), _wal.walk(bad, collect=True, collect_from=5)):
+        assert verdict[1] == 0 and verdict[3] != 0
