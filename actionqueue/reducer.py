@@ -767,6 +767,7 @@ class ReplayReducer:
         "_roles",
         "_grants",
         "_ledger",
+        "_cold",
     )
 
     def __init__(self) -> None:
@@ -785,6 +786,9 @@ class ReplayReducer:
         self._roles: dict[tuple[ActorId, TenantId], RoleAssignmentRecord] = {}
         self._grants: dict[tuple[ActorId, str, TenantId], CapabilityGrantRecord] = {}
         self._ledger: list[LedgerEntryRecord] = []
+        # Tasks and runs not yet read from a snapshot image (see actionqueue._image): looked
+        # up on a miss of the dicts above, moved into them on first use.
+        self._cold: Any = None
 
     # -------------------------------------------------------------------------------------
     # Applying events
@@ -841,6 +845,55 @@ class ReplayReducer:
             n += 1
         return n
 
+    # ---- tasks and runs still in a snapshot image -------------------------------------
+    def _cold_run(self, run_id: RunId) -> _Run | None:
+        """The run from the snapshot image (moved into the projection), or None."""
+        cold = self._cold
+        if cold is None:
+            return None
+        rec = cold.take_run(run_id)
+        if rec is not None:
+            self._runs[run_id] = rec
+        return rec
+
+    def _cold_task(self, task_id: TaskId) -> _Task | None:
+        cold = self._cold
+        if cold is None:
+            return None
+        task = cold.take_task(task_id)
+        if task is not None:
+            self._tasks[task_id] = task
+        return task
+
+    def _cold_runs_of_task(self, task_id: TaskId) -> list[RunId] | None:
+        ids = self._cold.take_runs_of_task(task_id)
+        if ids is not None:
+            self._runs_by_task[task_id] = ids
+        return ids
+
+    def _run_rec(self, run_id: RunId) -> _Run | None:
+        rec = self._runs.get(run_id)
+        return self._cold_run(run_id) if rec is None and self._cold is not None else rec
+
+    def _task_rec(self, task_id: TaskId) -> _Task | None:
+        t = self._tasks.get(task_id)
+        return self._cold_task(task_id) if t is None and self._cold is not None else t
+
+    def _thaw_all(self) -> None:
+        """Move every task and run still in the snapshot image into the projection, in
+        the image's order (followed by those created since)."""
+        cold = self._cold
+        if cold is None:
+            return
+        self._cold = None
+        self._tasks, self._runs, self._runs_by_task = cold.thaw_all(self._tasks, self._runs, self._runs_by_task)
+
+    def _hot(self) -> ReplayReducer:
+        """``self`` with everything in memory (for scans over all tasks or runs)."""
+        if self._cold is not None:
+            self._thaw_all()
+        return self
+
     # ---- shared run transition ----------------------------------------------------------
     def _transition(self, rec: _Run, prev: RunState, new: RunState, ts: int, commit: bool = True) -> None:
         """Move ``rec`` from ``prev`` to ``new`` at ``ts``: every check, then every change.
@@ -876,6 +929,8 @@ class ReplayReducer:
     def _run_or_invalid(self, run_id: RunId, what: str) -> _Run:
         rec = self._runs.get(run_id)
         if rec is None:
+            rec = self._cold_run(run_id)
+        if rec is None:
             raise InvalidTransition(f"{what} for unknown run {run_id}")
         return rec
 
@@ -883,7 +938,7 @@ class ReplayReducer:
     def _on_task_created(self, ev: m.TaskCreated, commit: bool = True) -> None:
         spec = ev.task_spec
         tasks = self._tasks
-        if spec.id in tasks:
+        if spec.id in tasks or (self._cold is not None and self._cold.has_task(spec.id)):
             raise DuplicateEvent(f"task {spec.id} already exists")
         if not commit:
             return
@@ -893,7 +948,7 @@ class ReplayReducer:
         inst = ev.run_instance
         run_id = inst.id
         runs = self._runs
-        if run_id in runs:
+        if run_id in runs or (self._cold is not None and self._cold.has_run(run_id)):
             raise DuplicateEvent(f"run {run_id} already exists")
         if inst.state is not _SCHEDULED:
             raise InvalidTransition(f"run {run_id} is created in state {inst.state.value}, not Scheduled")
@@ -901,6 +956,8 @@ class ReplayReducer:
             return
         runs[run_id] = _Run(inst)
         ids = self._runs_by_task.get(inst.task_id)
+        if ids is None and self._cold is not None:
+            ids = self._cold_runs_of_task(inst.task_id)
         if ids is None:
             self._runs_by_task[inst.task_id] = [run_id]
         else:
@@ -909,11 +966,15 @@ class ReplayReducer:
     def _on_run_state_changed(self, ev: m.RunStateChanged, commit: bool = True) -> None:
         rec = self._runs.get(ev.run_id)
         if rec is None:
+            rec = self._cold_run(ev.run_id)
+        if rec is None:
             raise InvalidTransition(f"RunStateChanged for unknown run {ev.run_id}")
         self._transition(rec, ev.previous_state, ev.new_state, ev.timestamp, commit)
 
     def _on_attempt_started(self, ev: m.AttemptStarted, commit: bool = True) -> None:
         rec = self._runs.get(ev.run_id)
+        if rec is None:
+            rec = self._cold_run(ev.run_id)
         if rec is None:
             raise InvalidTransition(f"AttemptStarted for unknown run {ev.run_id}")
         if rec.state is not _RUNNING:
@@ -934,6 +995,8 @@ class ReplayReducer:
 
     def _on_attempt_finished(self, ev: m.AttemptFinished, commit: bool = True) -> None:
         rec = self._runs.get(ev.run_id)
+        if rec is None:
+            rec = self._cold_run(ev.run_id)
         if rec is None:
             raise InvalidTransition(f"AttemptFinished for unknown run {ev.run_id}")
         if rec.state is not _RUNNING:
@@ -974,6 +1037,8 @@ class ReplayReducer:
     def _on_task_canceled(self, ev: m.TaskCanceled, commit: bool = True) -> None:
         task = self._tasks.get(ev.task_id)
         if task is None:
+            task = self._cold_task(ev.task_id)
+        if task is None:
             raise TaskCausality("UnknownTask", task_id=ev.task_id)
         if task.canceled_at is not None:
             raise TaskCausality(
@@ -989,6 +1054,8 @@ class ReplayReducer:
     def _on_run_canceled(self, ev: m.RunCanceled, commit: bool = True) -> None:
         rec = self._runs.get(ev.run_id)
         if rec is None:
+            rec = self._cold_run(ev.run_id)
+        if rec is None:
             raise InvalidTransition(f"RunCanceled for unknown run {ev.run_id}")
         self._transition(rec, rec.state, _CANCELED, ev.timestamp, commit)
 
@@ -996,6 +1063,8 @@ class ReplayReducer:
     def _on_lease_acquired(self, ev: m.LeaseAcquired, commit: bool = True) -> None:
         run_id = ev.run_id
         rec = self._runs.get(run_id)
+        if rec is None:
+            rec = self._cold_run(run_id)
         if rec is None:
             raise _lease_error("UnknownRun", run_id, "Acquire")
         state = rec.state
@@ -1012,6 +1081,8 @@ class ReplayReducer:
     def _on_lease_heartbeat(self, ev: m.LeaseHeartbeat, commit: bool = True) -> None:
         run_id = ev.run_id
         rec = self._runs.get(run_id)
+        if rec is None:
+            rec = self._cold_run(run_id)
         if rec is None:
             raise _lease_error("UnknownRun", run_id, "Heartbeat")
         state = rec.state
@@ -1037,6 +1108,8 @@ class ReplayReducer:
     def _close_lease(self, ev: m.LeaseExpired | m.LeaseReleased, what: str, commit: bool) -> None:
         run_id = ev.run_id
         rec = self._runs.get(run_id)
+        if rec is None:
+            rec = self._cold_run(run_id)
         if rec is None:
             raise _lease_error("UnknownRun", run_id, what)
         state = rec.state
@@ -1193,12 +1266,12 @@ class ReplayReducer:
     @property
     def task_count(self) -> int:
         """Number of tasks."""
-        return len(self._tasks)
+        return len(self._tasks) + (0 if self._cold is None else self._cold.tasks_left)
 
     @property
     def run_count(self) -> int:
         """Number of runs (run instances)."""
-        return len(self._runs)
+        return len(self._runs) + (0 if self._cold is None else self._cold.runs_left)
 
     @property
     def is_engine_paused(self) -> bool:
@@ -1219,40 +1292,44 @@ class ReplayReducer:
     # Read API: tasks
     # -------------------------------------------------------------------------------------
     def task_exists(self, task_id: TaskId) -> bool:
-        return task_id in self._tasks
+        return self._task_rec(task_id) is not None
 
     def get_task(self, task_id: TaskId) -> TaskSpec | None:
         """The task's spec, or None."""
-        t = self._tasks.get(task_id)
+        t = self._task_rec(task_id)
         return None if t is None else t.spec
 
     def get_task_record(self, task_id: TaskId) -> TaskRecord | None:
         """The task with its created/updated/canceled times, or None."""
-        t = self._tasks.get(task_id)
+        t = self._task_rec(task_id)
         return None if t is None else _task_view(t)
 
     def is_task_canceled(self, task_id: TaskId) -> bool:
-        t = self._tasks.get(task_id)
+        t = self._task_rec(task_id)
         return t is not None and t.canceled_at is not None
 
     def task_canceled_at(self, task_id: TaskId) -> int | None:
-        t = self._tasks.get(task_id)
+        t = self._task_rec(task_id)
         return None if t is None else t.canceled_at
 
     def task_ids(self) -> Iterator[TaskId]:
         """Task ids in creation order."""
+        self._hot()
         return iter(list(self._tasks))
 
     def tasks(self) -> Iterator[TaskSpec]:
         """Every task's spec, in creation order."""
+        self._hot()
         return iter([t.spec for t in self._tasks.values()])
 
     def task_records(self) -> Iterator[TaskRecord]:
         """Every task record, in creation order."""
+        self._hot()
         return iter([_task_view(t) for t in self._tasks.values()])
 
     def parent_child_mappings(self) -> list[tuple[TaskId, TaskId]]:
         """``(child, parent)`` for every task whose spec names a ``parent_task_id``."""
+        self._hot()
         return [
             (tid, t.spec.parent_task_id) for tid, t in self._tasks.items() if t.spec.parent_task_id is not None
         ]
@@ -1265,27 +1342,27 @@ class ReplayReducer:
     # Read API: runs
     # -------------------------------------------------------------------------------------
     def run_exists(self, run_id: RunId) -> bool:
-        return run_id in self._runs
+        return self._run_rec(run_id) is not None
 
     def get_run_state(self, run_id: RunId) -> RunState | None:
         """The run's current state, or None for an unknown run."""
-        rec = self._runs.get(run_id)
+        rec = self._run_rec(run_id)
         return None if rec is None else rec.state
 
     def get_run_instance(self, run_id: RunId) -> RunInstance | None:
         """The run as a (new, immutable) RunInstance, or None."""
-        rec = self._runs.get(run_id)
+        rec = self._run_rec(run_id)
         return None if rec is None else _run_instance_view(rec)
 
     def active_attempt_id(self, run_id: RunId) -> AttemptId | None:
         """The run's active (started, unfinished) attempt, or None."""
-        rec = self._runs.get(run_id)
+        rec = self._run_rec(run_id)
         return None if rec is None else rec.attempt_id
 
     def get_run_history(self, run_id: RunId) -> tuple[RunStateHistoryEntry, ...] | None:
         """The run's state history (first entry ``None -> Scheduled``), or None for an unknown
         run or one whose history was trimmed."""
-        rec = self._runs.get(run_id)
+        rec = self._run_rec(run_id)
         if rec is None or rec.history is None:
             return None
         make = RunStateHistoryEntry._make
@@ -1293,14 +1370,14 @@ class ReplayReducer:
 
     def get_attempt_history(self, run_id: RunId) -> tuple[AttemptHistoryEntry, ...] | None:
         """The run's attempts in start order, or None (unknown run, or trimmed)."""
-        rec = self._runs.get(run_id)
+        rec = self._run_rec(run_id)
         if rec is None or rec.attempts is None:
             return None
         return tuple([_attempt_view(a) for a in rec.attempts])
 
     def get_lease(self, run_id: RunId) -> tuple[str, int] | None:
         """The run's active lease as ``(owner, expiry)``, or None."""
-        rec = self._runs.get(run_id)
+        rec = self._run_rec(run_id)
         if rec is None or rec.lease_owner is None:
             return None
         return (rec.lease_owner, rec.lease_expiry)
@@ -1309,30 +1386,35 @@ class ReplayReducer:
 
     def get_lease_metadata(self, run_id: RunId) -> LeaseMetadata | None:
         """The run's active lease with its acquisition and last-heartbeat times, or None."""
-        rec = self._runs.get(run_id)
+        rec = self._run_rec(run_id)
         if rec is None or rec.lease_owner is None:
             return None
         return LeaseMetadata(rec.lease_owner, rec.lease_expiry, rec.lease_acquired_at, rec.lease_updated_at)
 
     def run_ids(self) -> Iterator[RunId]:
         """Run ids in creation order."""
+        self._hot()
         return iter(list(self._runs))
 
     def run_instances(self) -> Iterator[RunInstance]:
         """Every run, in creation order."""
+        self._hot()
         return iter([_run_instance_view(rec) for rec in self._runs.values()])
 
     def run_ids_for_task(self, task_id: TaskId) -> list[RunId]:
         """The task's run ids, sorted by id (UUID byte order), as Rust sorts them."""
+        self._hot()
         return sorted(self._runs_by_task.get(task_id, ()))
 
     def runs_for_task(self, task_id: TaskId) -> list[RunInstance]:
         """The task's runs in creation order."""
+        self._hot()
         runs = self._runs
         return [_run_instance_view(runs[rid]) for rid in self._runs_by_task.get(task_id, ())]
 
     def runs_in_state(self, state: RunState) -> list[RunInstance]:
         """Every run currently in ``state``, in creation order (a scan)."""
+        self._hot()
         return [_run_instance_view(rec) for rec in self._runs.values() if rec.state is state]
 
     # -------------------------------------------------------------------------------------
@@ -1425,6 +1507,7 @@ class ReplayReducer:
         """Drop state history, attempt history and lease metadata of Completed, Failed and
         Canceled runs (their state and instance stay). Afterwards their histories read as
         None and a snapshot of them has empty histories."""
+        self._hot()
         for rec in self._runs.values():
             if rec.state._value_ in _TERMINAL:
                 rec.history = None
@@ -1466,8 +1549,8 @@ class ReplayReducer:
 
     def __repr__(self) -> str:
         return (
-            f"<ReplayReducer latest_sequence={self._latest_sequence} tasks={len(self._tasks)} "
-            f"runs={len(self._runs)}>"
+            f"<ReplayReducer latest_sequence={self._latest_sequence} tasks={self.task_count} "
+            f"runs={self.run_count}>"
         )
 
 
@@ -1506,7 +1589,7 @@ def projection_to_snapshot_builtins(reducer: ReplayReducer, timestamp: int) -> d
     * ``runs[].state_history`` / ``attempts`` = ``[]`` for trimmed runs (as Rust);
     * ``tasks[].updated_at`` is always ``null``.
     """
-    r = reducer
+    r = reducer._hot()
     runs = []
     for run_id in sorted(r._runs):
         rec = r._runs[run_id]

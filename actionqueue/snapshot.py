@@ -12,8 +12,8 @@ exactly as ``serde_json::to_vec`` writes it. Bytes after the frame are ignored o
 * :func:`load_snapshot` - the loader's checks in Rust's order, with typed errors.
 * :func:`validate_snapshot` - Rust's ``validate_snapshot``, relaxed where it refuses states our
   reducer accepts (decisions.md #11; the relaxed checks are listed in its docstring).
-* :func:`reducer_from_snapshot` - hydration through the reducer's own ``apply`` and bootstrap
-  setters.
+* :func:`reducer_from_snapshot` - hydration through the reducer's own ``apply`` (runs built
+  directly once validated).
 
 Differences from Rust (all deliberate):
 
@@ -36,6 +36,7 @@ Differences from Rust (all deliberate):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import zlib
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _model as m
+from ._image import ImageError, encode_image, image_path, read_image
 from ._json import dumps as _json_dumps
 from ._json import from_builtins as _from_builtins
 from ._model import (
@@ -62,6 +64,9 @@ from .reducer import (
     ReplayReducer,
     projection_to_snapshot_builtins,
 )
+from .reducer import _RUN_INSTANCE_SETTERS, _new_object
+from .reducer import _Attempt as _AttemptRecord
+from .reducer import _Run as _RunRecord
 
 __all__ = [
     "MAX_SNAPSHOT_BYTES",
@@ -78,6 +83,7 @@ __all__ = [
     "encode_snapshot",
     "load_snapshot",
     "parse_snapshot_bytes",
+    "reducer_from_image",
     "reducer_from_snapshot",
     "snapshot_path",
     "validate_snapshot",
@@ -88,6 +94,7 @@ __all__ = [
 MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
 
 _HEADER = struct.Struct("<III")
+log = logging.getLogger("actionqueue.snapshot")
 _U32_MAX = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
@@ -200,20 +207,9 @@ def encode_snapshot(snapshot: dict[str, Any]) -> bytes:
     return _HEADER.pack(version, len(payload), zlib.crc32(payload)) + payload
 
 
-def write_snapshot(data_dir: str | os.PathLike, snapshot: dict[str, Any]) -> Path:
-    """Validate, then atomically replace ``<data_dir>/snapshots/snapshot.bin``.
-
-    Writes ``snapshot.bin.tmp`` (created or truncated; ``snapshots/`` created if missing),
-    fsyncs it, renames it over ``snapshot.bin`` and fsyncs the directory. On any failure the
-    temporary file is removed and the previous snapshot stays intact. Returns the path.
-    """
-    from .wal import fsync_dir
-
-    validate_snapshot(snapshot)
-    data = encode_snapshot(snapshot)
-    target = snapshot_path(data_dir)
-    directory = target.parent
-    directory.mkdir(parents=True, exist_ok=True)
+def _replace_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``<target>.tmp``, fsync it and rename it over ``target`` (the
+    directory is not fsynced here). On failure the temporary file is removed."""
     tmp = target.with_name(target.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
@@ -227,6 +223,38 @@ def write_snapshot(data_dir: str | os.PathLike, snapshot: dict[str, Any]) -> Pat
         except OSError:
             pass
         raise
+
+
+def write_snapshot(data_dir: str | os.PathLike, snapshot: dict[str, Any], *, image: bool = True) -> Path:
+    """Validate, then atomically replace ``<data_dir>/snapshots/snapshot.bin``.
+
+    Writes ``snapshot.bin.tmp`` (created or truncated; ``snapshots/`` created if missing),
+    fsyncs it, renames it over ``snapshot.bin`` and fsyncs the directory. On any failure the
+    temporary file is removed and the previous snapshot stays intact. Returns the path.
+
+    With ``image`` (the default) the snapshot's image (``snapshot.image``, see
+    :mod:`actionqueue._image`) is written the same way next to it, so that recovery can
+    skip parsing the JSON. It is only a faster path to the same content: if writing it
+    fails, the stale one is removed (it would not match anyway), a warning is logged and
+    the snapshot stands.
+    """
+    from .wal import fsync_dir
+
+    validate_snapshot(snapshot)
+    data = encode_snapshot(snapshot)
+    target = snapshot_path(data_dir)
+    directory = target.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    _replace_atomically(target, data)
+    if image:
+        try:
+            _replace_atomically(image_path(data_dir), encode_image(snapshot, _HEADER.unpack_from(data)))
+        except Exception as exc:  # noqa: BLE001 - a cache: the snapshot itself is written
+            log.warning("could not write the snapshot image of %s: %s", data_dir, exc)
+            try:
+                image_path(data_dir).unlink()
+            except OSError:
+                pass
     fsync_dir(directory)
     return target
 
@@ -293,6 +321,33 @@ def load_snapshot(
     snapshot = parse_snapshot_bytes(payload)
     validate_snapshot(snapshot)
     return snapshot
+
+
+def reducer_from_image(
+    data_dir: str | os.PathLike, *, expected_version: int = SNAPSHOT_VERSION
+) -> ReplayReducer | None:
+    """The reducer of the data dir's snapshot, read from its image (tasks and runs left in
+    the image until first used), or ``None`` when there is no usable image: no snapshot,
+    no image, an image of another snapshot or a damaged one. Then use :func:`load_snapshot`.
+    """
+    try:
+        with open(snapshot_path(data_dir), "rb") as f:
+            head = f.read(_HEADER.size)
+    except OSError:
+        return None
+    if len(head) != _HEADER.size:
+        return None
+    frame = _HEADER.unpack(head)
+    if frame[0] != expected_version:
+        return None
+    try:
+        rest, cold = read_image(image_path(data_dir), frame)
+        reducer = reducer_from_snapshot(rest)
+    except (ImageError, SnapshotError) as exc:
+        log.info("not using the snapshot image of %s: %s", data_dir, exc)
+        return None
+    reducer._cold = cold
+    return reducer
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -506,6 +561,15 @@ def _parse_run(obj: Any, where: str) -> _Run:
     return r
 
 
+def parse_task_entry(t: Any, where: str) -> tuple[m.TaskCreated, int | None]:
+    """A snapshot task entry as ``(TaskCreated, canceled_at)``."""
+    created = _event(
+        "TaskCreated", {"task_spec": _field(t, "task_spec", where), "timestamp": _field(t, "created_at", where)}, where
+    )
+    _opt_int(_field(t, "updated_at", where, optional=True), where + ".updated_at")
+    return created, _opt_int(_field(t, "canceled_at", where, optional=True), where + ".canceled_at")
+
+
 def _parse(snapshot: Any) -> _Parsed:
     """serde's view of the snapshot: every field present (or defaulted) with its type."""
     if type(snapshot) is not dict:
@@ -519,12 +583,7 @@ def _parse(snapshot: Any) -> _Parsed:
     p.task_count = _int(_field(meta, "task_count", "metadata"), "metadata.task_count")
     p.run_count = _int(_field(meta, "run_count", "metadata"), "metadata.run_count")
 
-    p.tasks = []
-    for i, t in enumerate(_list(_field(snapshot, "tasks", "snapshot"), "tasks")):
-        w = f"tasks[{i}]"
-        created = _event("TaskCreated", {"task_spec": _field(t, "task_spec", w), "timestamp": _field(t, "created_at", w)}, w)
-        _opt_int(_field(t, "updated_at", w, optional=True), w + ".updated_at")
-        p.tasks.append((created, _opt_int(_field(t, "canceled_at", w, optional=True), w + ".canceled_at")))
+    p.tasks = [parse_task_entry(t, f"tasks[{i}]") for i, t in enumerate(_list(_field(snapshot, "tasks", "snapshot"), "tasks"))]
 
     p.runs = [_parse_run(r, f"runs[{i}]") for i, r in enumerate(_list(_field(snapshot, "runs", "snapshot"), "runs"))]
 
@@ -744,11 +803,42 @@ def _validate_run(r: _Run) -> None:
 # =========================================================================================
 # Hydration
 # =========================================================================================
-_TERMINAL_PATHS = {
-    RunState.COMPLETED: (RunState.READY, RunState.LEASED, RunState.RUNNING, RunState.COMPLETED),
-    RunState.FAILED: (RunState.READY, RunState.LEASED, RunState.RUNNING, RunState.FAILED),
-    RunState.CANCELED: (RunState.CANCELED,),
-}
+def run_record(r: _Run) -> _RunRecord:
+    """The reducer's record of a snapshot run that passed :func:`_validate_run`.
+
+    The same record a replay of its history builds: the instance as created (Scheduled,
+    no attempt), then state, timestamps, attempt lineage and histories, and the lease as
+    the snapshot has them. A trimmed run keeps empty histories.
+    """
+    base = _new_object(RunInstance)
+    for set_slot, value in zip(
+        _RUN_INSTANCE_SETTERS,
+        (r.id, r.task_id, RunState.SCHEDULED, None, 0, r.created_at, r.scheduled_at,
+         r.effective_priority, r.last_state_change_at),
+    ):  # fmt: skip
+        set_slot(base, value)
+    rec = _RunRecord(base)
+    rec.state = r.state
+    history = r.history
+    # replayed transitions stamp the last one's time; a trimmed run's all happen at
+    # last_state_change_at; a run never moved keeps its instance's
+    rec.changed_at = history[-1][2] if len(history) > 1 else r.last_state_change_at
+    rec.history = history
+    rec.attempt_count = r.attempt_count
+    rec.attempt_id = r.current_attempt_id if r.state is RunState.RUNNING else None
+    attempts = []
+    for e in r.attempts:
+        a = _AttemptRecord(e.attempt_id, e.started_at)
+        a.finished_at, a.result, a.error, a.output = e.finished_at, e.result, e.error, e.output
+        attempts.append(a)
+    rec.attempts = attempts
+    lease = r.lease
+    if lease is not None:
+        rec.lease_owner = lease.owner
+        rec.lease_expiry = lease.expiry
+        rec.lease_acquired_at = lease.acquired_at
+        rec.lease_updated_at = lease.updated_at
+    return rec
 
 
 def reducer_from_snapshot(snapshot: dict[str, Any]) -> ReplayReducer:
@@ -757,9 +847,9 @@ def reducer_from_snapshot(snapshot: dict[str, Any]) -> ReplayReducer:
 
     Validates first (:func:`validate_snapshot`). Synthetic events with sequences 1, 2, ... go
     through :meth:`ReplayReducer.apply`, in Rust's order (tasks and cancellations, dependency
-    declarations, engine pause/resume, runs, budgets, subscriptions, actors, tenants, roles,
-    capability grants, ledger); attempt lineage, histories and leases are seeded with the
-    bootstrap setters; then ``latest_sequence`` = ``metadata.wal_sequence``. Unlike Rust the
+    declarations, engine pause/resume, budgets, subscriptions, actors, tenants, roles,
+    capability grants, ledger); runs, whose every rule :func:`validate_snapshot` has checked,
+    are built directly (:func:`run_record`); then ``latest_sequence`` = ``metadata.wal_sequence``. Unlike Rust the
     run keeps ``effective_priority`` and ``last_state_change_at`` and actors keep
     ``last_heartbeat_at`` (see the module docstring). A reducer rejection raises
     :class:`SnapshotBootstrapError`.
@@ -787,31 +877,14 @@ def reducer_from_snapshot(snapshot: dict[str, Any]) -> ReplayReducer:
         apply(m.EnginePaused(paused_at))
         if resumed_at is not None:
             apply(m.EngineResumed(resumed_at))
+    runs, by_task = reducer._runs, reducer._runs_by_task
     for r in p.runs:
-        apply(
-            m.RunCreated(
-                RunInstance(
-                    r.id, r.task_id, RunState.SCHEDULED, None, 0, r.created_at, r.scheduled_at,
-                    r.effective_priority, r.last_state_change_at,
-                )
-            )
-        )
-        if _is_trimmed(r):
-            prev = RunState.SCHEDULED
-            for to in _TERMINAL_PATHS[r.state]:
-                apply(m.RunStateChanged(r.id, prev, to, r.last_state_change_at))
-                prev = to
+        runs[r.id] = run_record(r)
+        ids = by_task.get(r.task_id)
+        if ids is None:
+            by_task[r.task_id] = [r.id]
         else:
-            for frm, to, ts in r.history[1:]:
-                apply(m.RunStateChanged(r.id, frm, to, ts))
-        if reducer.get_run_state(r.id) is not r.state:
-            raise SnapshotBootstrapError(f"snapshot state history does not match run state for run {r.id}")
-        active = r.current_attempt_id if r.state is RunState.RUNNING else None
-        reducer.set_attempt_lineage_for_bootstrap(r.id, r.attempt_count, active)
-        reducer.set_run_history(r.id, r.history)
-        reducer.set_attempt_history(r.id, r.attempts)
-        if r.lease is not None:
-            reducer.set_lease_for_bootstrap(r.id, r.lease)
+            ids.append(r.id)
     for allocated, consumed, exhausted in p.budgets:
         apply(allocated)
         if consumed > 0:

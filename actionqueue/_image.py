@@ -1,0 +1,290 @@
+"""Snapshot images: a snapshot laid out so that recovery need not read all of it.
+
+Rust's snapshot file (``snapshots/snapshot.bin``) is one JSON document: to use any of it,
+all of it must be parsed, validated and turned into objects (seconds for a million-event
+history). Next to it we write ``snapshots/snapshot.image``: the same snapshot, with each
+task and each run stored as its own JSON text, indexed by id. Recovery reads the image's
+small parts (everything but tasks and runs) eagerly and leaves tasks and runs where they
+are; the reducer takes each one out of the image the first time anything asks for it (see
+``ReplayReducer._cold_run``). Nothing is lost or changed: a record is parsed and checked by
+the same code as the JSON snapshot (``snapshot._parse_run`` and friends) when it is taken.
+
+The image is only a faster path to ``snapshot.bin``'s content. It names the frame of the
+``snapshot.bin`` it was made from (version, length, CRC-32); recovery uses it only when that
+matches the current ``snapshot.bin`` header and its own xxh3-128 digest holds, and otherwise
+falls back to ``snapshot.bin``. Rust ignores the file.
+
+Layout (little-endian)::
+
+    header   magic "AQSIMAGE", u32 image version, u32 snapshot frame version,
+             u32 snapshot JSON length, u32 snapshot JSON CRC-32, u64 wal_sequence,
+             u64 body length, 16 bytes xxh3-128 of the body
+    body     u64 length + JSON: the snapshot with empty "tasks" and "runs" (counts 0)
+             task table, orphan table, run table, each:
+                u64 n; n x 16 id bytes (sorted); (n + 1) x u64 record offsets; records
+    task record    {"task": <the snapshot's task entry>, "runs": [run ids of the task]}
+    orphan record  {"task": null, "runs": [...]}: runs of a task the projection lacks
+    run record     the snapshot's run entry
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from ._model import RunId, TaskId
+
+IMAGE_NAME = "snapshot.image"
+IMAGE_VERSION = 1
+_MAGIC = b"AQSIMAGE"
+_HEADER = struct.Struct("<8sIIIIQQ16s")
+_U64 = struct.Struct("<Q")
+_ID_PAIR = struct.Struct(">QQ")
+
+
+class ImageError(ValueError):
+    """The image does not belong to the snapshot or is damaged (recovery falls back to
+    ``snapshot.bin``)."""
+
+
+def image_path(data_dir: str | os.PathLike) -> Path:
+    """``<data_dir>/snapshots/snapshot.image``."""
+    return Path(data_dir) / "snapshots" / IMAGE_NAME
+
+
+# -----------------------------------------------------------------------------------------
+# Writing
+# -----------------------------------------------------------------------------------------
+def _table(entries: list[tuple[bytes, bytes]]) -> bytes:
+    """``(16 id bytes, record)`` pairs -> a table, sorted by id bytes."""
+    entries.sort(key=lambda e: e[0])
+    offsets = np.zeros(len(entries) + 1, dtype="<u8")
+    np.cumsum([len(r) for _, r in entries], out=offsets[1:])
+    return b"".join(
+        [_U64.pack(len(entries)), b"".join(i for i, _ in entries), offsets.tobytes(), *(r for _, r in entries)]
+    )
+
+
+def encode_image(snapshot: dict[str, Any], frame: tuple[int, int, int]) -> bytes:
+    """The image of a validated ``snapshot`` whose file frame is ``(version, length, crc)``."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    runs_of: dict[str, list[str]] = {}
+    run_entries = []
+    for run in snapshot["runs"]:
+        inst = run["run_instance"]
+        runs_of.setdefault(inst["task_id"], []).append(inst["id"])
+        run_entries.append((RunId(inst["id"]).bytes, dumps(run).encode()))
+    task_entries = []
+    for task in snapshot["tasks"]:
+        tid = task["task_spec"]["id"]
+        task_entries.append((TaskId(tid).bytes, dumps({"task": task, "runs": runs_of.pop(tid, [])}).encode()))
+    orphan_entries = [  # runs of tasks the projection does not have (replay/invalid/i05)
+        (TaskId(tid).bytes, dumps({"task": None, "runs": runs}).encode()) for tid, runs in runs_of.items()
+    ]
+    rest = dict(snapshot)
+    rest["tasks"] = []
+    rest["runs"] = []
+    rest["metadata"] = {**snapshot["metadata"], "task_count": 0, "run_count": 0}
+    rest_json = dumps(rest).encode()
+    body = b"".join(
+        [_U64.pack(len(rest_json)), rest_json, _table(task_entries), _table(orphan_entries), _table(run_entries)]
+    )
+    version, length, crc = frame
+    header = _HEADER.pack(
+        _MAGIC, IMAGE_VERSION, version, length, crc, snapshot["metadata"]["wal_sequence"], len(body),
+        xxhash.xxh3_128_digest(body),
+    )  # fmt: skip
+    return header + body
+
+
+# -----------------------------------------------------------------------------------------
+# Reading
+# -----------------------------------------------------------------------------------------
+class _Table:
+    """Sorted ids with their records; each record can be taken once."""
+
+    __slots__ = ("body", "hi", "lo", "offsets", "base", "taken", "runs_taken")
+
+    def __init__(self, body: bytes, pos: int) -> None:
+        if pos + 8 > len(body):
+            raise ImageError("truncated table")
+        (n,) = _U64.unpack_from(body, pos)
+        ids_at = pos + 8
+        offsets_at = ids_at + 16 * n
+        self.base = offsets_at + 8 * (n + 1)
+        if n > len(body) or self.base > len(body):
+            raise ImageError("truncated table")
+        pairs = np.frombuffer(body, dtype=">u8", count=2 * n, offset=ids_at).reshape(n, 2)
+        self.hi = pairs[:, 0].astype(np.uint64)
+        self.lo = pairs[:, 1].astype(np.uint64)
+        self.offsets = np.frombuffer(body, dtype="<u8", count=n + 1, offset=offsets_at)
+        if n and (int(self.offsets[-1]) + self.base > len(body) or np.any(np.diff(self.offsets.astype(np.int64)) < 0)):
+            raise ImageError("record offsets out of range")
+        self.body = body
+        self.taken = np.zeros(n, dtype=bool)  # record handed over
+        self.runs_taken = np.zeros(n, dtype=bool)  # (task tables) its run id list handed over
+
+    @property
+    def end(self) -> int:
+        return self.base + (int(self.offsets[-1]) if len(self.offsets) else 0)
+
+    def find(self, raw: bytes) -> int:
+        """Index of the id (16 bytes), or -1."""
+        hi, lo = _ID_PAIR.unpack(raw)
+        i = int(np.searchsorted(self.hi, hi))
+        n = len(self.hi)
+        while i < n and int(self.hi[i]) == hi:
+            if int(self.lo[i]) == lo:
+                return i
+            i += 1
+        return -1
+
+    def record(self, i: int) -> Any:
+        start = self.base + int(self.offsets[i])
+        end = self.base + int(self.offsets[i + 1])
+        try:
+            return json.loads(self.body[start:end])
+        except ValueError as exc:
+            raise ImageError(f"record {i} is not JSON: {exc}") from None
+
+    def id_bytes(self, i: int) -> bytes:
+        return _ID_PAIR.pack(int(self.hi[i]), int(self.lo[i]))
+
+
+class ColdProjection:
+    """The tasks and runs of a snapshot image that the reducer has not asked for yet.
+
+    Each ``take_*`` hands a record over once (the reducer keeps it from then on) and
+    ``None`` for ids it does not hold or already handed over.
+    """
+
+    def __init__(self, body: bytes, pos: int) -> None:
+        self._tasks = _Table(body, pos)
+        self._orphans = _Table(body, self._tasks.end)
+        self._runs = _Table(body, self._orphans.end)
+        self.tasks_left = len(self._tasks.hi)
+        self.runs_left = len(self._runs.hi)
+
+    # -- single records ----------------------------------------------------------------
+    def has_run(self, run_id: RunId) -> bool:
+        i = self._runs.find(run_id.bytes)
+        return i >= 0 and not self._runs.taken[i]
+
+    def has_task(self, task_id: TaskId) -> bool:
+        i = self._tasks.find(task_id.bytes)
+        return i >= 0 and not self._tasks.taken[i]
+
+    def take_run(self, run_id: RunId) -> Any:
+        i = self._runs.find(run_id.bytes)
+        if i < 0 or self._runs.taken[i]:
+            return None
+        return self._take_run_at(i)
+
+    def _take_run_at(self, i: int) -> Any:
+        from .snapshot import _parse_run, _validate_run, run_record
+
+        parsed = _parse_run(self._runs.record(i), f"image.runs[{i}]")
+        _validate_run(parsed)
+        if parsed.id.bytes != self._runs.id_bytes(i):
+            raise ImageError(f"run record {i} is filed under another id")
+        rec = run_record(parsed)
+        self._runs.taken[i] = True
+        self.runs_left -= 1
+        return rec
+
+    def take_task(self, task_id: TaskId) -> Any:
+        i = self._tasks.find(task_id.bytes)
+        if i < 0 or self._tasks.taken[i]:
+            return None
+        return self._take_task_at(i)
+
+    def _take_task_at(self, i: int) -> Any:
+        from .reducer import _Task
+        from .snapshot import parse_task_entry
+
+        created, canceled_at = parse_task_entry(self._tasks.record(i)["task"], f"image.tasks[{i}]")
+        if created.task_spec.id.bytes != self._tasks.id_bytes(i):
+            raise ImageError(f"task record {i} is filed under another id")
+        task = _Task(created.task_spec, created.timestamp)
+        task.canceled_at = canceled_at
+        self._tasks.taken[i] = True
+        self.tasks_left -= 1
+        return task
+
+    def take_runs_of_task(self, task_id: TaskId) -> list[RunId] | None:
+        raw = task_id.bytes
+        for table in (self._tasks, self._orphans):
+            i = table.find(raw)
+            if i >= 0:
+                return self._runs_of_at(table, i)
+        return None
+
+    @staticmethod
+    def _runs_of_at(table: _Table, i: int) -> list[RunId] | None:
+        if table.runs_taken[i]:
+            return None
+        table.runs_taken[i] = True
+        return [RunId(r) for r in table.record(i)["runs"]] or None
+
+    # -- everything ----------------------------------------------------------------------
+    def thaw_all(self, tasks: dict, runs: dict, runs_by_task: dict) -> tuple[dict, dict, dict]:
+        """The reducer's three dicts with every record still here added: records of the
+        image first, in id order (as a JSON snapshot hydrates them), then the rest."""
+        new_tasks: dict = {}
+        new_by_task: dict = {}
+        t = self._tasks
+        for i in range(len(t.hi)):
+            tid = TaskId(t.id_bytes(i))
+            new_tasks[tid] = tasks.pop(tid) if t.taken[i] else self._take_task_at(i)
+        new_tasks.update(tasks)
+        for table in (self._tasks, self._orphans):
+            for i in range(len(table.hi)):
+                tid = TaskId(table.id_bytes(i))
+                ids = runs_by_task.pop(tid, None) if table.runs_taken[i] else self._runs_of_at(table, i)
+                if ids is not None:
+                    new_by_task[tid] = ids
+        new_by_task.update(runs_by_task)
+        new_runs: dict = {}
+        r = self._runs
+        for i in range(len(r.hi)):
+            rid = RunId(r.id_bytes(i))
+            new_runs[rid] = runs.pop(rid) if r.taken[i] else self._take_run_at(i)
+        new_runs.update(runs)
+        return new_tasks, new_runs, new_by_task
+
+
+def read_image(path: Path, frame: tuple[int, int, int]) -> tuple[dict[str, Any], ColdProjection]:
+    """``(the snapshot without tasks and runs, the cold tasks and runs)`` of the image at
+    ``path`` made from the ``snapshot.bin`` whose frame is ``frame``; :class:`ImageError`
+    when it is missing, damaged or made from another snapshot."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc}") from None
+    if len(data) < _HEADER.size:
+        raise ImageError("truncated header")
+    magic, version, snap_version, snap_length, snap_crc, _seq, body_len, digest = _HEADER.unpack_from(data)
+    if magic != _MAGIC or version != IMAGE_VERSION:
+        raise ImageError("not a snapshot image of this version")
+    if (snap_version, snap_length, snap_crc) != tuple(frame):
+        raise ImageError("made from another snapshot.bin")
+    body = data[_HEADER.size :]
+    if len(body) != body_len:
+        raise ImageError(f"body is {len(body)} bytes, the header says {body_len}")
+    if xxhash.xxh3_128_digest(body) != digest:
+        raise ImageError("digest mismatch")
+    (rest_len,) = _U64.unpack_from(body, 0)
+    if 8 + rest_len > len(body):
+        raise ImageError("truncated")
+    try:
+        rest = json.loads(body[8 : 8 + rest_len])
+    except ValueError as exc:
+        raise ImageError(f"not JSON: {exc}") from None
+    return rest, ColdProjection(body, 8 + rest_len)
