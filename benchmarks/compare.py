@@ -19,7 +19,13 @@ import time
 import actionqueue as aq
 from actionqueue.bench import BenchConfig, Report, workload
 from actionqueue.bench import codec as _codec
-from actionqueue.bench.codec import RUST, codec_sections, copy_crc_sections, split_records, summary  # noqa: F401
+from actionqueue.bench.codec import (  # noqa: F401
+    RUST,
+    codec_sections,
+    copy_crc_sections,
+    split_records,
+    summary,
+)
 
 
 def main(argv=None):

@@ -18,10 +18,10 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no idle BLAS threads beside the appenders
 
-import actionqueue as aq  # noqa: E402
-from actionqueue.bench import BenchConfig, Report, workload  # noqa: E402
-from actionqueue.bench import wal as _wal_bench  # noqa: E402
-from actionqueue.bench.wal import (  # noqa: E402,F401 - re-exported for benchmarks/test_bench_wal.py
+import actionqueue as aq
+from actionqueue.bench import BenchConfig, Report, workload
+from actionqueue.bench import wal as _wal_bench
+from actionqueue.bench.wal import (  # noqa: F401 - re-exported for benchmarks/test_bench_wal.py
     RUST,
     build_reference_dir,
     group_commit,

@@ -7,7 +7,7 @@ check its size.
 
 import sys
 
-from actionqueue.bench.workload import *  # noqa: F401,F403 - the scripts' and tests' `import workload`
+from actionqueue.bench.workload import *
 from actionqueue.bench.workload import _uuid4, main  # noqa: F401
 
 if __name__ == "__main__":

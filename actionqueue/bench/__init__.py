@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from .harness import BenchConfig, Report, sample
 
-__all__ = ["BenchConfig", "Report", "SECTIONS", "Section", "run_sections", "sample", "section_names"]
+__all__ = ["SECTIONS", "BenchConfig", "Report", "Section", "run_sections", "sample", "section_names"]
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 
 def sample(fn: Callable[..., Any], repeat: int, setup: Callable[[], tuple] | None = None,
@@ -75,7 +76,7 @@ class BenchConfig:
     quick: bool = False
 
     @classmethod
-    def quick_config(cls, **overrides: Any) -> "BenchConfig":
+    def quick_config(cls, **overrides: Any) -> BenchConfig:
         """A small workload (~15k events, 3 samples, MiB-sized buffers): seconds, not minutes."""
         base = dict(tasks=500, repeat=3, subset=5000, kind_n=5000, fsync_events=200, group_appends=600,
                     append_events=10_000, kib_bytes=16 << 20, copy_bytes=32 << 20, crc_bytes=16 << 20, quick=True)
@@ -85,6 +86,8 @@ class BenchConfig:
             base["fsync_events"] = min(200, max(20, 4 * tasks))
             base["group_appends"] = min(600, max(48, 8 * tasks))
             base["kib_bytes"] = 4 << 20
+            base["copy_bytes"] = 8 << 20
+            base["crc_bytes"] = 4 << 20
         return cls(**base)
 
 

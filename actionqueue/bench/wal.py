@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 import actionqueue as aq
-from actionqueue import _wal, segments
+from actionqueue import _backend, segments
 from actionqueue.scan import SegmentScanner
 from actionqueue.wal import (
     Durability,
@@ -61,6 +61,11 @@ from actionqueue.wal import (
 
 from . import workload
 from .harness import Report, sample
+
+if _backend.NATIVE:
+    from actionqueue import _wal
+else:  # ACTIONQUEUE_PUREPYTHON=1: the same rows, measured on the pure-Python walker
+    from actionqueue import _wal_py as _wal  # type: ignore[no-redef]
 
 # Rust ActionQueue 0.1.2 figures on the project's standard machine (rust-reference-bench.md)
 RUST = {

@@ -20,8 +20,8 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Sequence
 
 from ._common import EXIT_PROBLEM, EXIT_USAGE, CliError
 

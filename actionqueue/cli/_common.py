@@ -6,13 +6,19 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 from .. import _model
 from ..reducer import ReducerError, ReplayReducer
-from ..snapshot import SnapshotError, load_snapshot, reducer_from_snapshot, snapshot_path
+from ..snapshot import (
+    SnapshotError,
+    load_snapshot,
+    reducer_from_snapshot,
+    snapshot_path,
+)
 from ..wal import RUST_WAL_NAME, TornTail, WalCorruption, WalReader, log_files
 
 #: Exit code for problems found in the data (corruption, a log that does not replay, ...).
@@ -103,10 +109,10 @@ class _NoProgress:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "_NoProgress":
+    def __enter__(self) -> _NoProgress:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import enum
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .. import _model
 from ._common import (

@@ -9,7 +9,15 @@ from typing import Any
 
 from .. import _model
 from ..reducer import ReplayReducer
-from ._common import CliError, Replayed, data_dir, fmt_time, parse_id, replay_readonly, table
+from ._common import (
+    CliError,
+    Replayed,
+    data_dir,
+    fmt_time,
+    parse_id,
+    replay_readonly,
+    table,
+)
 
 NAME = "inspect"
 HELP = "show a run (state, history, attempts, lease) or a task (spec, runs, budgets)"
