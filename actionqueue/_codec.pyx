@@ -570,6 +570,8 @@ cdef bint _may_be_invalid(_Spec s, object obj):
 cdef object _ZERO = 0
 cdef object _RUNNING = m.RunState.RUNNING
 cdef object _READY = m.RunState.READY
+cdef uint64_t _RUNNING_INDEX = m.RunState.RUNNING.index
+cdef uint64_t _READY_INDEX = m.RunState.READY.index
 
 
 cdef object _decode_struct(_Spec s, Reader *r):
@@ -768,7 +770,7 @@ cdef int _skim_value(_Spec s, Skim *k) noexcept:
         return 0
     if kind == K_STRUCT:
         if k.check and s.quick_check != Q_NONE:
-            k.needs_decode = True  # the model's rules for this type: only decode applies them
+            return _skim_struct_checked(s, k)
         for i in range(s.n):
             if _skim_value(<_Spec>s.fields[i], k) < 0:
                 return -1
@@ -811,6 +813,72 @@ cdef int _skim_value(_Spec s, Skim *k) noexcept:
     return -1
 
 
+DEF MAX_CHECKED_FIELDS = 16
+
+
+cdef int _skim_struct_checked(_Spec s, Skim *k) noexcept:
+    """Skim a struct that has model rules, and flag it for a decode unless the raw field
+    values show that :func:`_may_be_invalid` would clear it (the same pre-check, on bytes)."""
+    cdef const uint8_t *at[MAX_CHECKED_FIELDS]
+    cdef Py_ssize_t i
+    cdef int q = s.quick_check
+    cdef uint64_t state
+    if s.n > MAX_CHECKED_FIELDS:
+        q = Q_PYTHON
+    for i in range(s.n):
+        if i < MAX_CHECKED_FIELDS:
+            at[i] = k.p
+        if _skim_value(<_Spec>s.fields[i], k) < 0:
+            return -1
+    if k.needs_decode:
+        return 0
+    if q == Q_RUN_INSTANCE:
+        # id, task_id, state, current_attempt_id, attempt_count, created_at, scheduled_at, ...
+        if _raw_nil_id(at[0], k.end) or _raw_nil_id(at[1], k.end):
+            k.needs_decode = True
+        elif _raw_varint(at[2], k.end, &state) < 0 or state == _READY_INDEX:
+            k.needs_decode = True  # Ready: the scheduled_at <= created_at rule
+        elif state != _RUNNING_INDEX and at[3][0] == 1:
+            k.needs_decode = True
+    elif q == Q_TASK_SPEC:
+        k.needs_decode = _raw_nil_id(at[0], k.end)
+    elif q == Q_CONSTRAINTS:
+        # max_attempts, timeout_secs, concurrency_key, hold policy, safety level, capabilities
+        k.needs_decode = (
+            _raw_is_zero(at[0], k.end)
+            or (at[1][0] == 1 and _raw_is_zero(at[1] + 1, k.end))
+            or (at[2][0] == 1 and _raw_is_zero(at[2] + 1, k.end))  # Some(""): length 0
+            or at[5][0] == 1  # capabilities: rare, left to the decoder
+        )
+    elif q == Q_REPEAT:
+        k.needs_decode = _raw_is_zero(at[0], k.end) or _raw_is_zero(at[1], k.end)
+    else:
+        k.needs_decode = True
+    return 0
+
+
+cdef inline int _raw_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) noexcept:
+    return 0 if _varint(&p, end, v, 10, 0x01) == VARINT_OK else -1
+
+
+cdef inline bint _raw_is_zero(const uint8_t *p, const uint8_t *end) noexcept:
+    """The (already skimmed, so well-formed) varint at ``p`` is 0."""
+    cdef uint64_t v
+    return _raw_varint(p, end, &v) == 0 and v == 0
+
+
+cdef inline bint _raw_nil_id(const uint8_t *p, const uint8_t *end) noexcept:
+    """The (already skimmed) uuid at ``p`` is all zeros."""
+    cdef uint64_t n
+    cdef int i
+    if _varint(&p, end, &n, 10, 0x01) != VARINT_OK or n != 16:
+        return True
+    for i in range(16):
+        if p[i]:
+            return False
+    return True
+
+
 cdef int _skim_id_slow(Skim *k) noexcept:
     """A uuid in any form but the usual ``10`` + 16 bytes (an over-long length varint is
     still valid; anything else is not): rare, so out of line."""
@@ -837,6 +905,11 @@ cdef int skim_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, int *k
     kind[0] = k.kind
     time[0] = k.time
     return 0
+
+
+cdef int payload_sequence(const uint8_t *p, Py_ssize_t n, uint64_t *sequence) noexcept:
+    """Read only a payload's sequence (its first field): 0, or -1 when it is malformed."""
+    return 0 if _varint(&p, p + n, sequence, 10, 0x01) == VARINT_OK else -1
 
 
 cdef int check_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence) noexcept:

@@ -30,6 +30,7 @@ Layout (little-endian)::
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import struct
 from pathlib import Path
@@ -259,14 +260,26 @@ class ColdProjection:
         return new_tasks, new_runs, new_by_task
 
 
+def _map(path: Path) -> Any:
+    """The file's bytes: a read-only map on POSIX (the image is replaced by rename, never
+    rewritten in place, so the mapping stays valid), a copy elsewhere."""
+    with open(path, "rb") as f:
+        if os.name != "posix":
+            return f.read()
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return b""
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        return mmap.mmap(f.fileno(), size, flags=flags, prot=mmap.PROT_READ)
+
+
 def read_image(path: Path, frame: tuple[int, int, int]) -> tuple[dict[str, Any], ColdProjection]:
     """``(the snapshot without tasks and runs, the cold tasks and runs)`` of the image at
     ``path`` made from the ``snapshot.bin`` whose frame is ``frame``; :class:`ImageError`
     when it is missing, damaged or made from another snapshot."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
+        data = _map(path)
+    except (OSError, ValueError) as exc:
         raise ImageError(f"cannot read {path}: {exc}") from None
     if len(data) < _HEADER.size:
         raise ImageError("truncated header")
@@ -275,16 +288,18 @@ def read_image(path: Path, frame: tuple[int, int, int]) -> tuple[dict[str, Any],
         raise ImageError("not a snapshot image of this version")
     if (snap_version, snap_length, snap_crc) != tuple(frame):
         raise ImageError("made from another snapshot.bin")
-    body = data[_HEADER.size :]
-    if len(body) != body_len:
-        raise ImageError(f"body is {len(body)} bytes, the header says {body_len}")
-    if xxhash.xxh3_128_digest(body) != digest:
-        raise ImageError("digest mismatch")
-    (rest_len,) = _U64.unpack_from(body, 0)
-    if 8 + rest_len > len(body):
+    start = _HEADER.size
+    if len(data) - start != body_len:
+        raise ImageError(f"body is {len(data) - start} bytes, the header says {body_len}")
+    with memoryview(data) as view:
+        if xxhash.xxh3_128_digest(view[start:]) != digest:
+            raise ImageError("digest mismatch")
+    (rest_len,) = _U64.unpack_from(data, start)
+    rest_at = start + 8
+    if rest_at + rest_len > len(data):
         raise ImageError("truncated")
     try:
-        rest = json.loads(body[8 : 8 + rest_len])
+        rest = json.loads(data[rest_at : rest_at + rest_len])
     except ValueError as exc:
         raise ImageError(f"not JSON: {exc}") from None
-    return rest, ColdProjection(body, 8 + rest_len)
+    return rest, ColdProjection(data, rest_at + rest_len)

@@ -13,7 +13,7 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from ._codec cimport check_payload, decode_payload_at, skim_payload
+from ._codec cimport check_payload, decode_payload_at, payload_sequence, skim_payload
 from ._wal_common import DEFAULT_MAX_PAYLOAD
 from .errors import DecodeError
 
@@ -67,7 +67,7 @@ cdef class _View:
 
 
 def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PAYLOAD,
-         bint collect=False, Py_ssize_t max_records=-1, collect_from=0):
+         bint collect=False, Py_ssize_t max_records=-1, collect_from=0, bint trusted=False):
     """Walk and fully check the records of ``buf`` from ``start``.
 
     Every record is classified (framing, CRC, payload decode, increasing sequence)
@@ -87,6 +87,10 @@ def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PA
     Records that are not collected are judged without building objects when their
     structure settles it (see ``_codec.check_payload``); the others are decoded. The
     verdict is the decoder's either way.
+
+    ``trusted``: the caller has already validated this buffer (a writer's open-time check,
+    under its lock): the records below ``collect_from`` at the start are stepped over by
+    their length fields without being checked again.
     """
     cdef _View v = _View(buf)
     cdef Py_ssize_t pos = start, count = 0
@@ -102,6 +106,17 @@ def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PA
     events = [] if collect else None
     if start < 0 or start > v.size:
         raise ValueError("start is outside the buffer")
+    if trusted:
+        while v.size - pos >= AQ_HEADER_LEN and count != max_records:
+            length = aq_load_u32le(v.data + pos + 4)
+            if (<uint64_t>length > <uint64_t>(v.size - pos - AQ_HEADER_LEN)
+                    or payload_sequence(v.data + pos + AQ_HEADER_LEN, length, &seq) < 0
+                    or seq >= wanted or (has_prev and seq <= last)):
+                break  # from here on, every check again
+            last = seq
+            has_prev = True
+            count += 1
+            pos += AQ_HEADER_LEN + length
     while pos < v.size and count != max_records:
         reason = _classify_frame(v.data + pos, v.size - pos, cap, &length)
         if reason != R_OK:

@@ -46,8 +46,9 @@ def walk(
     collect: bool = False,
     max_records: int = -1,
     collect_from: int = 0,
+    trusted: bool = False,
 ) -> tuple:
-    """See ``_wal.walk`` (every record is decoded here)."""
+    """See ``_wal.walk`` (every record is checked and decoded here, trusted or not)."""
     with memoryview(buf) as view:
         data = view.cast("B") if view.format != "B" else view
         if not 0 <= start <= len(data):

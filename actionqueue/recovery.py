@@ -102,11 +102,14 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _replay_tail(reducer: ReplayReducer, data_dir: Path, after: int, until: int | None = None) -> int:
-    """Apply the log's events above ``after`` (up to ``until``); return how many."""
+def _replay_tail(
+    reducer: ReplayReducer, data_dir: Path, after: int, until: int | None = None, writer: WalWriter | None = None
+) -> int:
+    """Apply the log's events above ``after`` (up to ``until``); return how many. The file
+    ``writer`` checked on opening is not checked again below ``after``."""
     applied = 0
     with _gc_paused():
-        for batch in WalReader(data_dir, from_sequence=after + 1).batches():
+        for batch in WalReader(data_dir, from_sequence=after + 1, validated=writer).batches():
             done = until is not None and batch[-1].sequence > until
             if done:
                 batch = [e for e in batch if e.sequence <= until]
@@ -179,7 +182,7 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
             writer._advance_to(snap_seq)  # appends continue above the snapshot
         if reducer is None:
             reducer = ReplayReducer()
-        applied = _replay_tail(reducer, data_dir, snap_seq)
+        applied = _replay_tail(reducer, data_dir, snap_seq, writer=writer)
     except BaseException:
         writer.close()
         raise

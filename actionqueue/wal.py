@@ -1083,11 +1083,22 @@ class WalReader:
 
     CHUNK = 4 << 20
 
-    def __init__(self, source, from_sequence: int | None = None, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
+    def __init__(
+        self,
+        source,
+        from_sequence: int | None = None,
+        *,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        validated: WalWriter | None = None,
+    ):
+        """``validated``: an open writer of this data dir. Its file was checked when it
+        opened (under its lock), so the records of that file below ``from_sequence`` are
+        stepped over, not checked again (recovery uses this to check the log once)."""
         source = Path(source)
         self.source = source
         self.from_sequence = from_sequence
         self.max_payload = max_payload
+        self._trusted = None if validated is None or validated.closed else validated.path
 
     def _files(self) -> list[tuple[Path, int | None]]:
         if not self.source.is_dir():
@@ -1191,7 +1202,7 @@ class WalReader:
                     raise SegmentError(path, 0, "decode_failure",
                                        f"segment named for sequence {first} starts at {head}")
             end, n, last, reason, detail, events = _walker.walk(
-                buf, 0, prev, self.max_payload, True, -1, self.from_sequence or 0
+                buf, 0, prev, self.max_payload, True, -1, self.from_sequence or 0, path == self._trusted
             )
             if n:
                 yield events, last

@@ -302,3 +302,93 @@ def test_walk_applies_model_rules_it_cannot_skim() -> None:
         aq.decode(bad)
     for verdict in (_wal.walk(bad), _wal.walk(bad, collect=True, collect_from=5)):
         assert verdict[1] == 0 and verdict[3] != 0
+
+
+def _forced(value, **changes):
+    """``value`` with ``changes`` applied without the constructor's checks (frozen slots
+    written directly), to encode records that break a model rule."""
+    import copy
+
+    out = copy.copy(value)
+    for name, v in changes.items():
+        object.__setattr__(out, name, v)
+    return out
+
+
+_TASK = aq.TaskId("d540e4bf-1168-4e83-ad43-ac544466d511")
+_RUN = aq.RunInstance(
+    aq.RunId("11111111-2222-4222-8333-333344444444"), _TASK, aq.RunState.SCHEDULED, None, 0, 10, 10, 0, 10,
+)
+_ATTEMPT = aq.AttemptId("682001e2-dffd-4cc1-af00-9587c6f3e0fa")
+_NIL = aq.TaskId("00000000-0000-0000-0000-000000000000")
+_SPEC = aq.TaskSpec(
+    _TASK,
+    run_policy=aq.RepeatPolicy(count=3, interval_secs=60),
+    constraints=aq.TaskConstraints(max_attempts=3, timeout_secs=30, concurrency_key="k", required_capabilities=("gpu",)),
+)
+
+
+def _model_rule_cases():
+    run = lambda **kw: aq.RunCreated(_forced(_RUN, **kw))  # noqa: E731
+    spec = lambda **kw: aq.TaskCreated(_forced(_SPEC, **kw), 5)  # noqa: E731
+    cons = lambda **kw: spec(constraints=_forced(_SPEC.constraints, **kw))  # noqa: E731
+    rep = lambda **kw: spec(run_policy=_forced(_SPEC.run_policy, **kw))  # noqa: E731
+    return {
+        "run ok": run(),
+        "run ready ok": run(state=aq.RunState.READY, scheduled_at=5),
+        "run ready scheduled later": run(state=aq.RunState.READY, scheduled_at=50),
+        "run nil id": run(id=aq.RunId(_NIL.bytes)),
+        "run nil task": run(task_id=_NIL),
+        "run attempt outside Running": run(current_attempt_id=_ATTEMPT),
+        "run attempt in Running": run(state=aq.RunState.RUNNING, current_attempt_id=_ATTEMPT, attempt_count=1),
+        "spec ok": spec(),
+        "spec nil id": spec(id=_NIL),
+        "max_attempts 0": cons(max_attempts=0),
+        "timeout 0": cons(timeout_secs=0),
+        "empty concurrency key": cons(concurrency_key=""),
+        "no capabilities": cons(required_capabilities=()),
+        "empty capability": cons(required_capabilities=("gpu", "")),
+        "repeat count 0": rep(count=0),
+        "repeat interval 0": rep(interval_secs=0),
+        "bad cron": spec(run_policy=_forced(aq.CronPolicy("0 * * * * * *"), expression="nope")),
+    }
+
+
+@pytest.mark.parametrize("name", list(_model_rule_cases()))
+def test_walk_judges_model_rules_like_the_decoder(name: str) -> None:
+    """Each rule of the model checked by the structural pre-check, or handed to the decoder:
+    every walker accepts exactly what decoding accepts."""
+    from actionqueue import _codec_py, _wal
+
+    record = _codec_py.encode(aq.WalEvent(1, _model_rule_cases()[name]))
+    try:
+        aq.decode(record)
+    except aq.DecodeError:
+        ok = False
+    else:
+        ok = True
+    assert ok == name.endswith("ok") or "in Running" in name
+    verdicts = [_wal.walk(record)[:4], _wal.walk(record, collect=True)[:4], _wal.walk(record, collect=True, collect_from=9)[:4]]
+    assert all((v[1] == 1) == ok and (v[3] == 0) == ok for v in verdicts), verdicts
+
+
+def test_trusted_walk_steps_over_a_validated_prefix() -> None:
+    """On a buffer already checked, ``trusted`` walks give what a full walk gives, for any
+    ``collect_from``; below it nothing is checked again (damage there goes unseen, which
+    is why only a writer's own open-time check may vouch for a buffer)."""
+    from actionqueue import _wal
+
+    buf = b"".join(SEEDS[:1]) + b"".join(
+        aq.encode(aq.WalEvent(s, aq.EnginePaused(s) if s % 2 else aq.EngineResumed(s))) for s in range(2, 40)
+    )
+    full = _wal.walk(buf, collect=True)
+    assert full[3] == 0
+    for since in (0, 1, 2, 17, 39, 40, 10**6):
+        a = _wal.walk(buf, collect=True, collect_from=since, trusted=True)
+        b = _wal.walk(buf, collect=True, collect_from=since)
+        assert a[:5] == b[:5]
+        assert [e.sequence for e in a[5]] == [e.sequence for e in b[5]] == [e.sequence for e in full[5] if e.sequence >= since]
+    damaged = bytearray(buf)
+    damaged[len(SEEDS[0]) + 14] ^= 0x40  # a payload byte of the second record: CRC mismatch
+    assert _wal.walk(bytes(damaged), collect=True, collect_from=30)[3] != 0
+    assert _wal.walk(bytes(damaged), collect=True, collect_from=30, trusted=True)[3] == 0
