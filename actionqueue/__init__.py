@@ -100,6 +100,14 @@ from .snapshot import (  # noqa: E402
 )
 
 from .recovery import RecoveryError, RecoveryReport, Store, replay_to  # noqa: E402
+from .authority import (  # noqa: E402
+    AuthorityPoisoned,
+    CommandRejected,
+    MutationAuthority,
+    MutationError,
+    MutationOutcome,
+    ReplayWouldReject,
+)
 from .recovery import open  # noqa: E402,A004 - actionqueue.open(data_dir) recovers a data dir
 
 _logging.getLogger("actionqueue").addHandler(_logging.NullHandler())
@@ -159,4 +167,10 @@ __all__ = [  # noqa: PLE0604
     "Store",
     "RecoveryReport",
     "RecoveryError",
+    "MutationAuthority",
+    "MutationOutcome",
+    "MutationError",
+    "CommandRejected",
+    "ReplayWouldReject",
+    "AuthorityPoisoned",
 ]
