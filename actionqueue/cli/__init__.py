@@ -29,6 +29,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules of this package, in the order ``--help`` lists them.
 COMMANDS: list[str] = [
+    "demo",
     "dump",
     "stats",
     "verify",
