@@ -101,6 +101,10 @@ else:
 # declaration order is the postcard variant index.
 # --------------------------------------------------------------------------------------
 class _WireEnum(_Serde, enum.Enum):
+    # Members are singletons compared by identity; hash them by identity too (in C), not
+    # through Enum's Python-level hash of the name: they key the reducer's hot lookups.
+    __hash__ = object.__hash__
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}.{self.name}"
 
@@ -524,17 +528,23 @@ def _event(cls):
 
 @_event
 class TaskCreated(Event):
+    """A task was created with ``task_spec`` (variant 0)."""
+
     task_spec: TaskSpec
     timestamp: U64
 
 
 @_event
 class RunCreated(Event):
+    """A run was created, in state Scheduled (variant 1)."""
+
     run_instance: RunInstance
 
 
 @_event
 class RunStateChanged(Event):
+    """A run moved from ``previous_state`` to ``new_state`` along the run state machine."""
+
     run_id: RunId
     previous_state: RunState
     new_state: RunState
@@ -543,6 +553,8 @@ class RunStateChanged(Event):
 
 @_event
 class AttemptStarted(Event):
+    """An attempt of a Running run started."""
+
     run_id: RunId
     attempt_id: AttemptId
     timestamp: U64
@@ -550,6 +562,8 @@ class AttemptStarted(Event):
 
 @_event
 class AttemptFinished(Event):
+    """The active attempt ended with ``result`` (an ``error`` for Failure/Timeout, an optional ``output``)."""
+
     run_id: RunId
     attempt_id: AttemptId
     result: AttemptResultKind
@@ -560,18 +574,24 @@ class AttemptFinished(Event):
 
 @_event
 class TaskCanceled(Event):
+    """A task was marked canceled (its runs are not touched)."""
+
     task_id: TaskId
     timestamp: U64
 
 
 @_event
 class RunCanceled(Event):
+    """A run was canceled from a non-terminal state."""
+
     run_id: RunId
     timestamp: U64
 
 
 @_event
 class LeaseAcquired(Event):
+    """``owner`` leased the run until ``expiry`` (Unix seconds)."""
+
     run_id: RunId
     owner: str
     expiry: U64
@@ -580,6 +600,8 @@ class LeaseAcquired(Event):
 
 @_event
 class LeaseHeartbeat(Event):
+    """The lease holder extended the lease to ``expiry``."""
+
     run_id: RunId
     owner: str
     expiry: U64
@@ -588,6 +610,8 @@ class LeaseHeartbeat(Event):
 
 @_event
 class LeaseExpired(Event):
+    """The lease ran out (a Leased run goes back to Ready)."""
+
     run_id: RunId
     owner: str
     expiry: U64
@@ -596,6 +620,8 @@ class LeaseExpired(Event):
 
 @_event
 class LeaseReleased(Event):
+    """The lease holder gave the lease back (a Leased run goes back to Ready)."""
+
     run_id: RunId
     owner: str
     expiry: U64
@@ -604,16 +630,22 @@ class LeaseReleased(Event):
 
 @_event
 class EnginePaused(Event):
+    """The engine was paused: no new work is dispatched."""
+
     timestamp: U64
 
 
 @_event
 class EngineResumed(Event):
+    """The engine was resumed after a pause."""
+
     timestamp: U64
 
 
 @_event
 class DependencyDeclared(Event):
+    """``task_id`` depends on the tasks ``depends_on`` (declarations accumulate)."""
+
     task_id: TaskId
     depends_on: tuple[TaskId, ...]
     timestamp: U64
@@ -621,6 +653,8 @@ class DependencyDeclared(Event):
 
 @_event
 class RunSuspended(Event):
+    """A Running run was suspended, with an optional ``reason``."""
+
     run_id: RunId
     reason: Optional[str]
     timestamp: U64
@@ -628,12 +662,16 @@ class RunSuspended(Event):
 
 @_event
 class RunResumed(Event):
+    """A Suspended run was resumed (to Ready)."""
+
     run_id: RunId
     timestamp: U64
 
 
 @_event
 class BudgetAllocated(Event):
+    """A task's budget in ``dimension`` was set to ``limit``."""
+
     task_id: TaskId
     dimension: BudgetDimension
     limit: U64
@@ -642,6 +680,8 @@ class BudgetAllocated(Event):
 
 @_event
 class BudgetConsumed(Event):
+    """``amount`` of a task's budget in ``dimension`` was used."""
+
     task_id: TaskId
     dimension: BudgetDimension
     amount: U64
@@ -650,6 +690,8 @@ class BudgetConsumed(Event):
 
 @_event
 class BudgetExhausted(Event):
+    """A task's budget in ``dimension`` ran out."""
+
     task_id: TaskId
     dimension: BudgetDimension
     timestamp: U64
@@ -657,6 +699,8 @@ class BudgetExhausted(Event):
 
 @_event
 class BudgetReplenished(Event):
+    """A task's budget in ``dimension`` got ``new_limit`` and its consumption was reset."""
+
     task_id: TaskId
     dimension: BudgetDimension
     new_limit: U64
@@ -665,6 +709,8 @@ class BudgetReplenished(Event):
 
 @_event
 class SubscriptionCreated(Event):
+    """A task subscribed to the events ``filter`` selects."""
+
     subscription_id: SubscriptionId
     task_id: TaskId
     filter: EventFilter
@@ -673,18 +719,24 @@ class SubscriptionCreated(Event):
 
 @_event
 class SubscriptionTriggered(Event):
+    """A subscription fired."""
+
     subscription_id: SubscriptionId
     timestamp: U64
 
 
 @_event
 class SubscriptionCanceled(Event):
+    """A subscription was canceled."""
+
     subscription_id: SubscriptionId
     timestamp: U64
 
 
 @_event
 class ActorRegistered(Event):
+    """An actor (a worker, a service) registered, with its identity and capabilities."""
+
     actor_id: ActorId
     identity: str
     capabilities: tuple[str, ...]
@@ -696,18 +748,24 @@ class ActorRegistered(Event):
 
 @_event
 class ActorDeregistered(Event):
+    """An actor deregistered."""
+
     actor_id: ActorId
     timestamp: U64
 
 
 @_event
 class ActorHeartbeat(Event):
+    """An actor reported that it is alive."""
+
     actor_id: ActorId
     timestamp: U64
 
 
 @_event
 class TenantCreated(Event):
+    """A tenant was created (or renamed)."""
+
     tenant_id: TenantId
     name: str
     timestamp: U64
@@ -715,6 +773,8 @@ class TenantCreated(Event):
 
 @_event
 class RoleAssigned(Event):
+    """An actor got ``role`` in a tenant."""
+
     actor_id: ActorId
     role: Role
     tenant_id: TenantId
@@ -723,6 +783,8 @@ class RoleAssigned(Event):
 
 @_event
 class CapabilityGranted(Event):
+    """An actor was granted ``capability`` in a tenant."""
+
     actor_id: ActorId
     capability: Capability
     tenant_id: TenantId
@@ -731,6 +793,8 @@ class CapabilityGranted(Event):
 
 @_event
 class CapabilityRevoked(Event):
+    """An actor's ``capability`` in a tenant was revoked."""
+
     actor_id: ActorId
     capability: Capability
     tenant_id: TenantId
@@ -739,6 +803,8 @@ class CapabilityRevoked(Event):
 
 @_event
 class LedgerEntryAppended(Event):
+    """An entry was appended to a tenant's ledger under ``ledger_key``."""
+
     entry_id: LedgerEntryId
     tenant_id: TenantId
     ledger_key: str
