@@ -41,8 +41,27 @@ settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
+#: The fast subset, ``pytest -m fast``: these modules minus their slow tests. It is what the
+#: wheel builds run against each installed wheel (pyproject.toml, [tool.cibuildwheel]
+#: test-command): every layer once (ids, model, codec on both backends, WAL segments,
+#: scanner, reducer, snapshots, recovery, authority, CLI demo, examples, docstrings), in
+#: well under a minute, without the golden vectors (their tests skip when they are absent).
+FAST_MODULES = frozenset({
+    "test_backends.py", "test_ids.py", "test_model.py", "test_errors.py", "test_cron.py", "test_roundtrip.py",
+    "test_wal_segments.py", "test_scan.py", "test_reducer.py", "test_snapshot.py", "test_recovery.py",
+    "test_authority.py", "test_demo.py", "test_examples.py", "test_docstrings.py",
+})  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in FAST_MODULES and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.fast)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long-running test (excluded by -m 'not slow')")
+    config.addinivalue_line("markers", "fast: the fast subset the wheel builds run (see FAST_MODULES)")
     config.addinivalue_line("markers", "vectors: needs the golden vectors directory")
     # pytest routes unraisable exceptions (the "Exception ignored in ..." of a __dealloc__ or
     # a callback) to a warning instead of stderr; make that warning an error too.
