@@ -34,16 +34,7 @@ else:
     from . import _codec_py as _codec_impl  # type: ignore[no-redef]
 
     backend = "python"
-    if not _backend.FORCED_PURE:  # pragma: no cover - depends on the install
-        _warnings.warn(
-            "actionqueue: the native modules are not available "
-            f"({_backend.UNAVAILABLE_REASON}); using the pure-Python implementation, which is "
-            "several times slower. Install a wheel, or build from source with a C compiler and "
-            "Cython. Set ACTIONQUEUE_PUREPYTHON=1 to choose the pure-Python implementation "
-            "explicitly.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    _backend.warn_unavailable()  # one line, unless ACTIONQUEUE_PUREPYTHON chose this
 
 #: Encode one event as a framed WAL v5 record (header + postcard payload).
 encode = _codec_impl.encode

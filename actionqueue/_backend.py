@@ -1,12 +1,18 @@
 """Which implementation backs the package: native (Cython) modules or the pure-Python twins.
 
 Decided once, at import: ``ACTIONQUEUE_PUREPYTHON=1`` selects the pure-Python twins;
-otherwise the native modules are used when they are built.
+otherwise the native modules are used when all of them are built. When they are not (a
+source install without a C compiler, a build that failed), the package still works on the
+pure-Python twins and :func:`warn_unavailable` says so in one line, once, at import.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+
+#: The native modules; they are built together and used together, or not at all.
+NATIVE_MODULES = ("_ids", "_codec", "_wal")
 
 #: Set when the user asked for the pure-Python implementation.
 FORCED_PURE = bool(os.environ.get("ACTIONQUEUE_PUREPYTHON"))
@@ -18,10 +24,52 @@ if FORCED_PURE:
     NATIVE = False
     UNAVAILABLE_REASON = "ACTIONQUEUE_PUREPYTHON is set"
 else:
-    try:
-        from . import _ids  # noqa: F401 - probe: the native modules are built together
-    except ImportError as exc:  # pragma: no cover - depends on the install
+    import importlib.util
+
+    # all or none: a half-built install runs pure Python (found by name, not imported:
+    # importing _codec here would import the model before this module has decided)
+    _missing = [n for n in NATIVE_MODULES if importlib.util.find_spec(f"{__package__}.{n}") is None]
+    if _missing:  # pragma: no cover - depends on the install
         NATIVE = False
-        UNAVAILABLE_REASON = str(exc)
+        UNAVAILABLE_REASON = "not built: " + ", ".join(f"{__package__}.{n}" for n in _missing)
     else:
-        NATIVE = True
+        try:
+            from . import _ids  # noqa: F401 - loads (a build for another Python fails here)
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            NATIVE = False
+            UNAVAILABLE_REASON = str(exc)
+        else:
+            NATIVE = True
+
+
+class NativeModulesUnavailable(RuntimeWarning):
+    """Warned once at import when the native modules are missing and the pure-Python
+    implementation runs instead (filter it, or set ``ACTIONQUEUE_PUREPYTHON=1``)."""
+
+
+def unavailable_message() -> str:
+    """The one-line warning for an install whose native modules are not available."""
+    return (
+        f"actionqueue: native modules not available ({UNAVAILABLE_REASON}); running the pure-Python "
+        "implementation, several times slower. Install a wheel, or rebuild with a C compiler "
+        "(pip install --force-reinstall --no-binary actionqueue actionqueue); "
+        "set ACTIONQUEUE_PUREPYTHON=1 to choose pure Python and silence this."
+    )
+
+
+def warn_unavailable() -> None:
+    """Emit :class:`NativeModulesUnavailable` (one line, no source excerpt) when the
+    native modules were expected but are missing; nothing otherwise."""
+    if NATIVE or FORCED_PURE:
+        return
+    warnings.warn_explicit(
+        unavailable_message(),
+        NativeModulesUnavailable,
+        filename=os.path.join(os.path.dirname(os.path.abspath(__file__)), "__init__.py"),
+        lineno=0,  # no source line is printed under the message
+        module=__package__,
+        registry=_WARNED,
+    )
+
+
+_WARNED: dict = {}

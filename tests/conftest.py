@@ -49,7 +49,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 FAST_MODULES = frozenset({
     "test_backends.py", "test_ids.py", "test_model.py", "test_errors.py", "test_cron.py", "test_roundtrip.py",
     "test_wal_segments.py", "test_scan.py", "test_reducer.py", "test_snapshot.py", "test_recovery.py",
-    "test_authority.py", "test_demo.py", "test_examples.py", "test_docstrings.py",
+    "test_authority.py", "test_demo.py", "test_examples.py", "test_docstrings.py", "test_native_missing.py",
 })  # fmt: skip
 
 
