@@ -14,6 +14,9 @@ import logging as _logging
 import warnings as _warnings
 
 from . import _backend, _model
+
+if _backend.FORCED_PURE:
+    _backend._run_sources()
 from ._model import *  # noqa: F403 - the event model is the public API
 from .errors import (
     ActionQueueError,

@@ -54,15 +54,8 @@ _TARGETS: dict[RunState, tuple[RunState, ...]] = {
     src: tuple(dst for dst in RunState if (src, dst) in _PAIRS) for src in RunState
 }
 
-#: Hot-path form for the reducer: ``ALLOWED_BY_VALUE[from._value_]`` is the frozenset of the
-#: ``_value_`` strings of the allowed targets. Enum members hash through a Python-level
-#: ``Enum.__hash__``; their value strings hash in C with a cached hash.
-ALLOWED_BY_VALUE: dict[str, frozenset[str]] = {
-    src._value_: frozenset(dst._value_ for dst in targets) for src, targets in _TARGETS.items()
-}
-
-#: Hot-path form of TERMINAL_STATES: their ``_value_`` strings.
-TERMINAL_VALUES: frozenset[str] = frozenset(s._value_ for s in TERMINAL_STATES)
+#: Hot-path form keyed by member (members hash by identity, in C): the allowed targets.
+ALLOWED_BY_STATE: dict[RunState, frozenset[RunState]] = {src: frozenset(t) for src, t in _TARGETS.items()}
 
 assert len(_PAIRS) == len(TRANSITIONS) == 17
 assert not any(_TARGETS[s] for s in TERMINAL_STATES)
@@ -70,7 +63,7 @@ assert not any(_TARGETS[s] for s in TERMINAL_STATES)
 
 def is_valid_transition(from_state: RunState, to_state: RunState) -> bool:
     """True when a run may move from ``from_state`` to ``to_state`` (one of the 17 pairs)."""
-    return to_state._value_ in ALLOWED_BY_VALUE[from_state._value_]
+    return to_state in ALLOWED_BY_STATE[from_state]
 
 
 def valid_transitions(from_state: RunState) -> tuple[RunState, ...]:

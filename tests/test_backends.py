@@ -27,6 +27,15 @@ def test_native_backend_is_used_unless_pure_python_is_asked_for() -> None:
         assert type(aq.RunId.new()).__module__ == "actionqueue._ids"
 
 
+def test_compiled_python_modules_run_their_source_under_pure_python() -> None:
+    """reducer.py is compiled with reducer.pxd in a native build; the pure-Python backend
+    runs the .py itself, so the suite's second leg tests the source as written."""
+    from actionqueue import reducer
+
+    assert _backend.compiled(reducer) == (not _backend.FORCED_PURE)
+    assert type(reducer.ReplayReducer()._runs) is dict
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(_backend.FORCED_PURE, reason="already running on the pure-Python implementation")
 def test_suite_passes_on_the_pure_python_implementation() -> None:

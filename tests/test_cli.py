@@ -455,9 +455,12 @@ def test_bench_quick_json_and_plot(capsys, bench_cache):
     code, out, err = run_cli(capsys, "bench", "--quick", "--tasks", 8, "--repeat", 1, "--json", "--dir", bench_cache, *plot)
     assert code == 0
     result = json.loads(out)
-    assert result["sections"] == ["codec", "wal"] and result["config"]["tasks"] == 8
+    from actionqueue.bench import section_names
+
+    assert result["sections"] == section_names() and result["config"]["tasks"] == 8
     keys = {r["key"] for r in result["rows"]}
     assert {"dec.ours.batch", "enc.ours.batch", "scan.ref.mem", "read.walreader", "append.none.many"} <= keys
+    assert {"recovery.apply", "recovery.replay", "recovery.none", "recovery.image", "recovery.json"} <= keys
     assert all(r["median_s"] > 0 for r in result["rows"])
     assert "decode batch: ours / pure-Python twin (subset)" in result["ratios"]
     assert "## decode" in err and "## goals" in err  # the table went to stderr

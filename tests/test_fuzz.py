@@ -106,12 +106,24 @@ def _run(backend, fn_name: str, data: bytes) -> tuple:
     return ("ok", value.to_builtins(), [value])
 
 
+def native_wal():
+    """The native walker, or skip (it needs the native ids: not under the pure backend)."""
+    from actionqueue import _backend
+
+    if _backend.FORCED_PURE or not _backend.NATIVE:
+        pytest.skip("the native walker needs the native backend")
+    from actionqueue import _wal
+
+    return _wal
+
+
 def _walk_verdicts(data: bytes) -> list[tuple]:
     """How each walker judges ``SEEDS[0] + data``: native without collecting (records
     judged by the structural skim where it can), native collecting (every record decoded),
     and the pure-Python twin."""
-    from actionqueue import _wal, _wal_py
+    from actionqueue import _wal_py
 
+    _wal = native_wal()
     buf = SEEDS[0] + data
     return [
         _wal.walk(buf)[:5],
@@ -277,7 +289,7 @@ def _lease_record(owner: bytes, sequence: int = 1) -> bytes:
     [(b"worker", True), ("w\u00f6rker".encode(), True), (b"w\xffrker", False), (b"\xc3", False)],
 )
 def test_walk_judges_text_like_the_decoder(owner: bytes, ok: bool) -> None:
-    from actionqueue import _wal
+    _wal = native_wal()
 
     buf = _lease_record(b"plain") + _lease_record(owner, 2)
     for verdict in (_wal.walk(buf), _wal.walk(buf, collect=True), _wal.walk(buf, collect=True, collect_from=3)):
@@ -288,7 +300,7 @@ def test_walk_judges_text_like_the_decoder(owner: bytes, ok: bool) -> None:
 def test_walk_applies_model_rules_it_cannot_skim() -> None:
     """A RunInstance breaking a model rule (Scheduled with a current attempt) is well formed
     postcard; the skim must defer to the decoder, which rejects it."""
-    from actionqueue import _wal
+    _wal = native_wal()
 
     run = aq.RunInstance(
         aq.RunId("11111111-2222-4222-8333-333344444444"), aq.TaskId("d540e4bf-1168-4e83-ad43-ac544466d511"),
@@ -358,7 +370,9 @@ def _model_rule_cases():
 def test_walk_judges_model_rules_like_the_decoder(name: str) -> None:
     """Each rule of the model checked by the structural pre-check, or handed to the decoder:
     every walker accepts exactly what decoding accepts."""
-    from actionqueue import _codec_py, _wal
+    from actionqueue import _codec_py
+
+    _wal = native_wal()
 
     record = _codec_py.encode(aq.WalEvent(1, _model_rule_cases()[name]))
     try:
@@ -376,7 +390,7 @@ def test_trusted_walk_steps_over_a_validated_prefix() -> None:
     """On a buffer already checked, ``trusted`` walks give what a full walk gives, for any
     ``collect_from``; below it nothing is checked again (damage there goes unseen, which
     is why only a writer's own open-time check may vouch for a buffer)."""
-    from actionqueue import _wal
+    _wal = native_wal()
 
     buf = b"".join(SEEDS[:1]) + b"".join(
         aq.encode(aq.WalEvent(s, aq.EnginePaused(s) if s % 2 else aq.EngineResumed(s))) for s in range(2, 40)
