@@ -18,10 +18,17 @@ def raw_from(value: Any, type_name: str) -> bytes:
     elif isinstance(value, _uuid.UUID):
         raw = value.bytes
     elif isinstance(value, str):
-        try:
-            raw = _uuid.UUID(value).bytes
-        except ValueError:
-            raise ValidationError(f"invalid {type_name}: {value!r}") from None
+        raw = _canonical(value)
+        if raw is None:
+            # the other forms uuid.UUID takes (simple, braced, urn:uuid:), but only hex
+            # digits: int() inside it would also take "+" and "_", which no uuid text has
+            core = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
+            try:
+                if not _HEX.issuperset(core):
+                    raise ValueError(value)
+                raw = _uuid.UUID(value).bytes
+            except ValueError:
+                raise ValidationError(f"invalid {type_name}: {value!r}") from None
     elif isinstance(value, (bytearray, memoryview)):
         raw = bytes(value)
     elif hasattr(value, "bytes") and hasattr(value, "is_nil"):  # another identifier
@@ -31,6 +38,20 @@ def raw_from(value: Any, type_name: str) -> bytes:
     if len(raw) != 16:
         raise ValidationError(f"{type_name} needs exactly 16 bytes, got {len(raw)}")
     return raw
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _canonical(text: str) -> bytes | None:
+    """The bytes of ``xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`` (the form serde writes), or
+    None for any other form (left to ``uuid.UUID``, which accepts exactly the same)."""
+    if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
+        return None
+    digits = text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:]
+    if not _HEX.issuperset(digits):
+        return None
+    return bytes.fromhex(digits)
 
 
 def random_v4() -> bytes:

@@ -191,11 +191,13 @@ def _from(spec: tuple, where: str) -> Callable[[Any], Any]:
     if kind == "enum":
         cls = spec[1]
 
+        members = {member.value: member for member in cls}
+
         def from_enum(v: Any) -> Any:
-            try:
-                return cls(v)
-            except (ValueError, TypeError):
-                raise _bad(where, f"a {cls.__name__} name", v) from None
+            member = members.get(v) if type(v) is str else None
+            if member is None:
+                raise _bad(where, f"a {cls.__name__} name", v)
+            return member
 
         return from_enum
     if kind == "named":

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .errors import ActionQueueError
 from .reducer import ReducerError, ReplayReducer
-from .snapshot import SnapshotError, load_snapshot, reducer_from_image, reducer_from_snapshot
+from . import snapshot as snapshot_module
+from .snapshot import SnapshotError, reducer_from_image
 from .wal import Durability, Layout, RepairPolicy, TornTail, WalReader, WalWriter, fsync_dir
 
 log = logging.getLogger("actionqueue.recovery")
@@ -125,28 +126,32 @@ def _replay_tail(
     return applied
 
 
-def _load_snapshot(data_dir: Path, at_most: int | None) -> tuple[ReplayReducer | None, int, str | None, str | None]:
+def _load_snapshot(
+    data_dir: Path, at_most: int | None, *, write_image: bool = False
+) -> tuple[ReplayReducer | None, int, str | None, str | None]:
     """``(reducer, sequence, error, source)`` of a valid snapshot (reducer None if absent,
     damaged or too new): from its image when there is a matching one, else from
-    ``snapshot.bin``."""
+    ``snapshot.bin`` (and then, with ``write_image``, its image is written for next time)."""
     reducer = reducer_from_image(data_dir)
     if reducer is not None and (at_most is None or reducer.latest_sequence <= at_most):
         return reducer, reducer.latest_sequence, None, "image"
     try:
-        snapshot = load_snapshot(data_dir)
+        snapshot, parsed, frame = snapshot_module._load_parsed(data_dir)
     except SnapshotError as exc:
         log.warning("ignoring the snapshot of %s: %s", data_dir, exc)
         return None, 0, f"{type(exc).__name__}: {exc}", None
     if snapshot is None:
         return None, 0, None, None
-    sequence = int(snapshot["metadata"]["wal_sequence"])
+    sequence = parsed.wal_sequence
     if at_most is not None and sequence > at_most:
         return None, 0, None, None
     try:
-        reducer = reducer_from_snapshot(snapshot)
+        reducer = snapshot_module._hydrate(parsed)
     except (SnapshotError, ReducerError, ValueError) as exc:
         log.warning("ignoring the snapshot of %s: it does not hydrate: %s", data_dir, exc)
         return None, 0, f"{type(exc).__name__}: {exc}", None
+    if write_image:
+        snapshot_module.write_image(data_dir, snapshot, frame)
     return reducer, sequence, None, "json"
 
 
@@ -170,7 +175,9 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
     _prepare(data_dir)
     writer = WalWriter(data_dir, repair_policy, durability, layout=layout, **writer_options)
     try:
-        reducer, snap_seq, snap_error, source = _load_snapshot(data_dir, None) if use_snapshot else (None, 0, None, None)
+        reducer, snap_seq, snap_error, source = (
+            _load_snapshot(data_dir, None, write_image=True) if use_snapshot else (None, 0, None, None)
+        )
         loaded = reducer is not None
         wal_last = writer.current_sequence
         if loaded and snap_seq > wal_last:

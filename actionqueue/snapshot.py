@@ -247,16 +247,37 @@ def write_snapshot(data_dir: str | os.PathLike, snapshot: dict[str, Any], *, ima
     directory.mkdir(parents=True, exist_ok=True)
     _replace_atomically(target, data)
     if image:
-        try:
-            _replace_atomically(image_path(data_dir), encode_image(snapshot, _HEADER.unpack_from(data)))
-        except Exception as exc:  # noqa: BLE001 - a cache: the snapshot itself is written
-            log.warning("could not write the snapshot image of %s: %s", data_dir, exc)
-            try:
-                image_path(data_dir).unlink()
-            except OSError:
-                pass
+        _write_image_file(data_dir, snapshot, _HEADER.unpack_from(data))
     fsync_dir(directory)
     return target
+
+
+def _write_image_file(data_dir: str | os.PathLike, snapshot: dict[str, Any], frame: tuple[int, int, int]) -> bool:
+    """Atomically (re)place the snapshot's image; on failure remove any stale one and log
+    a warning (an image is a cache: the snapshot stands without it). True when written."""
+    try:
+        _replace_atomically(image_path(data_dir), encode_image(snapshot, frame))
+        return True
+    except Exception as exc:  # noqa: BLE001 - a cache: the snapshot itself is written
+        log.warning("could not write the snapshot image of %s: %s", data_dir, exc)
+        try:
+            image_path(data_dir).unlink()
+        except OSError:
+            pass
+        return False
+
+
+def write_image(data_dir: str | os.PathLike, snapshot: dict[str, Any], frame: tuple[int, int, int]) -> bool:
+    """Write the image of the valid ``snapshot`` already in ``snapshots/snapshot.bin`` with
+    file frame ``frame`` (version, length, CRC-32), e.g. one Rust wrote, so that the next
+    recovery reads it lazily. Durable on return (the directory is fsynced). Returns whether
+    it was written (a failure is logged, never raised)."""
+    from .wal import fsync_dir
+
+    ok = _write_image_file(data_dir, snapshot, frame)
+    if ok:
+        fsync_dir(image_path(data_dir).parent)
+    return ok
 
 
 # =========================================================================================
@@ -287,20 +308,28 @@ def load_snapshot(
     :class:`SnapshotDecodeError`; :func:`validate_snapshot` -> :class:`SnapshotMappingError`.
     Returns the JSON object, top-level defaults filled in.
     """
+    snapshot, _parsed, _frame = _load_parsed(path_or_data_dir, expected_version)
+    return snapshot
+
+
+def _load_parsed(
+    path_or_data_dir: str | os.PathLike, expected_version: int = SNAPSHOT_VERSION
+) -> tuple[dict[str, Any] | None, _Parsed | None, tuple[int, int, int] | None]:
+    """:func:`load_snapshot` returning ``(snapshot, its validated parse, its frame)``."""
     path = Path(path_or_data_dir)
     if path.is_dir():
         path = snapshot_path(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the `with f:` below
     except FileNotFoundError:
-        return None
+        return None, None, None
     except OSError as exc:
         raise SnapshotIoError(f"failed to open snapshot {path}: {exc}") from exc
     with f:
         try:
             version = _read_frame_field(f, "version", True)
             if version is None:
-                return None
+                return None, None, None
             if version != expected_version:
                 raise IncompatibleVersion(expected_version, version)
             length = _read_frame_field(f, "version frame (length)", False)
@@ -319,8 +348,7 @@ def load_snapshot(
     if actual != crc:
         raise SnapshotCrcMismatch(crc, actual)
     snapshot = parse_snapshot_bytes(payload)
-    validate_snapshot(snapshot)
-    return snapshot
+    return snapshot, _validated(snapshot), (version, length, crc)
 
 
 def reducer_from_image(
@@ -854,7 +882,11 @@ def reducer_from_snapshot(snapshot: dict[str, Any]) -> ReplayReducer:
     ``last_heartbeat_at`` (see the module docstring). A reducer rejection raises
     :class:`SnapshotBootstrapError`.
     """
-    p = _validated(snapshot)  # one parse serves the checks and the hydration
+    return _hydrate(_validated(snapshot))  # one parse serves the checks and the hydration
+
+
+def _hydrate(p: _Parsed) -> ReplayReducer:
+    """:func:`reducer_from_snapshot` of an already validated parse."""
     reducer = ReplayReducer()
     seq = 0
 

@@ -59,6 +59,22 @@ def test_rejects_bad_input(id_types) -> None:
         AId("not-a-uuid")
     with pytest.raises(TypeError):
         AId(12)
+    # uuid.UUID's int() would take a sign or an underscore; no uuid text has them
+    for text in ("+0010203-0405-0607-0809-0a0b0c0d0e0f", "00010203_0405_0607_0809_0a0b0c0d0e0f",
+                 "0001020304050607_0809_0a0b0c0d0e0f", "00010203-0405-0607-0809-0a0b0c0d0e0g"):
+        with pytest.raises(aq.ValidationError):
+            AId(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["00010203-0405-0607-0809-0a0b0c0d0e0f", "00010203-0405-0607-0809-0A0B0C0D0E0F",
+     "000102030405060708090a0b0c0d0e0f", "{00010203-0405-0607-0809-0a0b0c0d0e0f}",
+     "urn:uuid:00010203-0405-0607-0809-0a0b0c0d0e0f"],
+)
+def test_accepts_the_uuid_text_forms(id_types, text) -> None:
+    AId, _ = id_types
+    assert AId(text).bytes == RAW
 
 
 def test_immutable(id_types) -> None:

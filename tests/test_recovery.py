@@ -194,3 +194,27 @@ def test_replay_to_ignores_a_torn_tail(tmp_path) -> None:
     path = tmp_path / "wal" / "actionqueue.wal"
     path.write_bytes(path.read_bytes() + b"\x05\x00\x00")
     assert recovery.replay_to(tmp_path, 10).latest_sequence == 5
+
+
+def test_a_json_only_snapshot_gets_its_image_on_first_open(tmp_path) -> None:
+    """A snapshot without an image (Rust wrote it, or an older version of ours) is read
+    from its JSON once; recovery then writes the image, and the next open uses it."""
+    from actionqueue._image import image_path
+
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 11)]
+    write_log(tmp_path, events)
+    r = aq.ReplayReducer()
+    r.apply_all(events[:6])
+    aq.write_snapshot(tmp_path, aq.build_snapshot(r, 100), image=False)
+    assert not image_path(tmp_path).exists()
+    with recovery.open(tmp_path) as store:
+        assert store.report.snapshot_source == "json"
+        first = state(store.reducer)
+    assert image_path(tmp_path).exists()
+    with recovery.open(tmp_path) as store:
+        assert store.report.snapshot_source == "image"
+        assert state(store.reducer) == first
+    # replay_to is read-only: it never writes an image
+    image_path(tmp_path).unlink()
+    assert state(recovery.replay_to(tmp_path, 10)) == first
+    assert not image_path(tmp_path).exists()
