@@ -9,9 +9,13 @@ under one lock:
    own rules (:meth:`ReplayReducer.check <actionqueue.ReplayReducer.check>`) as the final
    gate, so nothing replay would reject is ever written (:class:`ReplayWouldReject`);
 2. **sequence** = the projection's latest + 1 (no gaps, as in Rust);
-3. **append** through the :class:`~actionqueue.WalWriter`, as durable as its durability
-   says (``FSYNC``: fsynced; ``GROUP``: covered by a shared fsync; ``NONE``: written);
-4. **apply** the same event to the projection.
+3. **append** through the :class:`~actionqueue.WalWriter` (``FSYNC``: written and
+   fsynced; ``GROUP`` and ``NONE``: written);
+4. **apply** the same event to the projection;
+5. with ``GROUP``, **wait**, outside the lock, for the shared fsync that covers the write,
+   so that commands from many threads share fsyncs; the command returns (is acknowledged)
+   only after it. Should that fsync fail, the command raises, and the authority is
+   poisoned: its projection already holds the event.
 
 A rejected command writes nothing and changes nothing. If the append fails, nothing is
 applied and the writer's error propagates (:class:`~actionqueue.WalWriterError` and its
@@ -91,7 +95,7 @@ from .reducer import ReducerError, ReplayReducer
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recovery import Store
-    from .wal import WalWriter
+    from .wal import PendingWrite, WalWriter
 
 __all__ = [
     "MutationAuthority",
@@ -765,7 +769,9 @@ class MutationAuthority:
         """Build the event with its timestamp and submit it, under the lock: the clock is
         read there, so clock-stamped events get timestamps in sequence order."""
         with self._lock:
-            return self._submit_locked([build(self._now(timestamp))])[0]
+            outcomes, pending = self._submit_locked([build(self._now(timestamp))])
+        self._durable(pending)
+        return outcomes[0]
 
     def _check_poisoned(self) -> None:
         if self._poisoned is not None:
@@ -775,10 +781,25 @@ class MutationAuthority:
 
     def _submit(self, events: Sequence[Event]) -> list[MutationOutcome]:
         with self._lock:
-            return self._submit_locked(events)
+            outcomes, pending = self._submit_locked(events)
+        self._durable(pending)
+        return outcomes
 
-    def _submit_locked(self, events: Sequence[Event]) -> list[MutationOutcome]:
-        """The pipeline, for events appended as one write (the lock is held)."""
+    def _durable(self, pending: PendingWrite) -> None:
+        """Wait, outside the lock, until the command's write is durable (group commit:
+        commands from several threads share one fsync). If that fsync fails the command is
+        not acknowledged, and the authority is poisoned: its projection holds the event."""
+        try:
+            pending.wait()
+        except BaseException as exc:
+            self._poisoned = exc
+            raise
+
+    def _submit_locked(self, events: Sequence[Event]) -> tuple[list[MutationOutcome], PendingWrite]:
+        """The pipeline, for events written as one write (the lock is held): validated,
+        sequenced, written and applied; durable once the returned write's ``wait`` does.
+        Writing and applying under the lock keeps the projection in the log's order; the
+        wait is left to the caller, outside the lock."""
         self._check_poisoned()
         r = self._reducer
         latest = r.latest_sequence
@@ -807,10 +828,7 @@ class MutationAuthority:
                 ) from exc
             records.append(record)
         try:
-            if len(records) == 1:
-                self._writer.append(records[0])
-            else:
-                self._writer.append_many(records)
+            pending = self._writer.write(records)
         except BaseException as exc:
             if self._writer.current_sequence > latest:
                 # the record is in the log (e.g. its fsync failed): the projection no
@@ -825,7 +843,7 @@ class MutationAuthority:
                 raise AuthorityPoisoned(
                     f"applying sequence {record.sequence} failed after it was appended: {exc}"
                 ) from exc
-        return [MutationOutcome(rec.sequence, rec.event) for rec in records]
+        return [MutationOutcome(rec.sequence, rec.event) for rec in records], pending
 
     # -- tasks and runs ------------------------------------------------------------------
     def create_task(self, spec: TaskSpec, *, timestamp: int | None = None) -> MutationOutcome:
@@ -875,7 +893,9 @@ class MutationAuthority:
                 return []
             events = [m.RunCreated(RunInstance(RunId.new(), task_id, RunState.SCHEDULED, None, 0, now, at, 0, now))
                       for at in times]  # fmt: skip
-            return self._submit_locked(events)
+            outcomes, pending = self._submit_locked(events)
+        self._durable(pending)
+        return outcomes
 
     def transition_run(
         self, run_id: RunId, previous_state: RunState, new_state: RunState, *, timestamp: int | None = None

@@ -478,6 +478,21 @@ class _GroupCommit:
                 return  # close() fsyncs once more and opens the last gate
 
 
+class PendingWrite:
+    """Events written by :meth:`WalWriter.write`, durable once :meth:`wait` returns."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: _Gate | None) -> None:
+        self._gate = gate
+
+    def wait(self) -> None:
+        """Block until an fsync covering the events has succeeded (returns at once when
+        there is nothing to wait for); raises the fsync's error if it failed."""
+        if self._gate is not None:
+            self._gate.wait()
+
+
 class WalWriter:
     """Appends events to the log of a data dir, durably.
 
@@ -662,9 +677,23 @@ class WalWriter:
 
     def append_many(self, events: Iterable) -> None:
         """Append events in order as one write; all or nothing."""
+        self.write(events).wait()
+
+    def write(self, events: Iterable) -> PendingWrite:
+        """Write events in order as one write (all or nothing), as :meth:`append_many`,
+        but return before waiting for durability: :meth:`PendingWrite.wait` on the result
+        returns once the events are as durable as :attr:`durability` says (at once for
+        FSYNC, which fsyncs before returning, and for NONE).
+
+        For callers that must hold a lock of their own while they write (to keep writing
+        and applying in one order) but not while an fsync runs, so that their writes share
+        group commits: write under the lock, wait outside it. Until ``wait`` returns the
+        events are not acknowledged; if their fsync fails, ``wait`` raises and the writer
+        is poisoned.
+        """
         events = list(events)
         if not events:
-            return
+            return PendingWrite(None)
         with self._write_lock:
             self._check_open()
             prev = self._sequence
@@ -676,8 +705,7 @@ class WalWriter:
                     raise SequenceViolation(prev + 1, seq)
                 prev = seq
             gate = self._write_locked(_codec_impl.encode_batch(events), events[0].sequence, prev, len(events))
-        if gate is not None:
-            gate.wait()
+        return PendingWrite(gate)
 
     def _write_locked(self, data: bytes, first: int, last: int, count: int) -> "_Gate | None":
         """Write encoded records (write lock held). With group commit, return the gate to
