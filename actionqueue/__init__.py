@@ -88,6 +88,7 @@ from .reducer import (  # noqa: E402
 from .snapshot import (  # noqa: E402
     SnapshotError,
     build_snapshot,
+    take_snapshot,
     load_snapshot,
     reducer_from_snapshot,
     write_snapshot,
@@ -153,6 +154,7 @@ __all__ = [  # noqa: PLE0604
     "EngineControlCausality",
     "SnapshotError",
     "build_snapshot",
+    "take_snapshot",
     "write_snapshot",
     "load_snapshot",
     "reducer_from_snapshot",

@@ -9,14 +9,12 @@ the end. :func:`replay_to` rebuilds the state as it was at a past sequence.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._bulk import gc_paused
 from .errors import ActionQueueError
 from .reducer import ReducerError, ReplayReducer
 from . import snapshot as snapshot_module
@@ -64,6 +62,14 @@ class Store:
     def close(self) -> None:
         self.writer.close()
 
+    def snapshot(self, timestamp: int | None = None) -> dict:
+        """Snapshot the projection into the data dir (``snapshot.bin`` and its image, see
+        :func:`~actionqueue.snapshot.take_snapshot`); returns the snapshot. Nothing may
+        change the projection meanwhile (with a mutation authority, hold its ``lock``)."""
+        from .snapshot import take_snapshot
+
+        return take_snapshot(self.data_dir, self.reducer, timestamp)
+
     def __enter__(self) -> "Store":
         return self
 
@@ -86,30 +92,13 @@ def _prepare(data_dir: Path) -> None:
         fsync_dir(data_dir)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector during a bulk replay.
-
-    A replay creates millions of long-lived objects and no cycles; with the collector on,
-    each full collection re-walks everything built so far (about a third of a replay's
-    time on the reference workload). It is switched back on afterwards if it was on.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _replay_tail(
     reducer: ReplayReducer, data_dir: Path, after: int, until: int | None = None, writer: WalWriter | None = None
 ) -> int:
     """Apply the log's events above ``after`` (up to ``until``); return how many. The file
     ``writer`` checked on opening is not checked again below ``after``."""
     applied = 0
-    with _gc_paused():
+    with gc_paused():
         for batch in WalReader(data_dir, from_sequence=after + 1, validated=writer).batches():
             done = until is not None and batch[-1].sequence > until
             if done:

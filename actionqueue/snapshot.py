@@ -38,12 +38,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import struct
 import zlib
 from pathlib import Path
 from typing import Any
 
 from . import _model as m
+from ._bulk import gc_paused
 from ._image import ImageError, encode_image, image_path, read_image
 from ._json import dumps as _json_dumps
 from ._json import from_builtins as _from_builtins
@@ -86,6 +88,7 @@ __all__ = [
     "reducer_from_image",
     "reducer_from_snapshot",
     "snapshot_path",
+    "take_snapshot",
     "validate_snapshot",
     "write_snapshot",
 ]
@@ -192,8 +195,9 @@ def build_snapshot(reducer: ReplayReducer, timestamp: int) -> dict[str, Any]:
     sort them (see :func:`~actionqueue.reducer.projection_to_snapshot_builtins`). Validated
     with :func:`validate_snapshot` (raises :class:`SnapshotMappingError`), as in Rust.
     """
-    snapshot = projection_to_snapshot_builtins(reducer, timestamp)
-    validate_snapshot(snapshot)
+    with gc_paused():
+        snapshot = projection_to_snapshot_builtins(reducer, timestamp)
+        validate_snapshot(snapshot)
     return snapshot
 
 
@@ -238,18 +242,40 @@ def write_snapshot(data_dir: str | os.PathLike, snapshot: dict[str, Any], *, ima
     fails, the stale one is removed (it would not match anyway), a warning is logged and
     the snapshot stands.
     """
+    with gc_paused():
+        validate_snapshot(snapshot)
+        return _write_validated(data_dir, snapshot, image)
+
+
+def _write_validated(data_dir: str | os.PathLike, snapshot: dict[str, Any], image: bool) -> Path:
     from .wal import fsync_dir
 
-    validate_snapshot(snapshot)
-    data = encode_snapshot(snapshot)
-    target = snapshot_path(data_dir)
-    directory = target.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    _replace_atomically(target, data)
-    if image:
-        _write_image_file(data_dir, snapshot, _HEADER.unpack_from(data))
+    with gc_paused():
+        data = encode_snapshot(snapshot)
+        target = snapshot_path(data_dir)
+        directory = target.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        _replace_atomically(target, data)
+        if image:
+            _write_image_file(data_dir, snapshot, _HEADER.unpack_from(data))
     fsync_dir(directory)
     return target
+
+
+def take_snapshot(
+    data_dir: str | os.PathLike, reducer: ReplayReducer, timestamp: int | None = None, *, image: bool = True
+) -> dict[str, Any]:
+    """Snapshot ``reducer`` into ``data_dir``: :func:`build_snapshot` then
+    :func:`write_snapshot` (with its image), validated once. ``timestamp`` defaults to now
+    (Unix seconds). Returns the snapshot written.
+
+    The reducer must not change meanwhile (hold whatever lock guards it, e.g. the
+    mutation authority's ``lock``)."""
+    if timestamp is None:
+        timestamp = int(time.time())
+    snapshot = build_snapshot(reducer, timestamp)
+    _write_validated(data_dir, snapshot, image)
+    return snapshot
 
 
 def _write_image_file(data_dir: str | os.PathLike, snapshot: dict[str, Any], frame: tuple[int, int, int]) -> bool:
@@ -347,8 +373,9 @@ def _load_parsed(
     actual = zlib.crc32(payload)
     if actual != crc:
         raise SnapshotCrcMismatch(crc, actual)
-    snapshot = parse_snapshot_bytes(payload)
-    return snapshot, _validated(snapshot), (version, length, crc)
+    with gc_paused():
+        snapshot = parse_snapshot_bytes(payload)
+        return snapshot, _validated(snapshot), (version, length, crc)
 
 
 def reducer_from_image(
@@ -882,7 +909,8 @@ def reducer_from_snapshot(snapshot: dict[str, Any]) -> ReplayReducer:
     ``last_heartbeat_at`` (see the module docstring). A reducer rejection raises
     :class:`SnapshotBootstrapError`.
     """
-    return _hydrate(_validated(snapshot))  # one parse serves the checks and the hydration
+    with gc_paused():
+        return _hydrate(_validated(snapshot))  # one parse serves the checks and the hydration
 
 
 def _hydrate(p: _Parsed) -> ReplayReducer:

@@ -410,3 +410,21 @@ def test_trimmed_terminal_runs(tmp_path, final: str) -> None:
     r.trim_terminal_history()
     write_snapshot(tmp_path, build_snapshot(r, 1))
     _same_projection(reducer_from_snapshot(load_snapshot(tmp_path)), r)
+
+
+def test_take_snapshot_writes_what_build_and_write_do(tmp_path) -> None:
+    from actionqueue.snapshot import snapshot_path, take_snapshot
+
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 8)]
+    with aq.open(tmp_path) as store:
+        store.writer.append_many(events)
+        store.reducer.apply_all(events)
+        taken = store.snapshot(timestamp=123)
+    assert taken == aq.build_snapshot(store.reducer, 123)
+    other = tmp_path / "other"
+    other.mkdir()
+    aq.write_snapshot(other, taken)
+    assert snapshot_path(tmp_path).read_bytes() == snapshot_path(other).read_bytes()
+    assert take_snapshot(other, store.reducer, 123) == taken
+    with aq.open(tmp_path) as store2:
+        assert store2.report.snapshot_source == "image" and store2.report.snapshot_sequence == 7
