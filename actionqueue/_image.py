@@ -138,7 +138,9 @@ class _Table:
     def find(self, raw: bytes) -> int:
         """Index of the id (16 bytes), or -1."""
         hi, lo = _ID_PAIR.unpack(raw)
-        i = int(np.searchsorted(self.hi, hi))
+        # a numpy scalar: a Python int above 2**63 would make numpy compare as floats,
+        # converting the whole column on every call
+        i = int(self.hi.searchsorted(np.uint64(hi)))
         n = len(self.hi)
         while i < n and int(self.hi[i]) == hi:
             if int(self.lo[i]) == lo:

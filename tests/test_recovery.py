@@ -218,3 +218,22 @@ def test_a_json_only_snapshot_gets_its_image_on_first_open(tmp_path) -> None:
     image_path(tmp_path).unlink()
     assert state(recovery.replay_to(tmp_path, 10)) == first
     assert not image_path(tmp_path).exists()
+
+
+def test_image_finds_ids_that_differ_only_in_low_bits(tmp_path) -> None:
+    """Ids above 2**63 that a float64 cannot tell apart (same top 53 bits) are still found
+    one by one in a snapshot image (its index compares them as u64)."""
+    task = aq.TaskId.new()
+    run_ids = [aq.RunId((0xF000_0000_0000_0000 + k).to_bytes(8, "big") + k.to_bytes(8, "big")) for k in range(40)]
+    events = [aq.WalEvent(1, aq.TaskCreated(aq.TaskSpec(task), 10))]
+    for k, rid in enumerate(run_ids):
+        events.append(aq.WalEvent(k + 2, aq.RunCreated(aq.RunInstance(rid, task, aq.RunState.SCHEDULED, None, 0, 10, 10, 0, 10))))
+    write_log(tmp_path, events)
+    full = aq.ReplayReducer()
+    full.apply_all(events)
+    aq.write_snapshot(tmp_path, aq.build_snapshot(full, 100))
+    with recovery.open(tmp_path) as store:
+        assert store.report.snapshot_source == "image"
+        for rid in reversed(run_ids):
+            assert store.reducer.get_run_instance(rid) == full.get_run_instance(rid)
+        assert store.reducer.run_ids_for_task(task) == sorted(run_ids)
