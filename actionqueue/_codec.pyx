@@ -907,7 +907,7 @@ cdef int skim_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, int *k
     return 0
 
 
-cdef int payload_sequence(const uint8_t *p, Py_ssize_t n, uint64_t *sequence) noexcept:
+cdef int payload_sequence(const uint8_t *p, Py_ssize_t n, uint64_t *sequence) noexcept nogil:
     """Read only a payload's sequence (its first field): 0, or -1 when it is malformed."""
     return 0 if _varint(&p, p + n, sequence, 10, 0x01) == VARINT_OK else -1
 

@@ -66,6 +66,44 @@ cdef class _View:
         PyBuffer_Release(&self.view)
 
 
+cdef Py_ssize_t _skip_trusted(const uint8_t *data, Py_ssize_t size, Py_ssize_t *pos, Py_ssize_t max_records,
+                              uint64_t below, bint *has_prev, uint64_t *last) noexcept nogil:
+    """Step over records of an already checked buffer by their length fields while their
+    sequence is below ``below`` (and increasing); stops at anything else, where every
+    check applies again. Returns how many records it stepped over."""
+    cdef Py_ssize_t count = 0
+    cdef uint32_t length
+    cdef uint64_t seq
+    while size - pos[0] >= AQ_HEADER_LEN and count != max_records:
+        length = aq_load_u32le(data + pos[0] + 4)
+        if (<uint64_t>length > <uint64_t>(size - pos[0] - AQ_HEADER_LEN)
+                or payload_sequence(data + pos[0] + AQ_HEADER_LEN, length, &seq) < 0
+                or seq >= below or (has_prev[0] and seq <= last[0])):
+            break
+        last[0] = seq
+        has_prev[0] = True
+        count += 1
+        pos[0] += AQ_HEADER_LEN + length
+    return count
+
+
+def skip_below(buf, Py_ssize_t start, prev_sequence, sequence):
+    """``(offset, count, last_sequence)``: where the first record with a sequence of at
+    least ``sequence`` starts in ``buf`` (already checked by its writer: records are
+    stepped over by their length fields), how many were stepped over, and the sequence
+    of the last of them (``prev_sequence`` when none)."""
+    cdef _View v = _View(buf)
+    cdef Py_ssize_t pos = start, count
+    cdef bint has_prev = prev_sequence is not None
+    cdef uint64_t last = prev_sequence if has_prev else 0
+    cdef uint64_t below = sequence
+    if start < 0 or start > v.size:
+        raise ValueError("start is outside the buffer")
+    with nogil:
+        count = _skip_trusted(v.data, v.size, &pos, -1, below, &has_prev, &last)
+    return pos, count, (last if has_prev else None)
+
+
 def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PAYLOAD,
          bint collect=False, Py_ssize_t max_records=-1, collect_from=0, bint trusted=False):
     """Walk and fully check the records of ``buf`` from ``start``.
@@ -107,16 +145,7 @@ def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PA
     if start < 0 or start > v.size:
         raise ValueError("start is outside the buffer")
     if trusted:
-        while v.size - pos >= AQ_HEADER_LEN and count != max_records:
-            length = aq_load_u32le(v.data + pos + 4)
-            if (<uint64_t>length > <uint64_t>(v.size - pos - AQ_HEADER_LEN)
-                    or payload_sequence(v.data + pos + AQ_HEADER_LEN, length, &seq) < 0
-                    or seq >= wanted or (has_prev and seq <= last)):
-                break  # from here on, every check again
-            last = seq
-            has_prev = True
-            count += 1
-            pos += AQ_HEADER_LEN + length
+        count = _skip_trusted(v.data, v.size, &pos, max_records, wanted, &has_prev, &last)
     while pos < v.size and count != max_records:
         reason = _classify_frame(v.data + pos, v.size - pos, cap, &length)
         if reason != R_OK:

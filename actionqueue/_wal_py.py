@@ -79,6 +79,16 @@ def walk(
         return pos, count, last, reason, detail, events
 
 
+def skip_below(buf: Any, start: int, prev_sequence: int | None, sequence: int) -> tuple:
+    """See ``_wal.skip_below`` (here each record is checked and decoded on the way)."""
+    pos, count, last = start, 0, prev_sequence
+    while True:
+        end, n, seq, reason, _, events = walk(buf, pos, last, DEFAULT_MAX_PAYLOAD, True, 1)
+        if not n or reason or events[0].sequence >= sequence:
+            return pos, count, last
+        pos, count, last = end, count + 1, seq
+
+
 def find_valid_record(buf: Any, start: int, max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:
     """See ``_wal.find_valid_record``."""
     with memoryview(buf) as view:
