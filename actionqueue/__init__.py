@@ -11,7 +11,6 @@ forces the pure-Python one. ``actionqueue.backend`` says which one loaded.
 from __future__ import annotations
 
 import logging as _logging
-import warnings as _warnings
 
 from . import _backend, _model
 

@@ -1145,7 +1145,6 @@ class WalReader:
 
     def __iter__(self) -> Iterator:
         prev = None
-        since = self.from_sequence
         for path, first in self._files():
             with open(path, "rb", buffering=0) as f:
                 for batch, prev in self._batches(f, path, prev, first):
