@@ -889,18 +889,23 @@ cdef int _skim_id_slow(Skim *k) noexcept:
     return 0
 
 
-cdef int skim_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, int *kind, uint64_t *time) noexcept:
-    """Read a payload's sequence, event kind and time, checking its structure."""
-    cdef Skim k
+cdef inline int _skim_event(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, Skim *k, bint check) noexcept:
+    """Skim a whole payload (sequence, then the event) into ``k``: 0, or -1 when malformed."""
     k.p = p
     k.end = p + n
     k.time = 0
     k.kind = -1
-    k.check = False
+    k.check = check
     k.needs_decode = False
-    if _skim_varint(&k, sequence, 10, 0x01) < 0:
+    if _skim_varint(k, sequence, 10, 0x01) < 0:
         return -1
-    if _skim_value(<_Spec>_WAL_EVENT.fields[1], &k) < 0:
+    return _skim_value(<_Spec>_WAL_EVENT.fields[1], k)
+
+
+cdef int skim_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, int *kind, uint64_t *time) noexcept:
+    """Read a payload's sequence, event kind and time, checking its structure."""
+    cdef Skim k
+    if _skim_event(p, n, sequence, &k, False) < 0:
         return -1
     kind[0] = k.kind
     time[0] = k.time
@@ -920,15 +925,7 @@ cdef int check_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence) noexc
     decode can tell (``sequence`` is set); -1: malformed (a decode raises the error).
     """
     cdef Skim k
-    k.p = p
-    k.end = p + n
-    k.time = 0
-    k.kind = -1
-    k.check = True
-    k.needs_decode = False
-    if _skim_varint(&k, sequence, 10, 0x01) < 0:
-        return -1
-    if _skim_value(<_Spec>_WAL_EVENT.fields[1], &k) < 0:
+    if _skim_event(p, n, sequence, &k, True) < 0:
         return -1
     return 1 if k.needs_decode else 0
 

@@ -14,7 +14,9 @@ reported as :class:`MidLogCorruption` under every policy, and only :func:`repair
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import json
 import logging
 import mmap
 import os
@@ -25,6 +27,8 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
+
+import xxhash
 
 from . import _backend, _model, segments
 from ._wal_common import DEFAULT_MAX_PAYLOAD, R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD, REASON_NAMES
@@ -270,13 +274,24 @@ def _first_sequence(buf, max_payload: int) -> int | None:
 
 
 def validate_buffer(
-    buf, path=None, *, prev_sequence: int | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD
+    buf, path=None, *, prev_sequence: int | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD,
+    _checked: Checkpoint | None = None,
 ) -> ValidationReport:
     """Check every record of ``buf`` (the content of one log file) and classify the
-    first problem as a torn tail or mid-log corruption."""
-    end, count, last, reason, detail, _ = _walker.walk(buf, 0, prev_sequence, max_payload)
+    first problem as a torn tail or mid-log corruption.
+
+    ``_checked``: a checkpoint whose digest matches the start of ``buf``; the records it
+    covers are counted, not walked again."""
+    start, before = 0, 0
+    if _checked is not None:
+        start, before, prev_sequence = _checked.length, _checked.records, _checked.last_sequence
+    end, count, last, reason, detail, _ = _walker.walk(buf, start, prev_sequence, max_payload)
+    count += before
     size = len(buf)
-    first = _first_sequence(buf, max_payload) if count else None
+    if _checked is not None:
+        first = _checked.first_sequence
+    else:
+        first = _first_sequence(buf, max_payload) if count else None
     corruption: WalCorruption | None = None
     if reason:
         name = REASON_NAMES[reason]
@@ -297,16 +312,80 @@ def validate_buffer(
     )
 
 
-def _validate_fd(fd: int, path: Path, max_payload: int, prev_sequence: int | None = None) -> ValidationReport:
+def _validate_fd(
+    fd: int, path: Path, max_payload: int, prev_sequence: int | None = None, checkpoint: Checkpoint | None = None
+) -> ValidationReport:
     """Validate an open file through a read-only map (no copy of the file in memory).
 
     Only for files nobody truncates meanwhile: the writer holds the lock while it does this.
+    With a ``checkpoint`` of this file whose digest still matches its first bytes, only
+    the records after it are checked.
     """
     size = os.fstat(fd).st_size
     if size == 0:
         return validate_buffer(b"", path, prev_sequence=prev_sequence, max_payload=max_payload)
     with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
-        return validate_buffer(mapped, path, prev_sequence=prev_sequence, max_payload=max_payload)
+        checked = checkpoint if checkpoint is not None and checkpoint.matches(mapped, prev_sequence) else None
+        return validate_buffer(mapped, path, prev_sequence=prev_sequence, max_payload=max_payload, _checked=checked)
+
+
+CHECKPOINT_NAME = "CHECKPOINT"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a writer that closed cleanly knew about its file: the first ``length`` bytes
+    (``records`` records, sequences ``first_sequence``..``last_sequence``, all checked
+    when it opened or written by it) and their xxh3-128 digest.
+
+    The next writer checks the digest (a few ms for the reference log) instead of walking
+    those records again, and walks only what came after. Any change to those bytes
+    (damage, a cut, another program) changes the digest and the whole file is checked.
+    ``verify`` and ``repair`` never use it. Written as ``wal/CHECKPOINT`` (JSON).
+    """
+
+    file: str
+    length: int
+    records: int
+    first_sequence: int | None
+    last_sequence: int | None
+    prev_sequence: int | None  # the sequence before the file (segments), as checked
+    xxh3_128: str
+
+    def matches(self, mapped, prev_sequence: int | None) -> bool:
+        if self.length <= 0 or self.length > len(mapped) or prev_sequence != self.prev_sequence:
+            return False
+        with memoryview(mapped) as view:
+            return xxhash.xxh3_128_hexdigest(view[: self.length]) == self.xxh3_128
+
+    @classmethod
+    def read(cls, wal_dir: Path, file: Path) -> Checkpoint | None:
+        """The checkpoint of ``file``, or None (none, another file's, or unreadable)."""
+        try:
+            obj = json.loads((wal_dir / CHECKPOINT_NAME).read_bytes())
+            ckpt = cls(
+                str(obj["file"]), int(obj["length"]), int(obj["records"]),
+                None if obj["first_sequence"] is None else int(obj["first_sequence"]),
+                None if obj["last_sequence"] is None else int(obj["last_sequence"]),
+                None if obj["prev_sequence"] is None else int(obj["prev_sequence"]),
+                str(obj["xxh3_128"]),
+            )  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return ckpt if ckpt.file == file.name else None
+
+    def write(self, wal_dir: Path) -> None:
+        """Atomically (temp file, fsync, rename, fsync of the directory)."""
+        data = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        tmp = wal_dir / (CHECKPOINT_NAME + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, wal_dir / CHECKPOINT_NAME)
+        fsync_dir(wal_dir)
 
 
 def validate_file(path, *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> ValidationReport:
@@ -543,6 +622,7 @@ class WalWriter:
         self._fd = -1
         self._lock_fd = -1
         self._active_first: int | None = None
+        self._active_prev: int | None = None  # the sequence before the active file
         self._sequence = 0
         self._size = 0  # bytes in the active file
         self._active_records = 0
@@ -567,7 +647,7 @@ class WalWriter:
         try:
             if created:
                 fsync_dir(path.parent)
-            report = _validate_fd(fd, path, self.max_payload, prev_sequence)
+            report = _validate_fd(fd, path, self.max_payload, prev_sequence, Checkpoint.read(self.wal_dir, path))
             if report.corruption is not None:
                 corruption = report.corruption
                 if isinstance(corruption, TornTail) and self.repair_policy is RepairPolicy.TRUNCATE_PARTIAL:
@@ -588,6 +668,7 @@ class WalWriter:
             raise
         self._fd = fd
         self.path = path
+        self._active_prev = prev_sequence
         self._active_first = first_sequence
         self._size = report.end_offset
         self._active_records = report.records
@@ -867,6 +948,8 @@ class WalWriter:
                         os.fsync(self._fd)
                     except BaseException as exc:  # noqa: BLE001 - re-raised below
                         self._poisoned = error = exc
+                    else:
+                        self._write_checkpoint()
             finally:
                 self._release()
                 if group is not None:  # whoever still waits: durable now, or not
@@ -875,6 +958,30 @@ class WalWriter:
             if isinstance(error, OSError):
                 raise WriterPoisoned(f"fsync of {self.path} on close failed: {error}") from error
             raise error
+
+    def _write_checkpoint(self) -> None:
+        """On a clean close (synced, lock still held): record the active file's checked
+        content (:class:`Checkpoint`) so that the next writer need not walk it again. A
+        failure only costs that: it is logged, and the stale checkpoint removed."""
+        try:
+            if self.path is None or self._size == 0:
+                return
+            with mmap.mmap(self._fd, self._size, access=mmap.ACCESS_READ) as mapped:
+                digest = xxhash.xxh3_128_hexdigest(mapped)
+            first = self._active_first
+            if first is None and self._active_records:
+                with mmap.mmap(self._fd, self._size, access=mmap.ACCESS_READ) as mapped:
+                    first = _first_sequence(mapped, self.max_payload)
+            Checkpoint(
+                self.path.name, self._size, self._active_records, first,
+                self._sequence if self._active_records else None, self._active_prev, digest,
+            ).write(self.wal_dir)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - an optimisation: the log is intact
+            log.warning("could not write the checkpoint of %s: %s", self.path, exc)
+            try:
+                (self.wal_dir / CHECKPOINT_NAME).unlink()
+            except OSError:
+                pass
 
     def _advance_to(self, sequence: int) -> None:
         """Recovery: the log is empty but a snapshot covers up to ``sequence``: the next

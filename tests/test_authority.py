@@ -62,8 +62,13 @@ def open_authority(data_dir: Path, durability: str = "none", **kw) -> MutationAu
 
 
 def wal_bytes(data_dir: Path) -> dict[str, bytes]:
-    """Every file of the log (name -> content), the lock file aside."""
-    return {p.name: p.read_bytes() for p in sorted((Path(data_dir) / "wal").iterdir()) if p.name != "LOCK"}
+    """Every file of the log (name -> content), the lock file and a closed writer's
+    checkpoint aside."""
+    return {
+        p.name: p.read_bytes()
+        for p in sorted((Path(data_dir) / "wal").iterdir())
+        if p.name not in ("LOCK", aq.wal.CHECKPOINT_NAME)
+    }
 
 
 def disk_events(data_dir: Path) -> list[aq.WalEvent]:

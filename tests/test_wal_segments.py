@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -158,7 +159,7 @@ def test_rust_layout_is_kept_for_an_existing_rust_log(tmp_path) -> None:
         for i in range(1, 50):
             writer.append(lease(i))
         assert writer.layout is wal.Layout.RUST
-    assert sorted(os.listdir(tmp_path / "wal")) == ["LOCK", wal.RUST_WAL_NAME]
+    assert sorted(os.listdir(tmp_path / "wal")) == [wal.CHECKPOINT_NAME, "LOCK", wal.RUST_WAL_NAME]
 
 
 @pytest.mark.parametrize("durability", list(wal.Durability))
@@ -191,3 +192,88 @@ def test_follow_yields_events_appended_by_another_writer(tmp_path) -> None:
         os.ftruncate(writer._fd, writer.size)
     assert seen == list(range(1, 120))
     assert len(segments.list_segments(tmp_path / "wal")) > 2
+
+
+# --------------------------------------------------------------------------------------
+# Checkpoint of a cleanly closed writer
+# --------------------------------------------------------------------------------------
+class _WalkSpy:
+    """Records the start offset of every walk the writer's validation makes."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.starts: list[int] = []
+
+    def walk(self, buf, start=0, *args, **kw):
+        self.starts.append(start)
+        return self._inner.walk(buf, start, *args, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("layout", ["rust", "segmented"])
+def test_a_clean_close_spares_the_next_open_the_walk(tmp_path, monkeypatch, layout) -> None:
+    with wal.WalWriter(tmp_path, layout=layout) as writer:
+        for i in range(1, 30):
+            writer.append(lease(i))
+        size = writer.size
+    ckpt = wal.Checkpoint.read(tmp_path / "wal", writer.path)
+    assert ckpt is not None and (ckpt.length, ckpt.records, ckpt.first_sequence, ckpt.last_sequence) == (size, 29, 1, 29)
+    spy = _WalkSpy(wal._walker)
+    monkeypatch.setattr(wal, "_walker", spy)
+    with wal.WalWriter(tmp_path) as writer:
+        assert writer.current_sequence == 29 and writer.size == size
+        assert spy.starts[0] == size  # nothing before the checkpoint walked again
+        writer.append(lease(30))
+    monkeypatch.undo()
+    assert [e.sequence for e in wal.WalReader(tmp_path)] == list(range(1, 31))
+
+
+def test_records_after_the_checkpoint_are_checked(tmp_path) -> None:
+    """A crash after more appends leaves the old checkpoint: the records after it are
+    walked (and a torn tail there is found and cut as usual)."""
+    with wal.WalWriter(tmp_path, layout="rust") as writer:
+        for i in range(1, 11):
+            writer.append(lease(i))
+    path = tmp_path / "wal" / wal.RUST_WAL_NAME
+    more = b"".join(aq.encode(lease(i)) for i in range(11, 16))
+    torn = aq.encode(lease(16))[:-3]
+    with open(path, "ab") as f:
+        f.write(more + torn)
+    with pytest.raises(wal.TornTail) as info:
+        wal.WalWriter(tmp_path, layout="rust")
+    assert info.value.records_before == 15
+    with wal.WalWriter(tmp_path, wal.RepairPolicy.TRUNCATE_PARTIAL) as writer:
+        assert writer.current_sequence == 15 and writer.repaired is not None
+
+
+@pytest.mark.parametrize("damage", ["flip", "garbage_checkpoint", "other_file", "shorter"])
+def test_a_checkpoint_that_does_not_match_is_not_trusted(tmp_path, damage) -> None:
+    with wal.WalWriter(tmp_path, layout="rust") as writer:
+        for i in range(1, 11):
+            writer.append(lease(i))
+    path = tmp_path / "wal" / wal.RUST_WAL_NAME
+    ckpt_path = tmp_path / "wal" / wal.CHECKPOINT_NAME
+    data = bytearray(path.read_bytes())
+    if damage == "flip":  # a payload byte of record 3: its CRC no longer holds
+        record = len(aq.encode(lease(1)))
+        data[2 * record + 20] ^= 0x01
+        path.write_bytes(bytes(data))
+        with pytest.raises(wal.MidLogCorruption):
+            wal.WalWriter(tmp_path)
+        return
+    if damage == "garbage_checkpoint":
+        ckpt_path.write_bytes(b"{not json")
+    elif damage == "other_file":
+        obj = json.loads(ckpt_path.read_bytes())
+        obj["file"] = "00000000000000000001.seg"
+        ckpt_path.write_text(json.dumps(obj))
+    else:  # the file was cut (by hand) inside what the checkpoint covers
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    try:
+        with wal.WalWriter(tmp_path, wal.RepairPolicy.TRUNCATE_PARTIAL) as writer:
+            expected = [e.sequence for e in wal.WalReader(tmp_path)]
+            assert writer.current_sequence == (expected[-1] if expected else 0)
+    except wal.WalCorruption:
+        pytest.fail("a whole-file check of an undamaged log must pass")
