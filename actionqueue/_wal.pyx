@@ -150,7 +150,10 @@ def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PA
         reason = _classify_frame(v.data + pos, v.size - pos, cap, &length)
         if reason != R_OK:
             break
-        judged = check_payload(v.data + pos + AQ_HEADER_LEN, length, &seq)
+        if collect and (payload_sequence(v.data + pos + AQ_HEADER_LEN, length, &seq) < 0 or seq >= wanted):
+            judged = 1  # to be decoded, which checks it: no skim first
+        else:
+            judged = check_payload(v.data + pos + AQ_HEADER_LEN, length, &seq)
         if judged != 0 or (collect and seq >= wanted):
             try:
                 event = decode_payload_at(v.data + pos + AQ_HEADER_LEN, length, pos + AQ_HEADER_LEN, pos)
