@@ -33,6 +33,7 @@ import json
 import mmap
 import os
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ import numpy as np
 import xxhash
 
 from ._model import RunId, TaskId
+from .errors import ActionQueueError
 
 IMAGE_NAME = "snapshot.image"
 IMAGE_VERSION = 1
@@ -49,9 +51,10 @@ _U64 = struct.Struct("<Q")
 _ID_PAIR = struct.Struct(">QQ")
 
 
-class ImageError(ValueError):
-    """The image does not belong to the snapshot or is damaged (recovery falls back to
-    ``snapshot.bin``)."""
+class ImageError(ActionQueueError, ValueError):
+    """The image does not belong to the snapshot or is damaged. At load, recovery falls
+    back to ``snapshot.bin``; a record found bad later (its digest held: a forged file or a
+    bug) raises this when it is first used."""
 
 
 def image_path(data_dir: str | os.PathLike) -> Path:
@@ -75,18 +78,19 @@ def _table(entries: list[tuple[bytes, bytes]]) -> bytes:
 def encode_image(snapshot: dict[str, Any], frame: tuple[int, int, int]) -> bytes:
     """The image of a validated ``snapshot`` whose file frame is ``(version, length, crc)``."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    runs_of: dict[str, list[str]] = {}
+    # keyed by id bytes: the same id may be spelled differently in tasks and runs
+    runs_of: dict[bytes, list[str]] = {}
     run_entries = []
     for run in snapshot["runs"]:
         inst = run["run_instance"]
-        runs_of.setdefault(inst["task_id"], []).append(inst["id"])
+        runs_of.setdefault(TaskId(inst["task_id"]).bytes, []).append(inst["id"])
         run_entries.append((RunId(inst["id"]).bytes, dumps(run).encode()))
     task_entries = []
     for task in snapshot["tasks"]:
-        tid = task["task_spec"]["id"]
-        task_entries.append((TaskId(tid).bytes, dumps({"task": task, "runs": runs_of.pop(tid, [])}).encode()))
+        raw = TaskId(task["task_spec"]["id"]).bytes
+        task_entries.append((raw, dumps({"task": task, "runs": runs_of.pop(raw, [])}).encode()))
     orphan_entries = [  # runs of tasks the projection does not have (replay/invalid/i05)
-        (TaskId(tid).bytes, dumps({"task": None, "runs": runs}).encode()) for tid, runs in runs_of.items()
+        (raw, dumps({"task": None, "runs": runs}).encode()) for raw, runs in runs_of.items()
     ]
     rest = dict(snapshot)
     rest["tasks"] = []
@@ -168,6 +172,9 @@ class ColdProjection:
     """
 
     def __init__(self, body: bytes, pos: int) -> None:
+        #: held by the reducer around a take and the insert that follows it (reads of a
+        #: recovered reducer take records: concurrent readers must not race there)
+        self.lock = threading.Lock()
         self._tasks = _Table(body, pos)
         self._orphans = _Table(body, self._tasks.end)
         self._runs = _Table(body, self._orphans.end)
@@ -189,14 +196,21 @@ class ColdProjection:
             return None
         return self._take_run_at(i)
 
-    def _take_run_at(self, i: int) -> Any:
-        from .snapshot import _parse_run, _validate_run, run_record
+    def _run_at(self, i: int) -> Any:
+        """The reducer's record of run ``i`` (nothing marked)."""
+        from .snapshot import SnapshotError, _parse_run, _validate_run, run_record
 
-        parsed = _parse_run(self._runs.record(i), f"image.runs[{i}]")
-        _validate_run(parsed)
+        try:
+            parsed = _parse_run(self._runs.record(i), f"image.runs[{i}]")
+            _validate_run(parsed)
+        except SnapshotError as exc:
+            raise ImageError(f"run record {i} of the snapshot image is invalid: {exc}") from exc
         if parsed.id.bytes != self._runs.id_bytes(i):
             raise ImageError(f"run record {i} is filed under another id")
-        rec = run_record(parsed)
+        return run_record(parsed)
+
+    def _take_run_at(self, i: int) -> Any:
+        rec = self._run_at(i)
         self._runs.taken[i] = True
         self.runs_left -= 1
         return rec
@@ -207,15 +221,23 @@ class ColdProjection:
             return None
         return self._take_task_at(i)
 
-    def _take_task_at(self, i: int) -> Any:
+    def _task_at(self, i: int) -> Any:
+        """The reducer's record of task ``i`` (nothing marked)."""
         from .reducer import _Task
-        from .snapshot import parse_task_entry
+        from .snapshot import SnapshotError, parse_task_entry
 
-        created, canceled_at = parse_task_entry(self._tasks.record(i)["task"], f"image.tasks[{i}]")
+        try:
+            created, canceled_at = parse_task_entry(self._tasks.record(i)["task"], f"image.tasks[{i}]")
+        except (SnapshotError, KeyError, TypeError) as exc:
+            raise ImageError(f"task record {i} of the snapshot image is invalid: {exc}") from exc
         if created.task_spec.id.bytes != self._tasks.id_bytes(i):
             raise ImageError(f"task record {i} is filed under another id")
         task = _Task(created.task_spec, created.timestamp)
         task.canceled_at = canceled_at
+        return task
+
+    def _take_task_at(self, i: int) -> Any:
+        task = self._task_at(i)
         self._tasks.taken[i] = True
         self.tasks_left -= 1
         return task
@@ -229,36 +251,50 @@ class ColdProjection:
         return None
 
     @staticmethod
-    def _runs_of_at(table: _Table, i: int) -> list[RunId] | None:
+    def _run_ids_at(table: _Table, i: int) -> list[RunId] | None:
+        try:
+            return [RunId(r) for r in table.record(i)["runs"]] or None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ImageError(f"task record {i} of the snapshot image is invalid: {exc}") from exc
+
+    @classmethod
+    def _runs_of_at(cls, table: _Table, i: int) -> list[RunId] | None:
         if table.runs_taken[i]:
             return None
+        ids = cls._run_ids_at(table, i)
         table.runs_taken[i] = True
-        return [RunId(r) for r in table.record(i)["runs"]] or None
+        return ids
 
     # -- everything ----------------------------------------------------------------------
     def thaw_all(self, tasks: dict, runs: dict, runs_by_task: dict) -> tuple[dict, dict, dict]:
-        """The reducer's three dicts with every record still here added: records of the
-        image first, in id order (as a JSON snapshot hydrates them), then the rest."""
+        """New dicts for the reducer with every record still here added: the image's
+        records first, in id order (as a JSON snapshot hydrates them), then the others.
+
+        Changes nothing (neither the dicts given nor this image's marks): if a record is
+        bad, the error is raised and everything stays as it was."""
         new_tasks: dict = {}
-        new_by_task: dict = {}
         t = self._tasks
         for i in range(len(t.hi)):
             tid = TaskId(t.id_bytes(i))
-            new_tasks[tid] = tasks.pop(tid) if t.taken[i] else self._take_task_at(i)
-        new_tasks.update(tasks)
+            new_tasks[tid] = tasks[tid] if t.taken[i] else self._task_at(i)
+        for tid, task in tasks.items():
+            new_tasks.setdefault(tid, task)
+        new_by_task: dict = {}
         for table in (self._tasks, self._orphans):
             for i in range(len(table.hi)):
                 tid = TaskId(table.id_bytes(i))
-                ids = runs_by_task.pop(tid, None) if table.runs_taken[i] else self._runs_of_at(table, i)
+                ids = runs_by_task.get(tid) if table.runs_taken[i] else self._run_ids_at(table, i)
                 if ids is not None:
                     new_by_task[tid] = ids
-        new_by_task.update(runs_by_task)
+        for tid, ids in runs_by_task.items():
+            new_by_task.setdefault(tid, ids)
         new_runs: dict = {}
         r = self._runs
         for i in range(len(r.hi)):
             rid = RunId(r.id_bytes(i))
-            new_runs[rid] = runs.pop(rid) if r.taken[i] else self._take_run_at(i)
-        new_runs.update(runs)
+            new_runs[rid] = runs[rid] if r.taken[i] else self._run_at(i)
+        for rid, rec in runs.items():
+            new_runs.setdefault(rid, rec)
         return new_tasks, new_runs, new_by_task
 
 

@@ -64,11 +64,13 @@ class Store:
 
     def snapshot(self, timestamp: int | None = None) -> dict:
         """Snapshot the projection into the data dir (``snapshot.bin`` and its image, see
-        :func:`~actionqueue.snapshot.take_snapshot`); returns the snapshot. Nothing may
-        change the projection meanwhile (with a mutation authority, hold its ``lock``)."""
+        :func:`~actionqueue.snapshot.take_snapshot`); returns the snapshot. The writer is
+        synced first, so the snapshot never covers an event the log could still lose.
+        Nothing may change the projection meanwhile (with a mutation authority, hold its
+        ``lock``)."""
         from .snapshot import take_snapshot
 
-        return take_snapshot(self.data_dir, self.reducer, timestamp)
+        return take_snapshot(self.data_dir, self.reducer, timestamp, writer=self.writer)
 
     def __enter__(self) -> "Store":
         return self

@@ -871,29 +871,43 @@ class ReplayReducer:
         return n
 
     # ---- tasks and runs still in a snapshot image -------------------------------------
+    # A take and the insert after it happen under the image's lock, and the dict is looked
+    # at again under it: reads take records, and concurrent readers are allowed.
     def _cold_run(self, run_id: RunId) -> _Run | None:
         """The run from the snapshot image (moved into the projection), or None."""
         cold = self._cold
         if cold is None:
             return None
-        rec = cold.take_run(run_id)
-        if rec is not None:
-            self._runs[run_id] = rec
+        with cold.lock:
+            rec = self._runs.get(run_id)
+            if rec is None and self._cold is cold:
+                rec = cold.take_run(run_id)
+                if rec is not None:
+                    self._runs[run_id] = rec
         return rec
 
     def _cold_task(self, task_id: TaskId) -> _Task | None:
         cold = self._cold
         if cold is None:
             return None
-        task = cold.take_task(task_id)
-        if task is not None:
-            self._tasks[task_id] = task
+        with cold.lock:
+            task = self._tasks.get(task_id)
+            if task is None and self._cold is cold:
+                task = cold.take_task(task_id)
+                if task is not None:
+                    self._tasks[task_id] = task
         return task
 
     def _cold_runs_of_task(self, task_id: TaskId) -> list[RunId] | None:
-        ids = self._cold.take_runs_of_task(task_id)
-        if ids is not None:
-            self._runs_by_task[task_id] = ids
+        cold = self._cold
+        if cold is None:
+            return None
+        with cold.lock:
+            ids = self._runs_by_task.get(task_id)
+            if ids is None and self._cold is cold:
+                ids = cold.take_runs_of_task(task_id)
+                if ids is not None:
+                    self._runs_by_task[task_id] = ids
         return ids
 
     def _run_rec(self, run_id: RunId) -> _Run | None:
@@ -910,8 +924,13 @@ class ReplayReducer:
         cold = self._cold
         if cold is None:
             return
-        self._cold = None
-        self._tasks, self._runs, self._runs_by_task = cold.thaw_all(self._tasks, self._runs, self._runs_by_task)
+        with cold.lock:
+            if self._cold is not cold:
+                return
+            # all or nothing: a bad record raises here and leaves everything as it was
+            tasks, runs, by_task = cold.thaw_all(self._tasks, self._runs, self._runs_by_task)
+            self._tasks, self._runs, self._runs_by_task = tasks, runs, by_task
+            self._cold = None
 
     def _hot(self) -> ReplayReducer:
         """``self`` with everything in memory (for scans over all tasks or runs)."""
@@ -981,7 +1000,7 @@ class ReplayReducer:
             return
         runs[run_id] = _Run(inst)
         ids = self._runs_by_task.get(inst.task_id)
-        if ids is None and self._cold is not None:
+        if ids is None:
             ids = self._cold_runs_of_task(inst.task_id)
         if ids is None:
             self._runs_by_task[inst.task_id] = [run_id]
@@ -1541,7 +1560,7 @@ class ReplayReducer:
 
     def set_run_history(self, run_id: RunId, history: Iterable[RunStateHistoryEntry | tuple]) -> None:
         """Bootstrap only: replace a run's state history."""
-        self._runs[run_id].history = [tuple(e) for e in history]
+        self._run_rec(run_id).history = [tuple(e) for e in history]
 
     def set_attempt_history(self, run_id: RunId, attempts: Iterable[AttemptHistoryEntry]) -> None:
         """Bootstrap only: replace a run's attempt history."""
@@ -1550,19 +1569,19 @@ class ReplayReducer:
             a = _Attempt(e.attempt_id, e.started_at)
             a.finished_at, a.result, a.error, a.output = e.finished_at, e.result, e.error, e.output
             out.append(a)
-        self._runs[run_id].attempts = out
+        self._run_rec(run_id).attempts = out
 
     def set_attempt_lineage_for_bootstrap(
         self, run_id: RunId, attempt_count: int, active_attempt_id: AttemptId | None
     ) -> None:
         """Bootstrap only: set a run's attempt counter and active attempt."""
-        rec = self._runs[run_id]
+        rec = self._run_rec(run_id)
         rec.attempt_count = attempt_count
         rec.attempt_id = active_attempt_id
 
     def set_lease_for_bootstrap(self, run_id: RunId, metadata: LeaseMetadata) -> None:
         """Bootstrap only: set a run's active lease and its metadata."""
-        rec = self._runs[run_id]
+        rec = self._run_rec(run_id)
         rec.lease_owner = metadata.owner
         rec.lease_expiry = metadata.expiry
         rec.lease_acquired_at = metadata.acquired_at

@@ -255,6 +255,13 @@ def _write_validated(data_dir: str | os.PathLike, snapshot: dict[str, Any], imag
         target = snapshot_path(data_dir)
         directory = target.parent
         directory.mkdir(parents=True, exist_ok=True)
+        # The old image goes first (durably): an image is used only when the frame of
+        # snapshot.bin matches the one it names, and a crash between the renames must not
+        # leave the old one beside a new snapshot.bin that happens to share its frame.
+        stale = image_path(data_dir)
+        if stale.exists():
+            stale.unlink()
+            fsync_dir(directory)
         _replace_atomically(target, data)
         if image:
             _write_image_file(data_dir, snapshot, _HEADER.unpack_from(data))
@@ -263,16 +270,26 @@ def _write_validated(data_dir: str | os.PathLike, snapshot: dict[str, Any], imag
 
 
 def take_snapshot(
-    data_dir: str | os.PathLike, reducer: ReplayReducer, timestamp: int | None = None, *, image: bool = True
+    data_dir: str | os.PathLike,
+    reducer: ReplayReducer,
+    timestamp: int | None = None,
+    *,
+    image: bool = True,
+    writer: Any = None,
 ) -> dict[str, Any]:
     """Snapshot ``reducer`` into ``data_dir``: :func:`build_snapshot` then
     :func:`write_snapshot` (with its image), validated once. ``timestamp`` defaults to now
     (Unix seconds). Returns the snapshot written.
 
     The reducer must not change meanwhile (hold whatever lock guards it, e.g. the
-    mutation authority's ``lock``)."""
+    mutation authority's ``lock``). Pass the data dir's open ``writer`` when the reducer
+    may hold events written but not yet fsynced (group commit, ``NONE``): it is synced
+    first, so that the snapshot never gets ahead of the durable log (a poisoned writer
+    raises and nothing is written)."""
     if timestamp is None:
         timestamp = int(time.time())
+    if writer is not None:
+        writer.sync()
     snapshot = build_snapshot(reducer, timestamp)
     _write_validated(data_dir, snapshot, image)
     return snapshot

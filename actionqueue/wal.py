@@ -325,7 +325,9 @@ def _validate_fd(
     if size == 0:
         return validate_buffer(b"", path, prev_sequence=prev_sequence, max_payload=max_payload)
     with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
-        checked = checkpoint if checkpoint is not None and checkpoint.matches(mapped, prev_sequence) else None
+        checked = (
+            checkpoint if checkpoint is not None and checkpoint.matches(mapped, prev_sequence, max_payload) else None
+        )
         return validate_buffer(mapped, path, prev_sequence=prev_sequence, max_payload=max_payload, _checked=checked)
 
 
@@ -350,10 +352,12 @@ class Checkpoint:
     first_sequence: int | None
     last_sequence: int | None
     prev_sequence: int | None  # the sequence before the file (segments), as checked
+    max_payload: int  # the payload cap the records were checked against
     xxh3_128: str
 
-    def matches(self, mapped, prev_sequence: int | None) -> bool:
-        if self.length <= 0 or self.length > len(mapped) or prev_sequence != self.prev_sequence:
+    def matches(self, mapped, prev_sequence: int | None, max_payload: int) -> bool:
+        if (self.length <= 0 or self.length > len(mapped) or prev_sequence != self.prev_sequence
+                or self.max_payload > max_payload):
             return False
         with memoryview(mapped) as view:
             return xxhash.xxh3_128_hexdigest(view[: self.length]) == self.xxh3_128
@@ -368,7 +372,7 @@ class Checkpoint:
                 None if obj["first_sequence"] is None else int(obj["first_sequence"]),
                 None if obj["last_sequence"] is None else int(obj["last_sequence"]),
                 None if obj["prev_sequence"] is None else int(obj["prev_sequence"]),
-                str(obj["xxh3_128"]),
+                int(obj["max_payload"]), str(obj["xxh3_128"]),
             )  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -848,6 +852,7 @@ class WalWriter:
             fd = os.open(segment.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
             self._fd, self.path, self._size, self._active_records = fd, segment.path, 0, 0
             self._active_first = first_sequence
+            self._active_prev = self._sequence or None  # the last sequence of the sealed segments
             fsync_dir(self.wal_dir)
         except BaseException as exc:
             self._poisoned = exc
@@ -974,7 +979,7 @@ class WalWriter:
                     first = _first_sequence(mapped, self.max_payload)
             Checkpoint(
                 self.path.name, self._size, self._active_records, first,
-                self._sequence if self._active_records else None, self._active_prev, digest,
+                self._sequence if self._active_records else None, self._active_prev, self.max_payload, digest,
             ).write(self.wal_dir)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - an optimisation: the log is intact
             log.warning("could not write the checkpoint of %s: %s", self.path, exc)

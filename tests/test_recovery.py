@@ -237,3 +237,161 @@ def test_image_finds_ids_that_differ_only_in_low_bits(tmp_path) -> None:
         for rid in reversed(run_ids):
             assert store.reducer.get_run_instance(rid) == full.get_run_instance(rid)
         assert store.reducer.run_ids_for_task(task) == sorted(run_ids)
+
+
+# --------------------------------------------------------------------------------------
+# Regressions from a review of the image path
+# --------------------------------------------------------------------------------------
+def _recovered_with_runs(tmp_path, n: int):
+    S = aq.RunState
+    with aq.open(tmp_path, durability="none") as store:
+        a = aq.MutationAuthority.from_store(store)
+        t = aq.TaskId.new()
+        a.create_task(aq.TaskSpec(t, run_policy=aq.RunPolicy.repeat(n, 1)), timestamp=1)
+        runs = [o.event.run_instance.id for o in a.derive_runs(t, timestamp=2)]
+        store.snapshot(timestamp=3)
+    store = aq.open(tmp_path, durability="none")
+    assert store.report.snapshot_source == "image"
+    return store, t, runs, S
+
+
+def test_concurrent_readers_of_a_recovered_reducer(tmp_path) -> None:
+    """Reads take records out of the image; concurrent readers must neither miss a run
+    nor count one twice (and a reader racing the authority must not undo its changes)."""
+    import sys
+    import threading
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        store, _t, runs, S = _recovered_with_runs(tmp_path, 1500)
+        r = store.reducer
+        misses = []
+
+        def read():
+            misses.extend(rid for rid in runs if r.get_run_state(rid) is None)
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not misses and r.run_count == len(runs) == len(list(r.run_ids()))
+        store.close()
+    finally:
+        sys.setswitchinterval(old)
+
+
+def test_a_reader_racing_the_authority_keeps_its_changes(tmp_path) -> None:
+    import sys
+    import threading
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        store, _t, runs, S = _recovered_with_runs(tmp_path, 1500)
+        r = store.reducer
+        a = aq.MutationAuthority.from_store(store)
+        stop = threading.Event()
+
+        def reader():
+            while not stop.is_set():
+                for rid in runs:
+                    r.get_run_state(rid)
+
+        th = threading.Thread(target=reader)
+        th.start()
+        try:
+            for rid in runs:
+                a.transition_run(rid, S.SCHEDULED, S.READY, timestamp=5)
+        finally:
+            stop.set()
+            th.join()
+        assert all(r.get_run_state(rid) is S.READY for rid in runs)
+        store.close()
+    finally:
+        sys.setswitchinterval(old)
+
+
+def test_image_links_runs_to_their_task_by_id_not_by_spelling(tmp_path) -> None:
+    """A snapshot may spell a task id differently in its task and in its runs (upper case
+    is valid uuid text): the image must still file the runs under their task."""
+    S = aq.RunState
+    t = aq.TaskId.new()
+    r1, r2, r3 = aq.RunId.new(), aq.RunId.new(), aq.RunId.new()
+
+    def rc(rid):
+        return aq.RunCreated(aq.RunInstance(rid, t, S.SCHEDULED, None, 0, 10, 10, 0, 10))
+
+    write_log(tmp_path, [aq.WalEvent(1, aq.TaskCreated(aq.TaskSpec(t), 1)), aq.WalEvent(2, rc(r1)), aq.WalEvent(3, rc(r2))])
+    red = aq.ReplayReducer()
+    red.apply_all(aq.WalReader(tmp_path))
+    snap = aq.build_snapshot(red, 100)
+    snap["tasks"][0]["task_spec"]["id"] = str(t).upper()
+    aq.write_snapshot(tmp_path, snap)
+    with aq.WalWriter(tmp_path, durability="none") as w:
+        w.append(aq.WalEvent(4, rc(r3)))
+    with recovery.open(tmp_path) as store:
+        assert store.report.snapshot_source == "image"
+        assert store.reducer.run_ids_for_task(t) == sorted([r1, r2, r3])
+        assert [x.id for x in store.reducer.runs_for_task(t)] == sorted([r1, r2]) + [r3]
+
+
+def test_a_bad_image_record_fails_every_scan_and_loses_nothing(tmp_path) -> None:
+    """A record that fails its checks when first read (its digest held: a forged image)
+    raises ImageError, every time, and leaves the reducer as it was: never a silent loss."""
+    import xxhash
+
+    from actionqueue import _image
+
+    S = aq.RunState
+    t = aq.TaskId.new()
+    runs = [aq.RunId.new() for _ in range(3)]
+    red = aq.ReplayReducer()
+    red.apply(aq.WalEvent(1, aq.TaskCreated(aq.TaskSpec(t), 1)))
+    for i, rid in enumerate(runs):
+        red.apply(aq.WalEvent(2 + i, aq.RunCreated(aq.RunInstance(rid, t, S.SCHEDULED, None, 0, 5, 5, 0, 5))))
+    aq.write_snapshot(tmp_path, aq.build_snapshot(red, 100))
+    path = _image.image_path(tmp_path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b'"attempt_count":0')
+    data[at + 16 : at + 17] = b"7"  # that run now breaks a snapshot rule
+    fields = list(_image._HEADER.unpack_from(data))
+    fields[7] = xxhash.xxh3_128_digest(bytes(data[_image._HEADER.size :]))
+    data[: _image._HEADER.size] = _image._HEADER.pack(*fields)
+    path.write_bytes(bytes(data))
+    r = aq.snapshot.reducer_from_image(tmp_path)
+    assert (r.run_count, r.task_count) == (3, 1)
+    for _ in range(2):
+        with pytest.raises(_image.ImageError):
+            list(r.run_ids())
+        assert (r.run_count, r.task_count) == (3, 1) and r.task_exists(t)
+
+
+def test_store_snapshot_syncs_the_log_first(tmp_path, monkeypatch) -> None:
+    """With group commit a command is applied before its shared fsync; a snapshot taken
+    then must not get ahead of the durable log: Store.snapshot syncs the writer first."""
+    import os
+
+    store = aq.open(tmp_path, durability="group")
+    a = aq.MutationAuthority.from_store(store)
+    a.create_task(aq.TaskSpec(aq.TaskId.new()), timestamp=1)
+    synced = []
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with a.lock:
+        store.snapshot(timestamp=2)
+    monkeypatch.undo()
+    assert synced and synced[0] == store.writer._fd  # the log, before any snapshot file
+    store.writer._poisoned = OSError(5, "EIO")  # a poisoned writer: no snapshot at all
+    before = aq.snapshot.snapshot_path(tmp_path).read_bytes()
+    with pytest.raises(aq.WriterPoisoned):
+        store.snapshot(timestamp=3)
+    assert aq.snapshot.snapshot_path(tmp_path).read_bytes() == before
+    store.writer._poisoned = None
+    store.close()

@@ -277,3 +277,16 @@ def test_a_checkpoint_that_does_not_match_is_not_trusted(tmp_path, damage) -> No
             assert writer.current_sequence == (expected[-1] if expected else 0)
     except wal.WalCorruption:
         pytest.fail("a whole-file check of an undamaged log must pass")
+
+
+def test_the_checkpoint_serves_after_a_rotation(tmp_path, monkeypatch) -> None:
+    with wal.WalWriter(tmp_path, durability="none", segment_bytes=300) as w:
+        for i in range(1, 51):
+            w.append(lease(i))
+    assert len(list((tmp_path / "wal").glob("*.seg"))) > 1
+    spy = _WalkSpy(wal._walker)
+    monkeypatch.setattr(wal, "_walker", spy)
+    ckpt = json.loads((tmp_path / "wal" / wal.CHECKPOINT_NAME).read_bytes())
+    with wal.WalWriter(tmp_path, segment_bytes=300) as w:
+        assert w.current_sequence == 50
+    assert spy.starts[0] == ckpt["length"] > 0
