@@ -719,6 +719,7 @@ class MutationAuthority:
         self._writer = writer
         self._clock = clock or _default_clock
         self._lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()  # one snapshot written at a time
         self._poisoned: BaseException | None = None
 
     @classmethod
@@ -744,6 +745,29 @@ class MutationAuthority:
     @property
     def latest_sequence(self) -> int:
         return self._reducer.latest_sequence
+
+    def snapshot(self, timestamp: int | None = None) -> dict[str, Any]:
+        """Snapshot the projection into the writer's data dir, holding :attr:`lock` only
+        while the projection is read: the log is synced and the projection copied out
+        (as the snapshot's JSON values) under the lock; validating, encoding and writing
+        it (``snapshot.bin`` and its image, atomically) happen after, while commands go
+        on. ``timestamp`` defaults to the clock. Returns the snapshot written.
+
+        The snapshot never covers an event the log could still lose (the sync), and a
+        poisoned authority or writer raises instead of writing one.
+        """
+        from ._bulk import gc_paused
+        from .reducer import projection_to_snapshot_builtins
+        from .snapshot import write_snapshot
+
+        with self._snapshot_lock:
+            with self._lock:
+                self._check_poisoned()
+                self._writer.sync()
+                with gc_paused():
+                    snapshot = projection_to_snapshot_builtins(self._reducer, self._now(timestamp))
+            write_snapshot(self._writer.data_dir, snapshot)
+        return snapshot
 
     @property
     def poisoned(self) -> BaseException | None:

@@ -16,6 +16,7 @@ from ..reducer import ReducerError, ReplayReducer
 from ..snapshot import (
     SnapshotError,
     load_snapshot,
+    reducer_from_image,
     reducer_from_snapshot,
     snapshot_path,
 )
@@ -205,6 +206,10 @@ def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: 
     snap_seq = 0
     snap_error: str | None = None
     if use_snapshot:
+        image = reducer_from_image(directory)  # read-only; tasks and runs read on first use
+        if image is not None and (until is None or image.latest_sequence <= until):
+            reducer, snap_seq = image, image.latest_sequence
+    if use_snapshot and reducer is None:
         try:
             snap = load_snapshot(directory)
         except SnapshotError as exc:

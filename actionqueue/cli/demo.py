@@ -23,7 +23,7 @@ from .. import _model as m
 from ..authority import MutationAuthority
 from ..recovery import open as recover
 from ..recovery import replay_to
-from ..snapshot import build_snapshot, load_snapshot, write_snapshot
+from ..snapshot import load_snapshot
 from ..wal import RepairPolicy, TornTail, verify
 from ._common import CliError, fmt_bytes, log_bytes, progress, progress_enabled, table, usage_error
 from ._demo_workload import Workload, expected_events, monotonic_clock, plan_tasks
@@ -40,7 +40,7 @@ The main job: a small task queue deployment played end to end on a fresh data di
                 consume budget, fail and retry (RetryWait -> Ready), give leases back,
                 get suspended and resumed, and complete; every command goes through
                 actionqueue.MutationAuthority with group commit (durability "group")
-  2. snapshot   build_snapshot + write_snapshot (snapshot.bin, schema v8, and its image)
+  2. snapshot   MutationAuthority.snapshot (snapshot.bin, schema v8, and its image)
   3. more       a few commands after the snapshot (pause/resume, actor heartbeats)
   4. crash      a child process recovers the dir and appends more of the workload; in the
                 middle of one write (half of the record on disk) it is killed (SIGKILL;
@@ -220,8 +220,7 @@ def play(directory: Path, *, tasks: int, workers: int, seed: int, crash_commands
         # 2. snapshot ---------------------------------------------------------------------
         _note("snapshot")
         t0 = time.perf_counter()
-        snapshot = build_snapshot(authority.reducer, clock())
-        write_snapshot(directory, snapshot)
+        snapshot = authority.snapshot(clock())  # reads under the lock, writes after it
         snapshot_sequence = int(snapshot["metadata"]["wal_sequence"])
         phases.append(_phase("snapshot (build + write)", snapshot_sequence, _snapshot_bytes(directory),
                              time.perf_counter() - t0))  # fmt: skip

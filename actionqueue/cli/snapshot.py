@@ -8,7 +8,7 @@ import sys
 import time
 
 from ..recovery import open as recover
-from ..snapshot import build_snapshot, write_snapshot
+from ..snapshot import snapshot_path
 from ._common import data_dir, fmt_bytes, progress
 
 NAME = "snapshot"
@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with recover(directory) as store:
             report = store.report
-            snap = build_snapshot(store.reducer, ts)
-            path = write_snapshot(directory, snap)
+            snap = store.snapshot(ts)  # the log synced first; validated once
+            path = snapshot_path(directory)
     finally:
         bar.close()
     meta = snap["metadata"]
