@@ -18,6 +18,7 @@ from ._bulk import gc_paused
 from .errors import ActionQueueError
 from .reducer import ReducerError, ReplayReducer
 from . import snapshot as snapshot_module
+from ._image import ImageError, image_path
 from .snapshot import SnapshotError, reducer_from_image
 from .wal import Durability, Layout, RepairPolicy, TornTail, WalReader, WalWriter, fsync_dir
 
@@ -166,21 +167,14 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
     _prepare(data_dir)
     writer = WalWriter(data_dir, repair_policy, durability, layout=layout, **writer_options)
     try:
-        reducer, snap_seq, snap_error, source = (
-            _load_snapshot(data_dir, None, write_image=True) if use_snapshot else (None, 0, None, None)
-        )
-        loaded = reducer is not None
-        wal_last = writer.current_sequence
-        if loaded and snap_seq > wal_last:
-            if wal_last != 0:
-                raise RecoveryError(
-                    f"the snapshot of {data_dir} is at sequence {snap_seq}, beyond the log's last {wal_last}"
-                )
-            log.warning("%s: the log is empty; events before the snapshot's %d are not recoverable", data_dir, snap_seq)
-            writer._advance_to(snap_seq)  # appends continue above the snapshot
-        if reducer is None:
-            reducer = ReplayReducer()
-        applied = _replay_tail(reducer, data_dir, snap_seq, writer=writer)
+        try:
+            reducer, snap_seq, snap_error, source, loaded, applied = _recover(data_dir, writer, use_snapshot)
+        except ImageError as exc:
+            # a record of the image failed its checks when the tail replay first used it
+            # (its digest held: a forged file or a bug): drop the image, use snapshot.bin
+            log.warning("%s: the snapshot image is unusable (%s); removing it, reading snapshot.bin", data_dir, exc)
+            image_path(data_dir).unlink(missing_ok=True)
+            reducer, snap_seq, snap_error, source, loaded, applied = _recover(data_dir, writer, use_snapshot)
     except BaseException:
         writer.close()
         raise
@@ -196,6 +190,26 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
     )
     log.info("recovered %s: snapshot at %d, %d WAL events replayed", data_dir, snap_seq, applied)
     return Store(data_dir, reducer, writer, report)
+
+
+def _recover(data_dir: Path, writer: WalWriter, use_snapshot: bool) -> tuple:
+    """``(reducer, snapshot sequence, snapshot error, source, loaded, events applied)``."""
+    reducer, snap_seq, snap_error, source = (
+        _load_snapshot(data_dir, None, write_image=True) if use_snapshot else (None, 0, None, None)
+    )
+    loaded = reducer is not None
+    wal_last = writer.current_sequence
+    if loaded and snap_seq > wal_last:
+        if wal_last != 0:
+            raise RecoveryError(
+                f"the snapshot of {data_dir} is at sequence {snap_seq}, beyond the log's last {wal_last}"
+            )
+        log.warning("%s: the log is empty; events before the snapshot's %d are not recoverable", data_dir, snap_seq)
+        writer._advance_to(snap_seq)  # appends continue above the snapshot
+    if reducer is None:
+        reducer = ReplayReducer()
+    applied = _replay_tail(reducer, data_dir, snap_seq, writer=writer)
+    return reducer, snap_seq, snap_error, source, loaded, applied
 
 
 def replay_to(data_dir, sequence: int, *, use_snapshot: bool = True) -> ReplayReducer:

@@ -395,3 +395,37 @@ def test_store_snapshot_syncs_the_log_first(tmp_path, monkeypatch) -> None:
     assert aq.snapshot.snapshot_path(tmp_path).read_bytes() == before
     store.writer._poisoned = None
     store.close()
+
+
+def test_open_falls_back_to_the_json_when_an_image_record_is_bad(tmp_path) -> None:
+    """An image whose digest holds but whose record fails its checks when the tail replay
+    first reads it: open() drops the image and recovers from snapshot.bin instead."""
+    import xxhash
+
+    from actionqueue import _image
+
+    S = aq.RunState
+    t, rid = aq.TaskId.new(), aq.RunId.new()
+    events = [
+        aq.WalEvent(1, aq.TaskCreated(aq.TaskSpec(t), 1)),
+        aq.WalEvent(2, aq.RunCreated(aq.RunInstance(rid, t, S.SCHEDULED, None, 0, 5, 5, 0, 5))),
+        aq.WalEvent(3, aq.RunStateChanged(rid, S.SCHEDULED, S.READY, 6)),
+    ]
+    write_log(tmp_path, events)
+    red = aq.ReplayReducer()
+    red.apply_all(events[:2])
+    aq.write_snapshot(tmp_path, aq.build_snapshot(red, 100))
+    path = _image.image_path(tmp_path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b'"attempt_count":0')
+    data[at + 16 : at + 17] = b"7"
+    fields = list(_image._HEADER.unpack_from(data))
+    fields[7] = xxhash.xxh3_128_digest(bytes(data[_image._HEADER.size :]))
+    data[: _image._HEADER.size] = _image._HEADER.pack(*fields)
+    path.write_bytes(bytes(data))
+    with recovery.open(tmp_path) as store:
+        assert store.report.snapshot_source == "json" and store.report.wal_events_applied == 1
+        assert store.reducer.get_run_state(rid) is S.READY
+    with recovery.open(tmp_path) as store:  # the image was rewritten from the JSON
+        assert store.report.snapshot_source == "image"
+        assert store.reducer.get_run_state(rid) is S.READY
