@@ -872,43 +872,33 @@ class ReplayReducer:
 
     # ---- tasks and runs still in a snapshot image -------------------------------------
     # A take and the insert after it happen under the image's lock, and the dict is looked
-    # at again under it: reads take records, and concurrent readers are allowed.
+    # at again under it (by name: a thaw may have replaced it): reads take records, and
+    # concurrent readers are allowed.
+    def _take_cold(self, name: str, key: Any, take: Any) -> Any:
+        cold = self._cold
+        if cold is None:
+            return None
+        with cold.lock:
+            hot = getattr(self, name)
+            value = hot.get(key)
+            if value is None and self._cold is cold:
+                value = take(key)
+                if value is not None:
+                    hot[key] = value
+        return value
+
     def _cold_run(self, run_id: RunId) -> _Run | None:
         """The run from the snapshot image (moved into the projection), or None."""
         cold = self._cold
-        if cold is None:
-            return None
-        with cold.lock:
-            rec = self._runs.get(run_id)
-            if rec is None and self._cold is cold:
-                rec = cold.take_run(run_id)
-                if rec is not None:
-                    self._runs[run_id] = rec
-        return rec
+        return None if cold is None else self._take_cold("_runs", run_id, cold.take_run)
 
     def _cold_task(self, task_id: TaskId) -> _Task | None:
         cold = self._cold
-        if cold is None:
-            return None
-        with cold.lock:
-            task = self._tasks.get(task_id)
-            if task is None and self._cold is cold:
-                task = cold.take_task(task_id)
-                if task is not None:
-                    self._tasks[task_id] = task
-        return task
+        return None if cold is None else self._take_cold("_tasks", task_id, cold.take_task)
 
     def _cold_runs_of_task(self, task_id: TaskId) -> list[RunId] | None:
         cold = self._cold
-        if cold is None:
-            return None
-        with cold.lock:
-            ids = self._runs_by_task.get(task_id)
-            if ids is None and self._cold is cold:
-                ids = cold.take_runs_of_task(task_id)
-                if ids is not None:
-                    self._runs_by_task[task_id] = ids
-        return ids
+        return None if cold is None else self._take_cold("_runs_by_task", task_id, cold.take_runs_of_task)
 
     def _run_rec(self, run_id: RunId) -> _Run | None:
         rec = self._runs.get(run_id)

@@ -380,16 +380,7 @@ class Checkpoint:
 
     def write(self, wal_dir: Path) -> None:
         """Atomically (temp file, fsync, rename, fsync of the directory)."""
-        data = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
-        tmp = wal_dir / (CHECKPOINT_NAME + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, wal_dir / CHECKPOINT_NAME)
-        fsync_dir(wal_dir)
+        _atomic_write(wal_dir / CHECKPOINT_NAME, json.dumps(dataclasses.asdict(self), sort_keys=True).encode())
 
 
 def validate_file(path, *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> ValidationReport:
