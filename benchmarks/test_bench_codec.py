@@ -24,18 +24,7 @@ import actionqueue as aq  # noqa: E402
 
 import workload  # noqa: E402
 
-BENCH_TASKS = int(os.environ.get("AQ_BENCH_TASKS", "3226"))
-ROUNDS = int(os.environ.get("AQ_BENCH_ROUNDS", "7"))
-
-
-@pytest.fixture(scope="module")
-def wal() -> bytes:
-    return workload.reference_buffer(BENCH_TASKS)
-
-
-@pytest.fixture(scope="module")
-def events(wal):
-    return aq.decode_batch(wal)
+from conftest import BENCH_TASKS, ROUNDS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ import pytest
 
 pytest.importorskip("pytest_benchmark")
 
-import workload
 from wal_compare import sealed_segment, write_sealed
 
 import actionqueue as aq
@@ -29,20 +28,9 @@ from actionqueue import _wal
 from actionqueue.scan import SegmentScanner
 from actionqueue.wal import Durability, WalReader, WalWriter
 
-BENCH_TASKS = int(os.environ.get("AQ_BENCH_TASKS", "3226"))
-ROUNDS = int(os.environ.get("AQ_BENCH_ROUNDS", "7"))
+from conftest import ROUNDS  # noqa: E402
 #: events in the per-event append benchmark (each round opens a new writer)
 APPEND_ONE_N = int(os.environ.get("AQ_BENCH_APPEND_N", "20000"))
-
-
-@pytest.fixture(scope="module")
-def wal() -> bytes:
-    return workload.reference_buffer(BENCH_TASKS)
-
-
-@pytest.fixture(scope="module")
-def events(wal):
-    return aq.decode_batch(wal)
 
 
 @pytest.fixture(scope="module")

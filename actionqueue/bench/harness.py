@@ -212,3 +212,46 @@ class Report:
         """Everything recorded, JSON-ready."""
         return {"rows": self.rows, "ratios": self.ratios, "goals": self.goals, "skipped": self.skipped, **self.extra}
 
+
+
+# ------------------------------------------------------------------- the benchmarks/ scripts
+def script_arguments(ap: Any) -> None:
+    """The options every ``benchmarks/*.py`` script takes (workload, samples, JSON)."""
+    base = BenchConfig()
+    ap.add_argument("--tasks", type=int, default=base.tasks, help="tasks (31 events each); default the full 32,258")
+    ap.add_argument("--seed", type=int, default=base.seed)
+    ap.add_argument("--repeat", type=int, default=base.repeat, help="samples per measurement (median reported)")
+    ap.add_argument("--no-cache", action="store_true", help="regenerate the workload instead of using the disk cache")
+    ap.add_argument("--json", action="store_true", help="print JSON on stdout (the human table goes to stderr)")
+
+
+def run_script(section: Callable[[Report], None], args: Any, config: BenchConfig, *, unit: str = "MB",
+               json_extra: dict[str, Any] | None = None) -> int:
+    """Run one section for a ``benchmarks/*.py`` script: the table (on stderr with
+    ``--json``), the load average before and after, and the JSON on stdout."""
+    import json
+    import os
+    import platform
+
+    import actionqueue as aq
+
+    t_start = time.perf_counter()
+    rep = Report(sys.stderr if args.json else sys.stdout, unit=unit, config=config)
+    load = os.getloadavg()
+    rep.say(f"timing: median of {args.repeat}, gc disabled inside samples; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    if load[0] > 0.5:
+        rep.say("WARNING: the machine is busy (load average > 0.5); other processes share the CPUs, expect noisy figures")
+    rep.extra["loadavg_start"] = load
+    try:
+        section(rep)
+    finally:
+        rep.close()
+    total = time.perf_counter() - t_start
+    rep.extra["loadavg_end"] = os.getloadavg()
+    rep.say(f"\n# total {total:.0f} s; load average now {rep.extra['loadavg_end'][0]:.2f}")
+    if args.json:
+        out = {"python": platform.python_version(), "backend": aq.backend, "repeat": args.repeat,
+               **(json_extra or {}), "total_s": total, **rep.to_json()}
+        json.dump(out, sys.stdout, indent=1)
+        print()
+    return 0
