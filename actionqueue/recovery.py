@@ -9,6 +9,7 @@ the end. :func:`replay_to` rebuilds the state as it was at a past sequence.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from .reducer import ReducerError, ReplayReducer
 from . import snapshot as snapshot_module
 from ._image import ImageError, image_path
 from .snapshot import SnapshotError, reducer_from_image
-from .wal import Durability, Layout, RepairPolicy, TornTail, WalReader, WalWriter, fsync_dir
+from ._wal_common import DEFAULT_MAX_PAYLOAD
+from .wal import Durability, Layout, RepairPolicy, TornTail, WalReader, WalWriter, _first_sequence, fsync_dir, log_files
 
 log = logging.getLogger("actionqueue.recovery")
 
@@ -212,13 +214,49 @@ def _recover(data_dir: Path, writer: WalWriter, use_snapshot: bool) -> tuple:
     return reducer, snap_seq, snap_error, source, loaded, applied
 
 
+#: A snapshot's JSON is parsed about this many times slower per byte than the log replays.
+_JSON_COST_PER_LOG_BYTE = 5
+
+
+def json_snapshot_costs_more_than_replay(data_dir) -> bool:
+    """Whether reading the data dir's ``snapshot.bin`` (no usable image: its JSON would be
+    parsed) would take longer than replaying the whole log, and the log is whole (its
+    first record has sequence 1, so a full replay gives the same state).
+
+    Read-only callers (:func:`replay_to`, the CLI's ``inspect``/``stats``) then replay the
+    log instead: they cannot write the image that makes the next read fast, as
+    :func:`open` does. (Judged by sizes: about 5x the log's bytes in JSON.)
+    """
+    data_dir = Path(data_dir)
+    try:
+        json_bytes = snapshot_module.snapshot_path(data_dir).stat().st_size
+        files = log_files(data_dir)
+        if not files:
+            return False
+        log_bytes = sum(f.stat().st_size for f in files)
+        if json_bytes * _JSON_COST_PER_LOG_BYTE <= log_bytes or image_path(data_dir).exists():
+            return False
+        with builtins.open(files[0], "rb") as f:
+            head = f.read(12)
+            if len(head) < 12:
+                return False
+            buf = head + f.read(int.from_bytes(head[4:8], "little"))
+    except OSError:
+        return False
+    return _first_sequence(buf, DEFAULT_MAX_PAYLOAD) == 1
+
+
 def replay_to(data_dir, sequence: int, *, use_snapshot: bool = True) -> ReplayReducer:
     """The projection as it was after the last event with a sequence <= ``sequence``.
 
     Read-only (no writer, no repair); uses the snapshot when it is not newer than
-    ``sequence``. Handy for debugging: what did the state look like back then?
+    ``sequence`` (and, without an image, when parsing its JSON is not slower than
+    replaying the whole log: :func:`json_snapshot_costs_more_than_replay`). Handy for
+    debugging: what did the state look like back then?
     """
     data_dir = Path(data_dir)
+    if use_snapshot and json_snapshot_costs_more_than_replay(data_dir):
+        use_snapshot = False
     reducer, snap_seq, _, _ = _load_snapshot(data_dir, sequence) if use_snapshot else (None, 0, None, None)
     if reducer is None:
         reducer = ReplayReducer()

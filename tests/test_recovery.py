@@ -429,3 +429,35 @@ def test_open_falls_back_to_the_json_when_an_image_record_is_bad(tmp_path) -> No
     with recovery.open(tmp_path) as store:  # the image was rewritten from the JSON
         assert store.report.snapshot_source == "image"
         assert store.reducer.get_run_state(rid) is S.READY
+
+
+def test_read_only_replays_skip_a_json_snapshot_slower_than_the_log(tmp_path) -> None:
+    """Without an image, replay_to (which may not write one) replays a whole log rather
+    than parse a snapshot JSON bigger than it; same state either way."""
+    from actionqueue._image import image_path
+    from actionqueue.recovery import json_snapshot_costs_more_than_replay
+
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 11)]
+    write_log(tmp_path, events)
+    full = aq.ReplayReducer()
+    full.apply_all(events)
+    r = aq.ReplayReducer()
+    r.apply_all(events[:6])
+    aq.write_snapshot(tmp_path, aq.build_snapshot(r, 100), image=False)
+    assert json_snapshot_costs_more_than_replay(tmp_path)  # ~1.3 KB of JSON, ~0.2 KB of log
+    assert state(recovery.replay_to(tmp_path, 10)) == state(full)
+    assert state(recovery.replay_to(tmp_path, 6)) == state(r)
+    aq.write_snapshot(tmp_path, aq.build_snapshot(r, 100))  # with its image: use it
+    assert image_path(tmp_path).exists() and not json_snapshot_costs_more_than_replay(tmp_path)
+    assert state(recovery.replay_to(tmp_path, 10)) == state(full)
+
+
+def test_a_log_that_does_not_start_at_one_keeps_its_snapshot(tmp_path) -> None:
+    from actionqueue.recovery import json_snapshot_costs_more_than_replay
+
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(5, 11)]
+    write_log(tmp_path, events)
+    r = aq.ReplayReducer()
+    r.apply_all(events[:2])
+    aq.write_snapshot(tmp_path, aq.build_snapshot(r, 100), image=False)
+    assert not json_snapshot_costs_more_than_replay(tmp_path)  # events 1-4 are only in the snapshot

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import _model
+from ..recovery import json_snapshot_costs_more_than_replay
 from ..reducer import ReducerError, ReplayReducer
 from ..snapshot import (
     SnapshotError,
@@ -205,6 +206,8 @@ def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: 
     reducer: ReplayReducer | None = None
     snap_seq = 0
     snap_error: str | None = None
+    if use_snapshot and json_snapshot_costs_more_than_replay(directory):
+        use_snapshot = False  # no image, and parsing the JSON would take longer than the log
     if use_snapshot:
         image = reducer_from_image(directory)  # read-only; tasks and runs read on first use
         if image is not None and (until is None or image.latest_sequence <= until):
