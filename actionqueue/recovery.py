@@ -26,7 +26,7 @@ from .wal import Durability, Layout, RepairPolicy, TornTail, WalReader, WalWrite
 
 log = logging.getLogger("actionqueue.recovery")
 
-__all__ = ["RecoveryError", "RecoveryReport", "Store", "open", "replay_to"]
+__all__ = ["RecoveryError", "RecoveryReport", "Store", "open", "read_snapshot", "replay_to"]
 
 
 class RecoveryError(ActionQueueError):
@@ -120,12 +120,21 @@ def _replay_tail(
     return applied
 
 
-def _load_snapshot(
-    data_dir: Path, at_most: int | None, *, write_image: bool = False
+def read_snapshot(
+    data_dir, at_most: int | None = None, *, write_image: bool = False, read_only: bool = False
 ) -> tuple[ReplayReducer | None, int, str | None, str | None]:
-    """``(reducer, sequence, error, source)`` of a valid snapshot (reducer None if absent,
-    damaged or too new): from its image when there is a matching one, else from
-    ``snapshot.bin`` (and then, with ``write_image``, its image is written for next time)."""
+    """``(reducer, sequence, error, source)`` of the data dir's snapshot, for recovery:
+    the reducer is None when there is none, it is damaged (``error`` says why) or newer
+    than ``at_most``. Read from its image when there is a matching one (``source``
+    ``"image"``), else from ``snapshot.bin`` (``"json"``), parsed and validated once.
+
+    ``write_image``: after reading the JSON, write its image for next time (the caller
+    holds the writer). ``read_only``: a caller that cannot write the image skips a JSON
+    that would take longer than replaying the whole log
+    (:func:`json_snapshot_costs_more_than_replay`)."""
+    data_dir = Path(data_dir)
+    if read_only and json_snapshot_costs_more_than_replay(data_dir):
+        return None, 0, None, None
     reducer = reducer_from_image(data_dir)
     if reducer is not None and (at_most is None or reducer.latest_sequence <= at_most):
         return reducer, reducer.latest_sequence, None, "image"
@@ -197,7 +206,7 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
 def _recover(data_dir: Path, writer: WalWriter, use_snapshot: bool) -> tuple:
     """``(reducer, snapshot sequence, snapshot error, source, loaded, events applied)``."""
     reducer, snap_seq, snap_error, source = (
-        _load_snapshot(data_dir, None, write_image=True) if use_snapshot else (None, 0, None, None)
+        read_snapshot(data_dir, None, write_image=True) if use_snapshot else (None, 0, None, None)
     )
     loaded = reducer is not None
     wal_last = writer.current_sequence
@@ -255,9 +264,9 @@ def replay_to(data_dir, sequence: int, *, use_snapshot: bool = True) -> ReplayRe
     debugging: what did the state look like back then?
     """
     data_dir = Path(data_dir)
-    if use_snapshot and json_snapshot_costs_more_than_replay(data_dir):
-        use_snapshot = False
-    reducer, snap_seq, _, _ = _load_snapshot(data_dir, sequence) if use_snapshot else (None, 0, None, None)
+    reducer, snap_seq, _, _ = (
+        read_snapshot(data_dir, sequence, read_only=True) if use_snapshot else (None, 0, None, None)
+    )
     if reducer is None:
         reducer = ReplayReducer()
     try:

@@ -677,6 +677,24 @@ class _Actor:
         self.deregistered_at = None
 
 
+def _attempt_records(entries: Iterable[AttemptHistoryEntry]) -> list[_Attempt]:
+    """Attempt records from history entries (snapshot bootstrap)."""
+    out = []
+    for e in entries:
+        a = _Attempt(e.attempt_id, e.started_at)
+        a.finished_at, a.result, a.error, a.output = e.finished_at, e.result, e.error, e.output
+        out.append(a)
+    return out
+
+
+def _put_lease(rec: _Run, metadata: LeaseMetadata) -> None:
+    """Give ``rec`` the active lease ``metadata`` describes (snapshot bootstrap)."""
+    rec.lease_owner = metadata.owner
+    rec.lease_expiry = metadata.expiry
+    rec.lease_acquired_at = metadata.acquired_at
+    rec.lease_updated_at = metadata.updated_at
+
+
 _RUN_INSTANCE_SETTERS = tuple(RunInstance.__dict__[name].__set__ for name, _ in RunInstance.__aq_fields__)  # type: ignore[attr-defined]
 _new_object = object.__new__
 
@@ -1554,12 +1572,7 @@ class ReplayReducer:
 
     def set_attempt_history(self, run_id: RunId, attempts: Iterable[AttemptHistoryEntry]) -> None:
         """Bootstrap only: replace a run's attempt history."""
-        out = []
-        for e in attempts:
-            a = _Attempt(e.attempt_id, e.started_at)
-            a.finished_at, a.result, a.error, a.output = e.finished_at, e.result, e.error, e.output
-            out.append(a)
-        self._run_rec(run_id).attempts = out
+        self._run_rec(run_id).attempts = _attempt_records(attempts)
 
     def set_attempt_lineage_for_bootstrap(
         self, run_id: RunId, attempt_count: int, active_attempt_id: AttemptId | None
@@ -1571,11 +1584,7 @@ class ReplayReducer:
 
     def set_lease_for_bootstrap(self, run_id: RunId, metadata: LeaseMetadata) -> None:
         """Bootstrap only: set a run's active lease and its metadata."""
-        rec = self._run_rec(run_id)
-        rec.lease_owner = metadata.owner
-        rec.lease_expiry = metadata.expiry
-        rec.lease_acquired_at = metadata.acquired_at
-        rec.lease_updated_at = metadata.updated_at
+        _put_lease(self._run_rec(run_id), metadata)
 
     def set_latest_sequence_for_bootstrap(self, sequence: int) -> None:
         """Bootstrap only: set :attr:`latest_sequence` (the snapshot's WAL sequence)."""

@@ -66,8 +66,7 @@ from .reducer import (
     ReplayReducer,
     projection_to_snapshot_builtins,
 )
-from .reducer import _RUN_INSTANCE_SETTERS, _new_object
-from .reducer import _Attempt as _AttemptRecord
+from .reducer import _RUN_INSTANCE_SETTERS, _attempt_records, _new_object, _put_lease
 from .reducer import _Run as _RunRecord
 
 __all__ = [
@@ -898,18 +897,9 @@ def run_record(r: _Run) -> _RunRecord:
     rec.history = history
     rec.attempt_count = r.attempt_count
     rec.attempt_id = r.current_attempt_id if r.state is RunState.RUNNING else None
-    attempts = []
-    for e in r.attempts:
-        a = _AttemptRecord(e.attempt_id, e.started_at)
-        a.finished_at, a.result, a.error, a.output = e.finished_at, e.result, e.error, e.output
-        attempts.append(a)
-    rec.attempts = attempts
-    lease = r.lease
-    if lease is not None:
-        rec.lease_owner = lease.owner
-        rec.lease_expiry = lease.expiry
-        rec.lease_acquired_at = lease.acquired_at
-        rec.lease_updated_at = lease.updated_at
+    rec.attempts = _attempt_records(r.attempts)
+    if r.lease is not None:
+        _put_lease(rec, r.lease)
     return rec
 
 

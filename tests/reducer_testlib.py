@@ -6,8 +6,39 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aq_testlib import VECTORS_DIR, VECTORS_MISSING
+
 import actionqueue as aq
 from actionqueue.reducer import ReplayReducer, projection_to_snapshot_builtins
+
+#: Golden histories: ``valid/<name>/`` (with Rust's snapshot) and ``invalid/cases.json``.
+VALID_DIR = VECTORS_DIR / "replay" / "valid"
+INVALID_DIR = VECTORS_DIR / "replay" / "invalid"
+
+
+def valid_names() -> list:
+    """The names of the valid golden histories (one skipped param when vectors are missing)."""
+    if not VALID_DIR.is_dir():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=VECTORS_MISSING))]
+    return sorted(p.name for p in VALID_DIR.iterdir() if p.is_dir())
+
+
+def invalid_cases() -> list:
+    """The cases of ``invalid/cases.json`` as params (one skipped param when missing)."""
+    path = INVALID_DIR / "cases.json"
+    if not path.is_file():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=VECTORS_MISSING))]
+    cases = json.loads(path.read_text(encoding="utf-8"))
+    return [pytest.param(c, id=c["name"]) for c in cases]
+
+
+def invalid_case(name: str) -> dict:
+    """One case of ``invalid/cases.json`` by name."""
+    for c in json.loads((INVALID_DIR / "cases.json").read_text(encoding="utf-8")):
+        if c["name"] == name:
+            return c
+    raise KeyError(name)
 
 S = aq.RunState
 R = aq.AttemptResultKind

@@ -14,13 +14,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from aq_testlib import VECTORS_DIR, VECTORS_MISSING
+from aq_testlib import VECTORS_MISSING
 from reducer_testlib import (
+    INVALID_DIR,
+    VALID_DIR,
     S,
     deep_state,
     history_is_snapshot_valid,
+    invalid_case,
+    invalid_cases,
     load_jsonl_events,
     load_wal_events,
+    valid_names,
 )
 
 import actionqueue as aq
@@ -32,32 +37,6 @@ from actionqueue.reducer import (
 
 pytestmark = pytest.mark.vectors
 
-VALID_DIR = VECTORS_DIR / "replay" / "valid"
-INVALID_DIR = VECTORS_DIR / "replay" / "invalid"
-
-
-def _valid_names() -> list:
-    if not VALID_DIR.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=VECTORS_MISSING))]
-    return sorted(p.name for p in VALID_DIR.iterdir() if p.is_dir())
-
-
-def _invalid_cases() -> list:
-    path = INVALID_DIR / "cases.json"
-    if not path.is_file():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=VECTORS_MISSING))]
-    cases = json.loads(path.read_text(encoding="utf-8"))
-    return [pytest.param(c, id=c["name"]) for c in cases]
-
-
-def _case(name: str) -> dict:
-    cases = json.loads((INVALID_DIR / "cases.json").read_text(encoding="utf-8"))
-    for c in cases:
-        if c["name"] == name:
-            return c
-    raise KeyError(name)
-
-
 # =========================================================================================
 # Valid histories
 # =========================================================================================
@@ -68,7 +47,7 @@ SECTIONS = [
 ]
 
 
-@pytest.mark.parametrize("name", _valid_names())
+@pytest.mark.parametrize("name", valid_names())
 def test_valid_history_matches_rust_snapshot(name: str) -> None:
     d = VALID_DIR / name
     events = load_wal_events(d / "events.wal")
@@ -96,7 +75,7 @@ def test_valid_history_matches_rust_snapshot(name: str) -> None:
     assert json.dumps(got, ensure_ascii=False, separators=(",", ":")) == expected_text
 
 
-@pytest.mark.parametrize("name", _valid_names())
+@pytest.mark.parametrize("name", valid_names())
 def test_valid_history_read_api_agrees_with_snapshot(name: str) -> None:
     """The typed read API says what the snapshot says (spot checks per record kind)."""
     d = VALID_DIR / name
@@ -171,7 +150,7 @@ def test_v07_parent_child_mappings() -> None:
 # =========================================================================================
 # Invalid histories
 # =========================================================================================
-@pytest.mark.parametrize("case", _invalid_cases())
+@pytest.mark.parametrize("case", invalid_cases())
 def test_invalid_case_matches_rust_reducer(case: dict) -> None:
     wal_events = load_wal_events(INVALID_DIR / case["wal"])
     assert [e.to_builtins() for e in wal_events] == [
@@ -218,7 +197,7 @@ def test_invalid_case_matches_rust_reducer(case: dict) -> None:
 def _accepted(name: str) -> tuple[ReplayReducer, dict, dict]:
     if not INVALID_DIR.is_dir():
         pytest.skip(VECTORS_MISSING)
-    case = _case(name)
+    case = invalid_case(name)
     assert case["reducer_apply"]["ok"] and not case["snapshot_build"]["ok"]
     r = ReplayReducer()
     r.apply_all(load_wal_events(INVALID_DIR / case["wal"]))
@@ -323,7 +302,7 @@ def test_s06_ready_with_future_scheduled_at_is_snapshotable() -> None:
 def test_s07_control_case_snapshots_in_both() -> None:
     if not INVALID_DIR.is_dir():
         pytest.skip(VECTORS_MISSING)
-    case = _case("s07_engine_paused_after_bootstrap_ok")
+    case = invalid_case("s07_engine_paused_after_bootstrap_ok")
     assert case["snapshot_build"]["ok"]
     r = ReplayReducer()
     r.apply_all(load_wal_events(INVALID_DIR / case["wal"]))

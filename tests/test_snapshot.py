@@ -16,8 +16,8 @@ import struct
 import zlib
 
 import pytest
-from aq_testlib import VECTORS_DIR, VECTORS_MISSING
-from reducer_testlib import Events, R, S, load_wal_events, replay
+from aq_testlib import VECTORS_MISSING, frame
+from reducer_testlib import INVALID_DIR, VALID_DIR, Events, R, S, invalid_case, load_wal_events, replay, valid_names
 
 import actionqueue as aq
 from actionqueue.reducer import ReplayReducer, projection_to_snapshot_builtins
@@ -37,24 +37,13 @@ from actionqueue.snapshot import (
     write_snapshot,
 )
 
-VALID_DIR = VECTORS_DIR / "replay" / "valid"
-INVALID_DIR = VECTORS_DIR / "replay" / "invalid"
-
-
-def _valid_names() -> list:
-    if not VALID_DIR.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=VECTORS_MISSING))]
-    return sorted(p.name for p in VALID_DIR.iterdir() if p.is_dir())
-
-
 def _summary(name: str) -> dict:
     return json.loads((VALID_DIR / name / "summary.json").read_text(encoding="utf-8"))
 
 
-def _frame(payload: bytes, *, version: int = 4, length: int | None = None, crc: int | None = None) -> bytes:
-    return struct.pack(
-        "<III", version, len(payload) if length is None else length, zlib.crc32(payload) if crc is None else crc
-    ) + payload
+def _snapshot_frame(payload: bytes, **kw) -> bytes:
+    """A snapshot file: the WAL record framing with the snapshot's frame version 4."""
+    return frame(payload, **{"version": 4, **kw})
 
 
 def _same_projection(a: ReplayReducer, b: ReplayReducer) -> None:
@@ -66,7 +55,7 @@ def _same_projection(a: ReplayReducer, b: ReplayReducer) -> None:
 # Golden vectors
 # =========================================================================================
 @pytest.mark.vectors
-@pytest.mark.parametrize("name", _valid_names())
+@pytest.mark.parametrize("name", valid_names())
 def test_build_and_encode_match_rust(name: str) -> None:
     d = VALID_DIR / name
     summary = _summary(name)
@@ -83,7 +72,7 @@ def test_build_and_encode_match_rust(name: str) -> None:
 
 
 @pytest.mark.vectors
-@pytest.mark.parametrize("name", _valid_names())
+@pytest.mark.parametrize("name", valid_names())
 @pytest.mark.parametrize("file", ["snapshot.bin", "snapshot_rust_order.bin"])
 def test_rust_snapshot_loads_and_hydrates_losslessly(name: str, file: str) -> None:
     d = VALID_DIR / name
@@ -110,7 +99,7 @@ def _json_sorted(obj):
 
 
 @pytest.mark.vectors
-@pytest.mark.parametrize("name", _valid_names())
+@pytest.mark.parametrize("name", valid_names())
 def test_snapshot_after_every_prefix_then_continue(name: str, tmp_path) -> None:
     events = load_wal_events(VALID_DIR / name / "events.wal")
     full = replay(events)
@@ -187,19 +176,19 @@ def test_missing_and_empty_files_give_none(tmp_path) -> None:
 @pytest.mark.parametrize("cut", [1, 2, 3, 4, 5, 7, 8, 9, 11])
 def test_truncated_header_is_decode_error(tmp_path, cut: int) -> None:
     with pytest.raises(SnapshotDecodeError) as info:
-        _load_bytes(tmp_path, _frame(_good_payload())[:cut])
+        _load_bytes(tmp_path, _snapshot_frame(_good_payload())[:cut])
     assert info.value.kind == "DecodeError"
 
 
 def test_truncated_payload_is_io_error(tmp_path) -> None:
     with pytest.raises(SnapshotIoError) as info:
-        _load_bytes(tmp_path, _frame(_good_payload())[:-1])
+        _load_bytes(tmp_path, _snapshot_frame(_good_payload())[:-1])
     assert info.value.kind == "IoError"
 
 
 def test_wrong_version(tmp_path) -> None:
     with pytest.raises(IncompatibleVersion) as info:
-        _load_bytes(tmp_path, _frame(_good_payload(), version=5))
+        _load_bytes(tmp_path, _snapshot_frame(_good_payload(), version=5))
     assert (info.value.kind, info.value.expected, info.value.found) == ("IncompatibleVersion", 4, 5)
     # version is checked before the rest of the header is read
     with pytest.raises(IncompatibleVersion):
@@ -208,18 +197,18 @@ def test_wrong_version(tmp_path) -> None:
 
 def test_length_above_cap_refused_before_reading(tmp_path) -> None:
     with pytest.raises(SnapshotDecodeError):
-        _load_bytes(tmp_path, _frame(b"", length=MAX_SNAPSHOT_BYTES + 1))
+        _load_bytes(tmp_path, _snapshot_frame(b"", length=MAX_SNAPSHOT_BYTES + 1))
     with pytest.raises(SnapshotIoError):  # at the cap: read, and short
-        _load_bytes(tmp_path, _frame(b"", length=MAX_SNAPSHOT_BYTES))
+        _load_bytes(tmp_path, _snapshot_frame(b"", length=MAX_SNAPSHOT_BYTES))
 
 
 def test_crc_flipped(tmp_path) -> None:
     payload = _good_payload()
     stored = zlib.crc32(payload) ^ 1
     with pytest.raises(SnapshotCrcMismatch) as info:
-        _load_bytes(tmp_path, _frame(payload, crc=stored))
+        _load_bytes(tmp_path, _snapshot_frame(payload, crc=stored))
     assert (info.value.kind, info.value.expected, info.value.actual) == ("CrcMismatch", stored, zlib.crc32(payload))
-    flipped = bytearray(_frame(payload))
+    flipped = bytearray(_snapshot_frame(payload))
     flipped[20] ^= 0x40
     with pytest.raises(SnapshotCrcMismatch):
         _load_bytes(tmp_path, bytes(flipped))
@@ -232,20 +221,20 @@ def test_crc_flipped(tmp_path) -> None:
 )  # fmt: skip
 def test_bad_json_is_decode_error(tmp_path, payload: bytes) -> None:
     with pytest.raises(SnapshotDecodeError) as info:
-        _load_bytes(tmp_path, _frame(payload))
+        _load_bytes(tmp_path, _snapshot_frame(payload))
     assert info.value.kind == "DecodeError"
 
 
 def test_trailing_bytes_after_frame_are_ignored(tmp_path) -> None:
     payload = _good_payload()
-    assert _load_bytes(tmp_path, _frame(payload) + b"garbage") == json.loads(payload)
+    assert _load_bytes(tmp_path, _snapshot_frame(payload) + b"garbage") == json.loads(payload)
 
 
 def _mutated(tmp_path, change) -> SnapshotError:
     snap = json.loads(_good_payload())
     change(snap)
     with pytest.raises(SnapshotError) as info:
-        _load_bytes(tmp_path, _frame(json.dumps(snap).encode()))
+        _load_bytes(tmp_path, _snapshot_frame(json.dumps(snap).encode()))
     return info.value
 
 
@@ -295,7 +284,7 @@ def test_count_mismatch_through_validate_directly() -> None:
 def _case_round_trip(name: str, tmp_path) -> tuple[dict, dict]:
     if not INVALID_DIR.is_dir():
         pytest.skip(VECTORS_MISSING)
-    case = next(c for c in json.loads((INVALID_DIR / "cases.json").read_text(encoding="utf-8")) if c["name"] == name)
+    case = invalid_case(name)
     assert case["reducer_apply"]["ok"] and not case["snapshot_build"]["ok"]
     r = replay(load_wal_events(INVALID_DIR / case["wal"]))
     snap = build_snapshot(r, 1_800_000_000)

@@ -12,15 +12,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import _model
-from ..recovery import json_snapshot_costs_more_than_replay
+from ..recovery import read_snapshot
 from ..reducer import ReducerError, ReplayReducer
-from ..snapshot import (
-    SnapshotError,
-    load_snapshot,
-    reducer_from_image,
-    reducer_from_snapshot,
-    snapshot_path,
-)
+from ..snapshot import snapshot_path
 from ..wal import RUST_WAL_NAME, TornTail, WalCorruption, WalReader, log_files
 
 #: Exit code for problems found in the data (corruption, a log that does not replay, ...).
@@ -203,28 +197,9 @@ def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: 
     :class:`CliError`. (``actionqueue.replay_to`` does the same without progress or the
     report; this keeps a progress bar and tells the caller what it skipped.)
     """
-    reducer: ReplayReducer | None = None
-    snap_seq = 0
-    snap_error: str | None = None
-    if use_snapshot and json_snapshot_costs_more_than_replay(directory):
-        use_snapshot = False  # no image, and parsing the JSON would take longer than the log
-    if use_snapshot:
-        image = reducer_from_image(directory)  # read-only; tasks and runs read on first use
-        if image is not None and (until is None or image.latest_sequence <= until):
-            reducer, snap_seq = image, image.latest_sequence
-    if use_snapshot and reducer is None:
-        try:
-            snap = load_snapshot(directory)
-        except SnapshotError as exc:
-            snap, snap_error = None, f"{type(exc).__name__}: {exc}"
-        if snap is not None:
-            seq = int(snap["metadata"]["wal_sequence"])
-            if until is None or seq <= until:
-                try:
-                    reducer = reducer_from_snapshot(snap)
-                    snap_seq = seq
-                except (SnapshotError, ReducerError, ValueError) as exc:
-                    snap_error = f"{type(exc).__name__}: {exc}"
+    reducer, snap_seq, snap_error, _source = (
+        read_snapshot(directory, until, read_only=True) if use_snapshot else (None, 0, None, None)
+    )
     if reducer is None:
         reducer = ReplayReducer()
     applied = 0
