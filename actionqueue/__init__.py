@@ -54,6 +54,8 @@ decode_batch = _codec_impl.decode_batch
 crc32 = _codec_impl.crc32
 
 from .wal import (  # noqa: E402 - needs the codec chosen above
+    PayloadTooLarge,
+    SegmentMissing,
     Durability,
     Layout,
     MidLogCorruption,
@@ -68,7 +70,6 @@ from .wal import (  # noqa: E402 - needs the codec chosen above
     WalWriterError,
     WriterClosed,
     WriterPoisoned,
-    repair,
     validate_file,
     verify,
 )
@@ -93,7 +94,10 @@ from .snapshot import (  # noqa: E402
     write_snapshot,
 )
 
-from .recovery import RecoveryError, RecoveryReport, Store, replay_to  # noqa: E402
+from .errors import RepairRefused  # noqa: E402
+from . import scan  # noqa: E402 - a module that is also the function: aq.scan(dir) and aq.scan.scan(dir)
+from .log.scan import SegmentScanner  # noqa: E402
+from .recovery import RecoveryError, RecoveryReport, Store, repair, replay_to  # noqa: E402
 from .authority import (  # noqa: E402
     AuthorityPoisoned,
     CommandRejected,
@@ -138,6 +142,11 @@ __all__ = [  # noqa: PLE0604
     "TornTail",
     "MidLogCorruption",
     "SegmentError",
+    "SegmentMissing",
+    "PayloadTooLarge",
+    "RepairRefused",
+    "scan",
+    "SegmentScanner",
     "WalWriterError",
     "SequenceViolation",
     "WriterClosed",

@@ -766,7 +766,7 @@ class MutationAuthority:
                 self._writer.sync()
                 with gc_paused():
                     snapshot = projection_to_snapshot_builtins(self._reducer, self._now(timestamp))
-            write_snapshot(self._writer.data_dir, snapshot)
+            write_snapshot(self._writer.data_dir, snapshot, fs=self._writer.fs)
         return snapshot
 
     @property

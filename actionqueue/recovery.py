@@ -16,22 +16,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._bulk import gc_paused
-from .errors import ActionQueueError
+from .errors import RecoveryError, RepairRefused
 from .reducer import ReducerError, ReplayReducer
 from . import snapshot as snapshot_module
 from ._image import ImageError, image_path
 from .snapshot import SnapshotError, reducer_from_image
-from ._wal_common import DEFAULT_MAX_PAYLOAD
-from .wal import Durability, Layout, RepairPolicy, TornTail, WalReader, WalWriter, _first_sequence, fsync_dir, log_files
+from .errors import TornTail
+from .log.catalog import Catalog, Layout
+from .log.files import OS, Files
+from .log.format import DEFAULT_MAX_PAYLOAD
+from .log.reader import WalReader
+from .log.repair import Cut, RepairPlan, repair_log
+from .log.validate import first_sequence
+from .log.writer import Durability, RepairPolicy, WalWriter
 
 log = logging.getLogger("actionqueue.recovery")
 
-__all__ = ["RecoveryError", "RecoveryReport", "Store", "open", "read_snapshot", "replay_to"]
-
-
-class RecoveryError(ActionQueueError):
-    """The data dir cannot be recovered: the log does not replay, or a snapshot claims
-    more than the log holds."""
+__all__ = ["RecoveryError", "RecoveryReport", "Store", "open", "read_snapshot", "replay_to", "repair",
+           "require_log_start"]
 
 
 @dataclass(frozen=True)
@@ -85,16 +87,30 @@ class Store:
         return f"<Store {self.data_dir} sequence={self.reducer.latest_sequence}>"
 
 
-def _prepare(data_dir: Path) -> None:
+def _prepare(data_dir: Path, fs: Files) -> None:
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data dir {data_dir} does not exist")
     created = False
     for sub in ("wal", "snapshots"):
-        if not (data_dir / sub).exists():
-            (data_dir / sub).mkdir()
+        if not fs.exists(data_dir / sub):
+            fs.mkdir(data_dir / sub)
             created = True
     if created:
-        fsync_dir(data_dir)
+        fs.fsync_dir(data_dir)
+
+
+def require_log_start(data_dir: Path, base_sequence: int, snapshot_sequence: int, snapshot_error: str | None) -> None:
+    """Raise :class:`RecoveryError` unless the state can be rebuilt from the start: the log
+    holds every event above ``base_sequence`` only (earlier segments were removed, on
+    purpose or not), so a usable snapshot must reach at least that far."""
+    if snapshot_sequence >= base_sequence:
+        return
+    why = f" (the snapshot is unusable: {snapshot_error})" if snapshot_error else (
+        f" (the snapshot is at {snapshot_sequence})" if snapshot_sequence else " (there is no snapshot)")
+    raise RecoveryError(
+        f"the log of {data_dir} starts after sequence {base_sequence}: events 1..{base_sequence} are in no "
+        f"usable snapshot{why}; restore the snapshot or the removed segments"
+    )
 
 
 def _replay_tail(
@@ -121,7 +137,7 @@ def _replay_tail(
 
 
 def read_snapshot(
-    data_dir, at_most: int | None = None, *, write_image: bool = False, read_only: bool = False
+    data_dir, at_most: int | None = None, *, write_image: bool = False, read_only: bool = False, fs: Files = OS
 ) -> tuple[ReplayReducer | None, int, str | None, str | None]:
     """``(reducer, sequence, error, source)`` of the data dir's snapshot, for recovery:
     the reducer is None when there is none, it is damaged (``error`` says why) or newer
@@ -154,7 +170,7 @@ def read_snapshot(
         log.warning("ignoring the snapshot of %s: it does not hydrate: %s", data_dir, exc)
         return None, 0, f"{type(exc).__name__}: {exc}", None
     if write_image:
-        snapshot_module.write_image(data_dir, snapshot, frame)
+        snapshot_module.write_image(data_dir, snapshot, frame, fs)
     return reducer, sequence, None, "json"
 
 
@@ -165,6 +181,7 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
     durability: Durability | str = Durability.FSYNC,
     layout: Layout | str = Layout.SEGMENTED,
     use_snapshot: bool = True,
+    fs: Files = OS,
     **writer_options,
 ) -> Store:
     """Recover ``data_dir``: snapshot (if valid) + the WAL after it, and a writer at the end.
@@ -175,8 +192,8 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
     """
     started = time.perf_counter()
     data_dir = Path(data_dir)
-    _prepare(data_dir)
-    writer = WalWriter(data_dir, repair_policy, durability, layout=layout, **writer_options)
+    _prepare(data_dir, fs)
+    writer = WalWriter(data_dir, repair_policy, durability, layout=layout, fs=fs, **writer_options)
     try:
         try:
             reducer, snap_seq, snap_error, source, loaded, applied = _recover(data_dir, writer, use_snapshot)
@@ -184,7 +201,8 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
             # a record of the image failed its checks when the tail replay first used it
             # (its digest held: a forged file or a bug): drop the image, use snapshot.bin
             log.warning("%s: the snapshot image is unusable (%s); removing it, reading snapshot.bin", data_dir, exc)
-            image_path(data_dir).unlink(missing_ok=True)
+            if fs.exists(image_path(data_dir)):
+                fs.unlink(image_path(data_dir))
             reducer, snap_seq, snap_error, source, loaded, applied = _recover(data_dir, writer, use_snapshot)
     except BaseException:
         writer.close()
@@ -206,9 +224,10 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
 def _recover(data_dir: Path, writer: WalWriter, use_snapshot: bool) -> tuple:
     """``(reducer, snapshot sequence, snapshot error, source, loaded, events applied)``."""
     reducer, snap_seq, snap_error, source = (
-        read_snapshot(data_dir, None, write_image=True) if use_snapshot else (None, 0, None, None)
+        read_snapshot(data_dir, None, write_image=True, fs=writer.fs) if use_snapshot else (None, 0, None, None)
     )
     loaded = reducer is not None
+    require_log_start(data_dir, writer.base_sequence, snap_seq if loaded else 0, snap_error)
     wal_last = writer.current_sequence
     if loaded and snap_seq > wal_last:
         if wal_last != 0:
@@ -239,7 +258,7 @@ def json_snapshot_costs_more_than_replay(data_dir) -> bool:
     data_dir = Path(data_dir)
     try:
         json_bytes = snapshot_module.snapshot_path(data_dir).stat().st_size
-        files = log_files(data_dir)
+        files = Catalog.load(data_dir).files
         if not files:
             return False
         log_bytes = sum(f.stat().st_size for f in files)
@@ -252,7 +271,7 @@ def json_snapshot_costs_more_than_replay(data_dir) -> bool:
             buf = head + f.read(int.from_bytes(head[4:8], "little"))
     except OSError:
         return False
-    return _first_sequence(buf, DEFAULT_MAX_PAYLOAD) == 1
+    return first_sequence(buf, DEFAULT_MAX_PAYLOAD) == 1
 
 
 def replay_to(data_dir, sequence: int, *, use_snapshot: bool = True) -> ReplayReducer:
@@ -267,6 +286,7 @@ def replay_to(data_dir, sequence: int, *, use_snapshot: bool = True) -> ReplayRe
     reducer, snap_seq, _, _ = (
         read_snapshot(data_dir, sequence, read_only=True) if use_snapshot else (None, 0, None, None)
     )
+    require_log_start(data_dir, Catalog.load(data_dir).base_sequence, snap_seq if reducer is not None else 0, None)
     if reducer is None:
         reducer = ReplayReducer()
     try:
@@ -275,3 +295,73 @@ def replay_to(data_dir, sequence: int, *, use_snapshot: bool = True) -> ReplayRe
         pass  # an unfinished last record was never acknowledged: the state before it stands
     return reducer
 
+
+
+def repair(
+    data_dir,
+    *,
+    dry_run: bool = False,
+    truncate_at_damage: bool = False,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    fs: Files = OS,
+) -> RepairPlan:
+    """Remove damaged bytes from a data dir's log, keeping every valid record and a backup
+    of what goes (:func:`actionqueue.log.repair.repair_log`), and say what it costs.
+
+    Before anything changes, the repaired log is replayed through the reducer. A repair
+    whose cut leaves a log that no longer replays from its start is refused
+    (:class:`~actionqueue.errors.RepairRefused`, nothing changed) unless a usable
+    snapshot covers every cut range and the log replays from it; or pass
+    ``truncate_at_damage`` to cut the log at the first damage instead (everything after
+    it goes to the backup). :attr:`RepairPlan.replay` says which held. Must not run
+    while a writer is open (it takes the writer's lock)."""
+    data_dir = Path(data_dir)
+
+    def check(events, cuts: list[Cut]) -> str:
+        return _replay_verdict(data_dir, events, cuts)
+
+    return repair_log(data_dir, dry_run=dry_run, max_payload=max_payload, truncate_at_damage=truncate_at_damage,
+                      check=check, fs=fs)
+
+
+def _replay_from(reducer: ReplayReducer, batches, after: int) -> ReducerError | None:
+    with gc_paused():
+        for batch in batches:
+            try:
+                reducer.apply_all([e for e in batch if e.sequence > after] if after else batch)
+            except ReducerError as exc:
+                return exc
+    return None
+
+
+def _replay_verdict(data_dir: Path, events, cuts: list[Cut]) -> str:
+    """How the repaired log (``events()`` gives its batches) replays; raises
+    :class:`RepairRefused` when a cut breaks replay and no snapshot covers it."""
+    base = Catalog.load(data_dir).base_sequence
+    failure = _replay_from(ReplayReducer(), events(), 0) if base == 0 else None
+    if base == 0 and failure is None:
+        return "replays from its start"
+    mid = [c for c in cuts if c.before_sequence is not None]
+    first_cut = min((c.after_sequence or 0 for c in mid), default=None)
+    if failure is not None and (first_cut is None or (failure.sequence or 0) <= first_cut):
+        # it fails before any cut: the repair is not what breaks it
+        return f"does not replay from its start, as before the repair: {failure}"
+    if not mid:  # torn tails only: what is left is what replayed before
+        return f"starts after sequence {base}: replayable from a snapshot only"
+    reducer, snap_seq, snap_error, _ = read_snapshot(data_dir)
+    covered = reducer is not None and snap_seq >= base and all(c.before_sequence - 1 <= snap_seq for c in mid)
+    if covered:
+        failure = _replay_from(reducer, events(), snap_seq)
+        if failure is None:
+            return f"replays from the snapshot at sequence {snap_seq} (the cut ranges are below it)"
+    where = ", ".join(f"{c.path.name} offset {c.offset} (between sequences {c.after_sequence} and "
+                      f"{c.before_sequence})" for c in mid)
+    seq = getattr(failure, "sequence", None)
+    raise RepairRefused(
+        f"{data_dir}: cutting the damage at {where} leaves a log that does not replay"
+        + (f": sequence {seq} is rejected ({failure})" if failure else "")
+        + (f"; no usable snapshot covers the cut ({snap_error or 'none at or above it'})" if not covered else "")
+        + ". Nothing was changed. Restore the files, or truncate the log at the damage "
+        "(repair(..., truncate_at_damage=True); the CLI's --truncate-at-damage), keeping the rest in the backup",
+        seq,
+    )

@@ -57,6 +57,7 @@ from ._model import (
 )
 from ._transitions import is_valid_transition
 from .errors import ActionQueueError
+from .log.files import OS, Files, atomic_write
 from .reducer import (
     SNAPSHOT_SCHEMA_VERSION,
     SNAPSHOT_VERSION,
@@ -210,25 +211,8 @@ def encode_snapshot(snapshot: dict[str, Any]) -> bytes:
     return _HEADER.pack(version, len(payload), zlib.crc32(payload)) + payload
 
 
-def _replace_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``<target>.tmp``, fsync it and rename it over ``target`` (the
-    directory is not fsynced here). On failure the temporary file is removed."""
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-
-
-def write_snapshot(data_dir: str | os.PathLike, snapshot: dict[str, Any], *, image: bool = True) -> Path:
+def write_snapshot(data_dir: str | os.PathLike, snapshot: dict[str, Any], *, image: bool = True,
+                   fs: Files = OS) -> Path:
     """Validate, then atomically replace ``<data_dir>/snapshots/snapshot.bin``.
 
     Writes ``snapshot.bin.tmp`` (created or truncated; ``snapshots/`` created if missing),
@@ -243,28 +227,28 @@ def write_snapshot(data_dir: str | os.PathLike, snapshot: dict[str, Any], *, ima
     """
     with gc_paused():
         validate_snapshot(snapshot)
-        return _write_validated(data_dir, snapshot, image)
+        return _write_validated(data_dir, snapshot, image, fs)
 
 
-def _write_validated(data_dir: str | os.PathLike, snapshot: dict[str, Any], image: bool) -> Path:
-    from .wal import fsync_dir
-
+def _write_validated(data_dir: str | os.PathLike, snapshot: dict[str, Any], image: bool, fs: Files = OS) -> Path:
     with gc_paused():
         data = encode_snapshot(snapshot)
         target = snapshot_path(data_dir)
         directory = target.parent
-        directory.mkdir(parents=True, exist_ok=True)
+        if not fs.exists(directory):
+            fs.mkdir(directory)
+            fs.fsync_dir(directory.parent)
         # The old image goes first (durably): an image is used only when the frame of
         # snapshot.bin matches the one it names, and a crash between the renames must not
         # leave the old one beside a new snapshot.bin that happens to share its frame.
         stale = image_path(data_dir)
-        if stale.exists():
-            stale.unlink()
-            fsync_dir(directory)
-        _replace_atomically(target, data)
+        if fs.exists(stale):
+            fs.unlink(stale)
+            fs.fsync_dir(directory)
+        atomic_write(target, data, fs, sync_dir=False)
         if image:
-            _write_image_file(data_dir, snapshot, _HEADER.unpack_from(data))
-    fsync_dir(directory)
+            _write_image_file(data_dir, snapshot, _HEADER.unpack_from(data), fs)
+    fs.fsync_dir(directory)
     return target
 
 
@@ -287,38 +271,40 @@ def take_snapshot(
     raises and nothing is written)."""
     if timestamp is None:
         timestamp = int(time.time())
+    fs = OS
     if writer is not None:
         writer.sync()
+        fs = writer.fs
     snapshot = build_snapshot(reducer, timestamp)
-    _write_validated(data_dir, snapshot, image)
+    _write_validated(data_dir, snapshot, image, fs)
     return snapshot
 
 
-def _write_image_file(data_dir: str | os.PathLike, snapshot: dict[str, Any], frame: tuple[int, int, int]) -> bool:
+def _write_image_file(data_dir: str | os.PathLike, snapshot: dict[str, Any], frame: tuple[int, int, int],
+                      fs: Files = OS) -> bool:
     """Atomically (re)place the snapshot's image; on failure remove any stale one and log
     a warning (an image is a cache: the snapshot stands without it). True when written."""
     try:
-        _replace_atomically(image_path(data_dir), encode_image(snapshot, frame))
+        atomic_write(image_path(data_dir), encode_image(snapshot, frame), fs, sync_dir=False)
         return True
     except Exception as exc:  # noqa: BLE001 - a cache: the snapshot itself is written
         log.warning("could not write the snapshot image of %s: %s", data_dir, exc)
         try:
-            image_path(data_dir).unlink()
+            fs.unlink(image_path(data_dir))
         except OSError:
             pass
         return False
 
 
-def write_image(data_dir: str | os.PathLike, snapshot: dict[str, Any], frame: tuple[int, int, int]) -> bool:
+def write_image(data_dir: str | os.PathLike, snapshot: dict[str, Any], frame: tuple[int, int, int],
+                fs: Files = OS) -> bool:
     """Write the image of the valid ``snapshot`` already in ``snapshots/snapshot.bin`` with
     file frame ``frame`` (version, length, CRC-32), e.g. one Rust wrote, so that the next
     recovery reads it lazily. Durable on return (the directory is fsynced). Returns whether
     it was written (a failure is logged, never raised)."""
-    from .wal import fsync_dir
-
-    ok = _write_image_file(data_dir, snapshot, frame)
+    ok = _write_image_file(data_dir, snapshot, frame, fs)
     if ok:
-        fsync_dir(image_path(data_dir).parent)
+        fs.fsync_dir(image_path(data_dir).parent)
     return ok
 
 

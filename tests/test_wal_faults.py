@@ -414,6 +414,11 @@ def test_power_loss_keeps_acknowledged(data_dir, faults, kw, durability, seed) -
     """Power is lost just before a random fsync (or after the last append): whatever the
     files then hold, a reopen with TRUNCATE_PARTIAL has every event acknowledged before
     the cut, intact, in order, and takes appends that survive the next reopen."""
+    if kw.get("segment_bytes", 1 << 30) < 1 << 20:
+        # rotation replaces the MANIFEST atomically (a new inode renamed over the old):
+        # this path-and-inode model cannot restore a replaced file, so it builds states no
+        # disk can leave. tests/test_powerloss.py explores rotation with a model that can.
+        pytest.skip("rotating layouts: see tests/test_powerloss.py")
     rng = random.Random(seed * 7919 + {"fsync": 1, "group": 2, "none": 3}[durability.value])
     n = rng.randrange(5, 60)
     cut = PowerLoss(faults, nth=rng.randrange(1, n + 8))

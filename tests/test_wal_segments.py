@@ -159,7 +159,7 @@ def test_rust_layout_is_kept_for_an_existing_rust_log(tmp_path) -> None:
         for i in range(1, 50):
             writer.append(lease(i))
         assert writer.layout is wal.Layout.RUST
-    assert sorted(os.listdir(tmp_path / "wal")) == [wal.CHECKPOINT_NAME, "LOCK", wal.RUST_WAL_NAME]
+    assert sorted(os.listdir(tmp_path / "wal")) == [wal.CHECKPOINT_NAME, "LOCK", wal.MANIFEST_NAME, wal.RUST_WAL_NAME]
 
 
 @pytest.mark.parametrize("durability", list(wal.Durability))
@@ -220,8 +220,10 @@ def test_a_clean_close_spares_the_next_open_the_walk(tmp_path, monkeypatch, layo
         size = writer.size
     ckpt = wal.Checkpoint.read(tmp_path / "wal", writer.path)
     assert ckpt is not None and (ckpt.length, ckpt.records, ckpt.first_sequence, ckpt.last_sequence) == (size, 29, 1, 29)
-    spy = _WalkSpy(wal._walker)
-    monkeypatch.setattr(wal, "_walker", spy)
+    from actionqueue.log import validate as _validate
+
+    spy = _WalkSpy(_validate.walker)
+    monkeypatch.setattr(_validate, "walker", spy)
     with wal.WalWriter(tmp_path) as writer:
         assert writer.current_sequence == 29 and writer.size == size
         assert spy.starts[0] == size  # nothing before the checkpoint walked again
@@ -284,8 +286,10 @@ def test_the_checkpoint_serves_after_a_rotation(tmp_path, monkeypatch) -> None:
         for i in range(1, 51):
             w.append(lease(i))
     assert len(list((tmp_path / "wal").glob("*.seg"))) > 1
-    spy = _WalkSpy(wal._walker)
-    monkeypatch.setattr(wal, "_walker", spy)
+    from actionqueue.log import validate as _validate
+
+    spy = _WalkSpy(_validate.walker)
+    monkeypatch.setattr(_validate, "walker", spy)
     ckpt = json.loads((tmp_path / "wal" / wal.CHECKPOINT_NAME).read_bytes())
     with wal.WalWriter(tmp_path, segment_bytes=300) as w:
         assert w.current_sequence == 50

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import _model
-from ..recovery import read_snapshot
+from ..log.catalog import Catalog
+from ..recovery import read_snapshot, require_log_start
 from ..reducer import ReducerError, ReplayReducer
 from ..snapshot import snapshot_path
 from ..wal import RUST_WAL_NAME, TornTail, WalCorruption, WalReader, log_files
@@ -200,6 +201,10 @@ def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: 
     reducer, snap_seq, snap_error, _source = (
         read_snapshot(directory, until, read_only=True) if use_snapshot else (None, 0, None, None)
     )
+    base = Catalog.load(directory).base_sequence if directory.is_dir() else 0
+    if reducer is None and base and not use_snapshot:  # the log alone cannot say: try the snapshot
+        reducer, snap_seq, snap_error, _source = read_snapshot(directory, until, read_only=False)
+    require_log_start(directory, base, snap_seq if reducer is not None else 0, snap_error)
     if reducer is None:
         reducer = ReplayReducer()
     applied = 0
@@ -211,7 +216,9 @@ def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: 
             try:
                 reducer.apply(event)
             except ReducerError as exc:
-                raise CliError(f"{directory}: the log does not replay at sequence {event.sequence}: {exc}") from None
+                origin = f"the snapshot at {snap_seq}" if snap_seq else "its first record"
+                raise CliError(f"{directory}: the log does not replay from {origin}: sequence "
+                               f"{event.sequence} ({type(event.event).__name__}) is rejected: {exc}") from None
             applied += 1
     except TornTail as exc:
         torn = exc

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..wal import repair
+from ..recovery import repair
 from ._common import CliError, data_dir, fmt_bytes, usage_error
 
 NAME = "repair"
@@ -19,7 +19,13 @@ records is cut out up to the next valid record. What would be cut is shown first
 terminal you are asked to confirm, otherwise --yes is required. The removed bytes are
 saved in wal/repair-backup/ before any file is rewritten (atomically). A record whose
 sequence does not increase is valid data out of order: it is reported, never cut.
-Do not run it while a writer has the data dir open (it takes the writer's lock).
+
+Before anything changes the repaired log is replayed through the reducer: a cut that
+leaves a log that no longer replays from its start is refused, unless a usable snapshot
+covers the cut; --truncate-at-damage cuts the log at the first damage instead (all that
+follows goes to the backup). A segment whose first records are cut takes the name of its
+new first sequence. Do not run it while a writer has the data dir open (it takes the
+writer's lock).
 """
 
 
@@ -28,13 +34,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", help="data dir")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask; cut what the dry run shows")
     p.add_argument("-n", "--dry-run", action="store_true", help="only show what would be cut")
+    p.add_argument("--truncate-at-damage", action="store_true",
+                   help="cut the log at its first damage, everything after it (kept in the backup)")
 
 
-def _show(results: list[Any], out: Any) -> None:
+def _show(results: Any, out: Any) -> None:
     for r in results:
-        out.write(f"{r.path}: {len(r.cuts)} cut(s), {fmt_bytes(r.bytes_cut)}; {r.records_kept:,} valid records kept\n")
+        fate = "removed whole" if r.removed else f"{r.records_kept:,} valid records kept"
+        renamed = f", renamed {r.new_path.name}" if r.new_path is not None else ""
+        out.write(f"{r.path}: {len(r.cuts)} cut(s), {fmt_bytes(r.bytes_cut)}; {fate}{renamed}\n")
         for offset, length in r.cuts:
             out.write(f"  cut offset {offset}, {length} bytes\n")
+    if getattr(results, "replay", None):
+        out.write(f"afterwards the log {results.replay}\n")
 
 
 def _confirm(question: str) -> bool:
@@ -49,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Repair the data dir (after confirmation); exit 0 when it is clean afterwards."""
     directory = data_dir(args.dir)
     out = sys.stdout
-    plan = repair(directory, dry_run=True)
+    plan = repair(directory, dry_run=True, truncate_at_damage=args.truncate_at_damage)
     if not plan:
         out.write(f"{directory}: nothing to repair\n")
         return 0
@@ -64,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             raise usage_error("refusing to repair without --yes: standard input is not a terminal")
         if not _confirm(f"Cut {fmt_bytes(total)} from {len(plan)} file(s)? A backup goes to wal/repair-backup/."):
             raise CliError("not repaired")
-    done = repair(directory)
+    done = repair(directory, truncate_at_damage=args.truncate_at_damage)
     for r in done:
         out.write(f"repaired {r.path}: cut {fmt_bytes(r.bytes_cut)}, backup in {r.backup}\n")
     if [(r.path, r.cuts) for r in done] != [(r.path, r.cuts) for r in plan]:

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import _model, segments
+from .. import _model
 from ..reducer import ReplayReducer
 from ..scan import SegmentScanner
 from ..snapshot import SnapshotError, load_snapshot
-from ..wal import WalCorruption, detect_layout, log_files
+from ..log.catalog import Catalog
+from ..wal import WalCorruption, detect_layout
 from ._common import (
     data_dir,
     describe_corruption,
@@ -48,7 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _scan_log(directory: Path) -> dict[str, Any]:
     """Per-file and per-kind numbers from a columnar scan of every file of the log."""
-    files = log_files(directory)
+    segs = Catalog.load(directory).segments
+    files = [s.path for s in segs]
     total_bytes = sum(f.stat().st_size for f in files)
     counts = np.zeros(len(_model.EVENT_TYPES), dtype=np.int64)
     out_files = []
@@ -57,9 +59,9 @@ def _scan_log(directory: Path) -> dict[str, Any]:
     problem: WalCorruption | None = None
     bar = progress(total_bytes, "scanning", "B", unit_scale=True)
     try:
-        for path in files:
+        for segment in segs:
+            path, seal = segment.path, segment.seal
             size = path.stat().st_size
-            seal = segments.Segment(path, 0).read_seal() if path.suffix == segments.SEGMENT_SUFFIX else None
             with SegmentScanner(path) as scanner:
                 try:
                     cols = scanner.columns(prev_sequence=prev)

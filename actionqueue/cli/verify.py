@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import RecoveryError
 from ..snapshot import SnapshotError, load_snapshot
 from ..wal import TornTail, WalCorruption, verify
 from ._common import (
@@ -26,7 +27,9 @@ Check a data dir without changing it: sealed segments against their seal (length
 xxh3-128 digest; --decode-sealed decodes them record by record as well), the active
 segment or a Rust single-file log record by record (framing, CRC-32, payload, increasing
 sequences), and the snapshot (frame, CRC-32, JSON, schema checks, and that its sequence is
-not beyond the log's). --replay also replays the log through the reducer.
+not beyond the log's). --replay also replays the log through the reducer, from the log's
+first record (from the snapshot with --from-snapshot, or when the log starts after one),
+and names the first event replay rejects.
 
 Exit 0 when everything is clean; 1 with the first problem's file, offset and kind.
 A torn tail (a crash in the middle of an append) is repaired by 'actionqueue repair'.
@@ -38,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", help="data dir")
     p.add_argument("--decode-sealed", action="store_true", help="also decode sealed segments record by record")
     p.add_argument("--replay", action="store_true", help="also replay the log through the reducer (read-only)")
+    p.add_argument("--from-snapshot", action="store_true",
+                   help="with --replay: start from the snapshot instead of the log's first record")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when clean")
 
@@ -46,7 +51,8 @@ def _problem(file: Path | str | None, offset: int | None, kind: str, message: st
     return {"file": None if file is None else str(file), "offset": offset, "kind": kind, "message": message, **extra}
 
 
-def check(directory: Path, *, decode_sealed: bool = False, replay: bool = False) -> dict[str, Any]:
+def check(directory: Path, *, decode_sealed: bool = False, replay: bool = False,
+          from_snapshot: bool = False) -> dict[str, Any]:
     """Run every check; the result holds ``files`` checked, ``records``,
     ``last_sequence``, ``snapshot`` and the first ``problem`` (None when clean)."""
     # (no progress bar here: wal.verify() has no progress hook; the replay below has one)
@@ -56,6 +62,7 @@ def check(directory: Path, *, decode_sealed: bool = False, replay: bool = False)
         "files": [{"file": str(p), "result": what} for p, what in report.files],
         "records": report.records,
         "last_sequence": report.last_sequence,
+        "base_sequence": report.base_sequence,
         "snapshot": None,
         "problem": None,
     }
@@ -80,11 +87,11 @@ def check(directory: Path, *, decode_sealed: bool = False, replay: bool = False)
             return result
     if replay:
         try:
-            rep = replay_readonly(directory)
+            rep = replay_readonly(directory, use_snapshot=from_snapshot)
         except WalCorruption as exc:  # pragma: no cover - verify() found it already
             result["problem"] = _problem(exc.path, exc.offset, exc.kind, describe_corruption(exc))
             return result
-        except CliError as exc:
+        except (CliError, RecoveryError) as exc:
             result["problem"] = _problem(None, None, "ReplayError", str(exc))
             return result
         result["replay"] = {"events_applied": rep.events_applied, "from_snapshot_sequence": rep.snapshot_sequence,
@@ -96,7 +103,8 @@ def check(directory: Path, *, decode_sealed: bool = False, replay: bool = False)
 def run(args: argparse.Namespace) -> int:
     """Print what was checked; exit 0 clean, 1 with the first problem."""
     directory = data_dir(args.dir)
-    result = check(directory, decode_sealed=args.decode_sealed, replay=args.replay)
+    result = check(directory, decode_sealed=args.decode_sealed, replay=args.replay,
+                   from_snapshot=args.from_snapshot)
     problem = result["problem"]
     out = sys.stdout
     if args.json:

@@ -1,0 +1,14 @@
+"""The record walker of the chosen backend: native (``_wal.pyx``) or its pure-Python twin."""
+
+from __future__ import annotations
+
+from .. import _backend
+
+if _backend.NATIVE:
+    from .. import _codec as codec
+    from .. import _wal as walker
+else:
+    from .. import _codec_py as codec  # type: ignore[no-redef]
+    from .. import _wal_py as walker  # type: ignore[no-redef]
+
+__all__ = ["codec", "walker"]

@@ -1,0 +1,438 @@
+"""The catalog: the only code that names, lists, parses and orders the log's files, and
+proves that the set it found is the whole log.
+
+A data dir's log lives in ``wal/``, in one of two layouts (:class:`Layout`): the Rust
+original's single ``actionqueue.wal``, or ours, segment files named by their first
+sequence (``00000000000000000001.seg``), the older ones sealed by a ``.seal`` beside them.
+
+What proves the set complete is ``wal/MANIFEST`` (LevelDB's lesson: recovery fails when a
+file the manifest names is missing). It lists every segment with the sequence before it
+(``prev``), and is replaced atomically whenever the set changes on purpose: a writer
+creates the segment file first and then lists it, so a crash between the two leaves a
+newer file the catalog adopts, never a listed file that does not exist; a removal unlists
+first and deletes after, so a crash leaves an older file the catalog ignores (and the next
+writer deletes). Any other difference between the MANIFEST and the folder is a
+:class:`~actionqueue.errors.SegmentMissing` or :class:`~actionqueue.errors.SegmentError`,
+after the listing was redone (a listing can race with a rotation: ``os.listdir`` may miss a
+file created while it runs). Seals name their predecessor's last sequence too (format 2),
+so a MANIFEST that vanished is noticed as well.
+
+The MANIFEST also says where the log starts: the ``prev`` of its first segment is the last
+sequence the log does not hold (0 for a log that holds everything). Recovery requires a
+snapshot at or beyond it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xxhash
+
+from ..errors import ActionQueueError, SegmentError, SegmentMissing
+from . import files as _files
+from .files import OS, Files
+from .format import (
+    LISTING_ATTEMPTS_MAX,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    RUST_WAL_NAME,
+    SEAL_FORMAT,
+    SEAL_FORMATS_READ,
+    SEAL_SUFFIX,
+    SEGMENT_SUFFIX,
+    WAL_DIR,
+)
+
+__all__ = [
+    "Layout",
+    "Seal",
+    "Segment",
+    "Manifest",
+    "Catalog",
+    "segment_name",
+    "parse_segment_name",
+    "wal_dir_of",
+    "detect_layout",
+]
+
+_NAME = re.compile(r"^(\d{20})\.seg$")
+
+
+class Layout(enum.Enum):
+    """How a data dir's log is laid out in ``wal/``."""
+
+    #: The Rust original's: one file, ``wal/actionqueue.wal``, never rotated.
+    RUST = "rust"
+    #: Ours (the default for new dirs): segment files named by first sequence, rotated
+    #: at a size and sealed with a digest.
+    SEGMENTED = "segmented"
+
+
+def segment_name(first_sequence: int) -> str:
+    """The file name of the segment whose first record has ``first_sequence``."""
+    assert 0 <= first_sequence < 10**20
+    return f"{first_sequence:020d}{SEGMENT_SUFFIX}"
+
+
+def parse_segment_name(name: str) -> int | None:
+    """The first sequence a segment file name says, or None for any other name."""
+    match = _NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def wal_dir_of(data_dir) -> Path:
+    return Path(data_dir) / WAL_DIR
+
+
+def _digest(body: dict) -> str:
+    return xxhash.xxh3_128_hexdigest(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _int(obj: dict, key: str, nullable: bool = False) -> int | None:
+    value = obj[key]
+    if value is None and nullable:
+        return None
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{key} is not a non-negative integer: {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Seals
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Seal:
+    """What a sealed segment holds, as written when it was sealed. ``prev_sequence`` is
+    the last sequence of the segment before it (None in format-1 seals)."""
+
+    first_sequence: int
+    last_sequence: int
+    records: int
+    length: int
+    xxh3_128: str
+    prev_sequence: int | None = None
+
+    def to_bytes(self) -> bytes:
+        body = {
+            "format": SEAL_FORMAT,
+            "first_sequence": self.first_sequence,
+            "last_sequence": self.last_sequence,
+            "records": self.records,
+            "length": self.length,
+            "xxh3_128": self.xxh3_128,
+            "prev_sequence": self.prev_sequence,
+        }
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: Path | None = None) -> "Seal":
+        """Parse a seal; anything that is not a whole, consistent seal raises
+        :class:`~actionqueue.errors.SegmentError` (``seal_invalid``)."""
+        try:
+            obj = json.loads(data.decode("ascii"))
+            if not isinstance(obj, dict) or obj.get("format") not in SEAL_FORMATS_READ:
+                raise ValueError(f"not a seal (format {obj.get('format') if isinstance(obj, dict) else obj!r})")
+            digest = obj["xxh3_128"]
+            if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{32}", digest):
+                raise ValueError(f"bad digest {digest!r}")
+            seal = cls(
+                _int(obj, "first_sequence"), _int(obj, "last_sequence"), _int(obj, "records"),
+                _int(obj, "length"), digest,
+                _int(obj, "prev_sequence", True) if obj["format"] == SEAL_FORMAT else None,
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise SegmentError(path, 0, "seal_invalid", f"the seal does not parse: {exc}") from None
+        if seal.records < 1 or seal.first_sequence > seal.last_sequence or seal.length < 13 * seal.records:
+            raise SegmentError(path, 0, "seal_invalid", f"the seal is inconsistent: {seal}")
+        return seal
+
+
+# --------------------------------------------------------------------------------------
+# Segments
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Segment:
+    """A file of the log: a segment (``first_sequence`` from its name) or, with
+    ``first_sequence`` None, the Rust single file. ``seal`` is its seal (None while it is
+    the active one); ``prev`` the sequence before it as the MANIFEST says (None unknown)."""
+
+    path: Path
+    first_sequence: int | None
+    seal: Seal | None = None
+    prev: int | None = None
+
+    @property
+    def seal_path(self) -> Path:
+        return self.path.with_name(self.path.stem + SEAL_SUFFIX)
+
+    @property
+    def sealed(self) -> bool:
+        return self.seal is not None
+
+    def read_seal(self, fs: Files = OS) -> Seal | None:
+        """The segment's seal as on disk now, or None when it has none (the active one).
+        A seal that does not parse raises :class:`~actionqueue.errors.SegmentError`."""
+        if self.first_sequence is None:
+            return None
+        try:
+            data = _files.read_small(self.seal_path, fs)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise SegmentError(self.seal_path, 0, "seal_invalid", f"the seal cannot be read: {exc}") from None
+        seal = Seal.from_bytes(data, self.seal_path)
+        if seal.first_sequence != self.first_sequence:
+            raise SegmentError(self.seal_path, 0, "seal_mismatch",
+                               f"the seal starts at {seal.first_sequence}, the file name at {self.first_sequence}")
+        return seal
+
+
+def write_seal(segment: Segment, seal: Seal, fs: Files = OS) -> None:
+    """Write ``segment``'s seal atomically (the one atomic-write helper)."""
+    assert seal.first_sequence == segment.first_sequence
+    _files.atomic_write(segment.seal_path, seal.to_bytes(), fs)
+
+
+# --------------------------------------------------------------------------------------
+# The MANIFEST
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Manifest:
+    """The log's own list of its files: ``entries`` are ``(first sequence, prev)`` of each
+    segment, oldest first (empty for the Rust layout), and ``base`` the last sequence the
+    log does not hold (0: it holds everything; a removal raises it)."""
+
+    layout: Layout
+    base: int = 0
+    entries: tuple[tuple[int, int], ...] = ()
+
+    def to_bytes(self) -> bytes:
+        body = {"format": MANIFEST_FORMAT, "layout": self.layout.value, "base": self.base,
+                "segments": [list(e) for e in self.entries]}
+        body["xxh3_128"] = _digest(body)
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: Path) -> "Manifest":
+        try:
+            obj = json.loads(data.decode("ascii"))
+            digest = obj.pop("xxh3_128")
+            if digest != _digest(obj):
+                raise ValueError("its digest does not match its content")
+            if obj["format"] != MANIFEST_FORMAT:
+                raise ValueError(f"unknown format {obj['format']!r}")
+            entries = tuple((int(a), int(b)) for a, b in obj["segments"])
+            manifest = cls(Layout(obj["layout"]), _int(obj, "base"), entries)
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            raise SegmentError(path, 0, "manifest_invalid", f"the MANIFEST does not parse: {exc}") from None
+        firsts = [e[0] for e in entries]
+        if firsts != sorted(set(firsts)) or any(prev >= first for first, prev in entries) \
+                or (entries and entries[0][1] < manifest.base):
+            raise SegmentError(path, 0, "manifest_invalid", "the MANIFEST's segments are out of order")
+        return manifest
+
+    @classmethod
+    def read(cls, wal_dir: Path, fs: Files = OS) -> "Manifest | None":
+        path = wal_dir / MANIFEST_NAME
+        try:
+            data = _files.read_small(path, fs)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise SegmentError(path, 0, "manifest_invalid", f"the MANIFEST cannot be read: {exc}") from None
+        return cls.from_bytes(data, path)
+
+    def write(self, wal_dir: Path, fs: Files = OS) -> None:
+        _files.atomic_write(wal_dir / MANIFEST_NAME, self.to_bytes(), fs)
+
+
+# --------------------------------------------------------------------------------------
+# The catalog
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Catalog:
+    """The files of a data dir's log, proven complete and continuous when loaded.
+
+    ``segments`` are in sequence order, each with its seal; ``base_sequence`` is the last
+    sequence the log does not hold; ``strays`` are segment files a removal had unlisted
+    but not yet deleted (ignored; a writer deletes them); ``manifest`` is what the MANIFEST
+    says (None for a log without one: a Rust dir never opened by our writer, or a log
+    written before MANIFESTs), ``manifest_stale`` whether a writer must rewrite it.
+    """
+
+    wal_dir: Path
+    layout: Layout | None
+    segments: tuple[Segment, ...]
+    base_sequence: int = 0
+    manifest: Manifest | None = None
+    manifest_stale: bool = False
+    strays: tuple[Path, ...] = field(default=())
+    #: segment files the MANIFEST does not list, between listed ones (only with ``lenient``)
+    unexpected: tuple[Path, ...] = field(default=())
+
+    @classmethod
+    def load(cls, data_dir, fs: Files = OS, *, lenient: bool = False) -> "Catalog":
+        """List and prove the log of ``data_dir``. A difference between the folder and the
+        MANIFEST is first taken as a listing that raced with a rotation or a removal and
+        the listing redone (up to :data:`~.format.LISTING_ATTEMPTS_MAX` times, about 0.3 s
+        in all); a difference that stays is raised. ``lenient`` (repair): files the
+        MANIFEST does not list are returned in :attr:`unexpected` instead."""
+        wal_dir = wal_dir_of(data_dir)
+        delay = 0.002
+        for attempt in range(LISTING_ATTEMPTS_MAX):
+            try:
+                return cls._load_once(wal_dir, fs, lenient)
+            except SegmentError:
+                if attempt == LISTING_ATTEMPTS_MAX - 1:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _load_once(cls, wal_dir: Path, fs: Files, lenient: bool = False) -> "Catalog":
+        try:
+            names = fs.listdir(wal_dir)
+        except FileNotFoundError:
+            names = []
+        firsts = sorted(s for s in map(parse_segment_name, names) if s is not None)
+        has_rust = RUST_WAL_NAME in names
+        manifest = Manifest.read(wal_dir, fs) if MANIFEST_NAME in names or firsts or has_rust else None
+        if has_rust and firsts:
+            raise ActionQueueError(f"{wal_dir} holds both {RUST_WAL_NAME} and segment files")
+        if manifest is not None and manifest.layout is Layout.RUST or has_rust:
+            return cls._rust(wal_dir, has_rust, manifest)
+        if manifest is None:
+            return cls._legacy(wal_dir, firsts, fs)
+        return cls._listed(wal_dir, firsts, manifest, fs, lenient)
+
+    @classmethod
+    def _rust(cls, wal_dir: Path, present: bool, manifest: Manifest | None) -> "Catalog":
+        path = wal_dir / RUST_WAL_NAME
+        if manifest is not None and manifest.layout is not Layout.RUST:
+            raise SegmentError(path, 0, "segment_unexpected", "the MANIFEST lists segments, not a Rust log")
+        if not present:
+            raise SegmentMissing(path, 1, None, "the MANIFEST says the log is this one file")
+        return cls(wal_dir, Layout.RUST, (Segment(path, None),), 0, manifest, manifest is None)
+
+    @classmethod
+    def _legacy(cls, wal_dir: Path, firsts: list[int], fs: Files) -> "Catalog":
+        """No MANIFEST: a log from before them, proven by its seals alone (format-1 seals;
+        a format-2 seal means a MANIFEST existed and was lost)."""
+        segments = cls._with_seals(wal_dir, [(first, None) for first in firsts], fs)
+        for segment in segments:
+            if segment.seal is not None and segment.seal.prev_sequence is not None:
+                raise SegmentError(wal_dir / MANIFEST_NAME, 0, "manifest_invalid",
+                                   "the MANIFEST is missing (the seals say the log had one)")
+        layout = Layout.SEGMENTED if segments else None
+        return cls(wal_dir, layout, segments, 0, None, bool(segments))
+
+    @classmethod
+    def _listed(cls, wal_dir: Path, firsts: list[int], manifest: Manifest, fs: Files, lenient: bool) -> "Catalog":
+        listed = [first for first, _ in manifest.entries]
+        on_disk = set(firsts)
+        for i, (first, _) in enumerate(manifest.entries):
+            if first not in on_disk:
+                last = listed[i + 1] - 1 if i + 1 < len(listed) else None
+                raise SegmentMissing(wal_dir / segment_name(first), first, last,
+                                     "the MANIFEST lists it; restore it, or repair from a snapshot")
+        low = listed[0] if listed else None
+        high = listed[-1] if listed else -1
+        strays = tuple(wal_dir / segment_name(f) for f in firsts if low is not None and f < low)
+        unexpected = [f for f in firsts if f not in listed and (low is not None and low < f < high)]
+        if unexpected and not lenient:
+            raise SegmentError(wal_dir / segment_name(unexpected[0]), 0, "segment_unexpected",
+                               "a segment file the MANIFEST does not list (left by an interrupted repair? "
+                               "'actionqueue repair' settles it)")
+        adopted = [(f, None) for f in firsts if f > high]
+        plan = list(manifest.entries) + adopted
+        segments = cls._with_seals(wal_dir, plan, fs)
+        return cls(wal_dir, Layout.SEGMENTED, segments, manifest.base, manifest, bool(adopted or strays), strays,
+                   tuple(wal_dir / segment_name(f) for f in unexpected))
+
+    @staticmethod
+    def _with_seals(wal_dir: Path, plan: list[tuple[int, int | None]], fs: Files) -> tuple[Segment, ...]:
+        """The segments of ``plan`` with their seals, checked to follow one another: every
+        one but the newest sealed, each seal after the one before it and naming it."""
+        segments: list[Segment] = []
+        prev_last: int | None = None
+        for i, (first, prev) in enumerate(plan):
+            segment = Segment(wal_dir / segment_name(first), first, None, prev)
+            seal = segment.read_seal(fs)
+            if seal is None and i != len(plan) - 1:
+                raise SegmentError(segment.path, 0, "seal_invalid", "a segment before the newest one is not sealed")
+            if prev_last is not None and first <= prev_last:
+                raise SegmentError(segment.path, 0, "sequence_not_increasing",
+                                   f"the segment starts at {first}, after {prev_last}")
+            expected_prev = prev_last if prev_last is not None else prev
+            if seal is not None and seal.prev_sequence is not None and expected_prev is not None \
+                    and seal.prev_sequence != expected_prev:
+                raise SegmentError(segment.seal_path, 0, "seal_mismatch",
+                                   f"the seal follows sequence {seal.prev_sequence}, the log has {expected_prev}")
+            if prev is not None and prev_last is not None and prev != prev_last:
+                raise SegmentError(segment.path, 0, "manifest_invalid",
+                                   f"the MANIFEST says the segment follows {prev}, the one before ends at {prev_last}")
+            segments.append(Segment(segment.path, first, seal, expected_prev))
+            prev_last = seal.last_sequence if seal is not None else None
+        return tuple(segments)
+
+    # -- what callers ask ---------------------------------------------------------------
+    @property
+    def files(self) -> list[Path]:
+        return [s.path for s in self.segments]
+
+    @property
+    def active(self) -> Segment | None:
+        """The newest segment when it is not sealed (the one a writer appends to)."""
+        return self.segments[-1] if self.segments and self.segments[-1].seal is None else None
+
+    @property
+    def last_sealed_sequence(self) -> int | None:
+        for segment in reversed(self.segments):
+            if segment.seal is not None:
+                return segment.seal.last_sequence
+        return None
+
+    def from_sequence(self, sequence: int | None) -> list[Segment]:
+        """The segments that may hold records at or above ``sequence`` (all for None)."""
+        if sequence is None or self.layout is not Layout.SEGMENTED:
+            return list(self.segments)
+        out = []
+        for i, segment in enumerate(self.segments):
+            nxt = self.segments[i + 1].first_sequence if i + 1 < len(self.segments) else None
+            if nxt is not None and nxt <= sequence:
+                continue  # every record of this segment is below ``sequence``
+            out.append(segment)
+        return out
+
+    def successor(self, path: Path) -> Segment | None:
+        """The segment after ``path`` (None when it is the newest or not in the catalog)."""
+        for i, segment in enumerate(self.segments[:-1]):
+            if segment.path == path:
+                return self.segments[i + 1]
+        return None
+
+    def manifest_for(self, segments: "list[Segment] | tuple[Segment, ...] | None" = None,
+                     base: int | None = None) -> Manifest:
+        """The MANIFEST that lists ``segments`` (this catalog's by default) above ``base``."""
+        if self.layout is Layout.RUST:
+            return Manifest(Layout.RUST)
+        segments = self.segments if segments is None else segments
+        base = self.base_sequence if base is None else base
+        entries = []
+        prev = base
+        for segment in segments:
+            assert segment.first_sequence is not None and segment.first_sequence > prev
+            entries.append((segment.first_sequence, segment.prev if segment.prev is not None else prev))
+            prev = segment.seal.last_sequence if segment.seal is not None else segment.first_sequence
+        return Manifest(Layout.SEGMENTED, base, tuple(entries))
+
+
+def detect_layout(data_dir, fs: Files = OS) -> Layout | None:
+    """The layout of an existing log, or None when ``wal/`` holds no log yet."""
+    return Catalog.load(data_dir, fs).layout

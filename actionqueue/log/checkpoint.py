@@ -1,0 +1,103 @@
+"""``wal/CHECKPOINT``: what a writer that closed cleanly had checked, so that the next one
+need not walk those records again.
+
+Metadata is checked, never trusted: every field is covered by the file's own digest (a
+CHECKPOINT whose digest does not match is ignored and the log checked in full), and a
+matching one is still held against the bytes it describes: the xxh3-128 of the first
+``length`` bytes, the first record's sequence, and the last record (at ``last_offset``),
+which must end exactly at ``length`` with ``last_sequence``. ``verify`` and ``repair``
+never use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from . import files as _files
+from ._walker import walker
+from .files import OS, Files
+from .format import CHECKPOINT_FORMAT, CHECKPOINT_NAME, HEADER_LEN
+
+log = logging.getLogger("actionqueue.log")
+
+__all__ = ["Checkpoint"]
+
+
+def _body_digest(body: dict) -> str:
+    return xxhash.xxh3_128_hexdigest(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The first ``length`` bytes of ``file`` (``records`` records, sequences
+    ``first_sequence``..``last_sequence``, the last one at ``last_offset``), all checked,
+    the sequence before the file ``prev_sequence``, against payload cap ``max_payload``;
+    ``xxh3_128`` is their digest."""
+
+    file: str
+    length: int
+    records: int
+    first_sequence: int
+    last_sequence: int
+    last_offset: int
+    prev_sequence: int | None
+    max_payload: int
+    xxh3_128: str
+
+    def matches(self, mapped, prev_sequence: int | None, max_payload: int) -> bool:
+        """Whether this checkpoint still describes the start of ``mapped`` (the file)."""
+        if (self.length > len(mapped) or prev_sequence != self.prev_sequence or self.max_payload > max_payload):
+            return False
+        with memoryview(mapped) as view:
+            if xxhash.xxh3_128_hexdigest(view[: self.length]) != self.xxh3_128:
+                return False
+        # Both ends of what it covers, decoded: the digest says these are the bytes that
+        # were checked; these say the fields describe those bytes.
+        first = walker.walk(mapped, 0, None, max_payload, True, 1)
+        last = walker.walk(mapped, self.last_offset, None, max_payload, True, 1)
+        return (
+            bool(first[5]) and first[5][0].sequence == self.first_sequence
+            and bool(last[5]) and last[5][0].sequence == self.last_sequence and last[0] == self.length
+        )
+
+    @classmethod
+    def read(cls, wal_dir: Path, file: Path, fs: Files = OS) -> "Checkpoint | None":
+        """The checkpoint of ``file``, or None (none, another file's, or not whole)."""
+        try:
+            obj = json.loads(_files.read_small(wal_dir / CHECKPOINT_NAME, fs))
+            digest = obj.pop("digest")
+            if obj.pop("format") != CHECKPOINT_FORMAT or digest != _body_digest(obj):
+                raise ValueError("its digest does not match its fields")
+            ckpt = cls(**obj)
+            for name in ("length", "records", "first_sequence", "last_sequence", "last_offset", "max_payload"):
+                value = getattr(ckpt, name)
+                if type(value) is not int or value < 0:
+                    raise ValueError(f"{name} is {value!r}")
+            if ckpt.records < 1 or ckpt.last_offset + HEADER_LEN >= ckpt.length:
+                raise ValueError("its fields are inconsistent")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.info("ignoring %s (%s): the log is checked in full", wal_dir / CHECKPOINT_NAME, exc)
+            return None
+        return ckpt if ckpt.file == file.name else None
+
+    def write(self, wal_dir: Path, fs: Files = OS) -> None:
+        """Atomically, through the one atomic-write helper."""
+        body = dataclasses.asdict(self)
+        body["digest"] = _body_digest(body)
+        body["format"] = CHECKPOINT_FORMAT
+        _files.atomic_write(wal_dir / CHECKPOINT_NAME, json.dumps(body, sort_keys=True).encode(), fs)
+
+    @staticmethod
+    def remove(wal_dir: Path, fs: Files = OS) -> None:
+        try:
+            fs.unlink(wal_dir / CHECKPOINT_NAME)
+        except FileNotFoundError:
+            pass

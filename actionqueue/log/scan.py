@@ -1,0 +1,224 @@
+"""Scanning logs into numpy columns, without building an event object per record.
+
+>>> with SegmentScanner(path) as scanner:
+...     cols = scanner.columns(kinds=[aq.RunStateChanged], min_sequence=1000)
+...     late = cols.offset[cols.time > cutoff]
+...     events = scanner.events(late)        # decode only what was selected
+
+Each record is checked as it is walked (framing, CRC-32, the payload's structure,
+increasing sequences); semantic rules of the model (nil ids, ...) are checked only by
+decoding. Sealed segments are immutable and are mapped into memory; a file a writer may
+still append to or truncate (the active segment, a Rust single-file log) is read into
+memory instead, because a mapped file that shrinks kills the process with SIGBUS.
+
+No operation of this package truncates or rewrites a sealed segment in place (repair
+writes a new file and renames it over the old one, so a mapping keeps the old, whole
+file). Another program that truncates a file this process has mapped kills it with
+SIGBUS, as it would a process using LMDB or SQLite's memory-mapped I/O: do not edit or
+truncate the files of a live data dir; copy them first.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .. import _model
+from .._wal_common import REASON_NAMES
+from ..errors import SegmentError, SegmentMissing, TornTail, WalCorruption
+from ._walker import walker as _walker
+from .catalog import Catalog, Segment, parse_segment_name
+from .files import OS, Files
+from .format import DEFAULT_MAX_PAYLOAD, SEGMENT_SUFFIX
+from .validate import first_sequence, validate_buffer
+
+__all__ = ["ScanColumns", "SegmentScanner", "scan", "kind_mask"]
+
+
+def kind_mask(kinds: Iterable | None) -> int:
+    """A bit mask of event kinds from event classes, their names or their indices."""
+    if kinds is None:
+        return 0xFFFFFFFFFFFFFFFF
+    mask = 0
+    by_name = {cls.__name__: cls.kind for cls in _model.EVENT_TYPES}
+    for k in kinds:
+        if isinstance(k, type) and issubclass(k, _model.Event):
+            mask |= 1 << k.kind
+        elif isinstance(k, str):
+            if k not in by_name:
+                raise ValueError(f"unknown event kind {k!r}")
+            mask |= 1 << by_name[k]
+        elif isinstance(k, int) and 0 <= k < len(_model.EVENT_TYPES):
+            mask |= 1 << k
+        else:
+            raise ValueError(f"not an event kind: {k!r}")
+    return mask
+
+
+@dataclass(frozen=True)
+class ScanColumns:
+    """One row per selected record: where it is, its sequence, kind and time.
+
+    ``offset`` (uint64) and ``length`` (uint32, payload bytes) locate the record in its
+    file; ``file`` (uint32) indexes :attr:`files` when the scan covered several files.
+    """
+
+    offset: np.ndarray
+    length: np.ndarray
+    sequence: np.ndarray
+    kind: np.ndarray
+    time: np.ndarray
+    file: np.ndarray
+    files: tuple[Path, ...]
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+    def kind_names(self) -> np.ndarray:
+        """The event kind of each row as its name."""
+        names = np.array([cls.__name__ for cls in _model.EVENT_TYPES], dtype=object)
+        return names[self.kind]
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        """The columns by name (for pandas/polars: ``pd.DataFrame(cols.to_dict())``)."""
+        return {
+            "offset": self.offset,
+            "length": self.length,
+            "sequence": self.sequence,
+            "kind": self.kind,
+            "time": self.time,
+            "file": self.file,
+        }
+
+
+def _map_readonly(fd: int) -> mmap.mmap:
+    """Map a whole (immutable) file for reading, asking the kernel to fault it in up
+    front and read ahead, since a scan touches every page once, in order."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate and hasattr(mmap, "MAP_SHARED"):
+        mapped = mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+    else:  # pragma: no cover - not Linux
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+        mapped.madvise(mmap.MADV_SEQUENTIAL)
+    return mapped
+
+
+class SegmentScanner:
+    """Scan one log file: a segment, or a Rust ``actionqueue.wal``."""
+
+    def __init__(self, path, *, max_payload: int = DEFAULT_MAX_PAYLOAD):
+        self.path = Path(path)
+        self.max_payload = max_payload
+        self._map: mmap.mmap | None = None
+        #: the sequences of the first and last records the latest :meth:`columns` call walked
+        self.first_sequence: int | None = None
+        self.last_sequence: int | None = None
+        self.sealed = self.path.suffix == SEGMENT_SUFFIX and Segment(self.path, 0).seal_path.exists()
+        if self.sealed and self.path.stat().st_size > 0:
+            with open(self.path, "rb") as f:
+                self._map = _map_readonly(f.fileno())
+            self._buf = self._map
+        else:
+            with open(self.path, "rb") as f:
+                self._buf = f.read()
+
+    def columns(
+        self,
+        kinds: Iterable | None = None,
+        min_sequence: int | None = None,
+        max_sequence: int | None = None,
+        *,
+        prev_sequence: int | None = None,
+        strict: bool = True,
+    ) -> ScanColumns:
+        """The rows of the records selected by kind and sequence range.
+
+        A bad record raises :class:`~actionqueue.wal.TornTail` or
+        :class:`~actionqueue.wal.MidLogCorruption` (``strict``), or ends the scan there.
+        """
+        (offset, length, sequence, kind, time), end, reason, last = _walker.scan_columns(
+            self._buf,
+            0,
+            prev_sequence,
+            kind_mask(kinds),
+            0 if min_sequence is None else min_sequence,
+            0xFFFFFFFFFFFFFFFF if max_sequence is None else max_sequence,
+            self.max_payload,
+        )
+        if reason and strict:
+            raise self._corruption(end, reason, prev_sequence)
+        self.last_sequence = last
+        self.first_sequence = None
+        if last is not None and last != prev_sequence:
+            self.first_sequence = first_sequence(self._buf, self.max_payload)
+        return ScanColumns(offset, length, sequence, kind, time, np.zeros(len(offset), np.uint32), (self.path,))
+
+    def _corruption(self, end: int, reason: int, prev_sequence: int | None) -> WalCorruption:
+        report = validate_buffer(self._buf, self.path, prev_sequence=prev_sequence, max_payload=self.max_payload)
+        if report.corruption is not None:
+            return report.corruption
+        # the scan's structural check found what the full check did not: report it as is
+        return TornTail(self.path, end, REASON_NAMES[reason])  # pragma: no cover
+
+    def events(self, offsets: Iterable[int]) -> list:
+        """Decode the records at ``offsets`` (fully checked) into events."""
+        return _walker.decode_at(self._buf, offsets)
+
+    def close(self) -> None:
+        self._buf = b""
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+    def __enter__(self) -> "SegmentScanner":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def scan(
+    data_dir,
+    kinds: Iterable | None = None,
+    min_sequence: int | None = None,
+    max_sequence: int | None = None,
+    *,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    fs: Files = OS,
+) -> ScanColumns:
+    """Scan a data dir's whole log (every segment, or the Rust file) into columns. The
+    files come from the catalog (proven complete); a segment missing raises
+    :class:`~actionqueue.errors.SegmentMissing`, and each file must start where its name
+    says and continue the sequences of the one before it."""
+    files: list[Path] = []
+    for segment in Catalog.load(data_dir, fs).from_sequence(min_sequence):
+        if max_sequence is not None and segment.first_sequence is not None and segment.first_sequence > max_sequence:
+            break
+        files.append(segment.path)
+    parts = []
+    prev = None
+    for index, path in enumerate(files):
+        try:
+            scanner = SegmentScanner(path, max_payload=max_payload)
+        except FileNotFoundError:
+            raise SegmentMissing(path, (prev or 0) + 1, None, "it was removed while the log was scanned") from None
+        with scanner:
+            cols = scanner.columns(kinds, min_sequence, max_sequence, prev_sequence=prev)
+            first = parse_segment_name(path.name)
+            if first is not None and scanner.first_sequence not in (None, first):
+                raise SegmentError(path, 0, "name_mismatch",
+                                   f"segment named for sequence {first} starts at {scanner.first_sequence}")
+            prev = scanner.last_sequence  # sequences must keep increasing into the next file
+        parts.append((cols, index))
+    if not parts:
+        empty = (np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint64), np.empty(0, np.uint8), np.empty(0, np.uint64))
+        return ScanColumns(*empty, np.empty(0, np.uint32), ())
+    cat = [np.concatenate([getattr(c, name) for c, _ in parts]) for name in ("offset", "length", "sequence", "kind", "time")]
+    file_col = np.concatenate([np.full(len(c), i, np.uint32) for c, i in parts])
+    return ScanColumns(*cat, file_col, tuple(files))
+

@@ -1,0 +1,593 @@
+"""The writer: durable appends to a data dir's log, with rotation, seals and group commit."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import mmap
+import os
+import threading
+from pathlib import Path
+from typing import Iterable
+
+import xxhash
+
+from .. import _model
+from ..errors import (
+    PayloadTooLarge,
+    SegmentError,
+    SequenceViolation,
+    TornTail,
+    WalCorruption,
+    WalWriterError,
+    WriterClosed,
+    WriterPoisoned,
+)
+from ._group import PendingWrite, _Gate, _GroupCommit
+from ._walker import codec, walker
+from .catalog import Catalog, Layout, Manifest, Seal, Segment, segment_name, wal_dir_of, write_seal
+from .checkpoint import Checkpoint
+from .files import OS, Files, write_all
+from .format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES, HEADER_LEN, LOCK_NAME, RUST_WAL_NAME
+from .validate import validate_fd
+
+log = logging.getLogger("actionqueue.wal")
+
+__all__ = ["RepairPolicy", "Durability", "WalWriter", "PendingWrite"]
+
+_CREATE = os.O_RDWR | os.O_CREAT
+_CREATE_NEW = os.O_RDWR | os.O_CREAT | os.O_EXCL
+
+
+class RepairPolicy(enum.Enum):
+    """What opening a writer does about a torn tail."""
+
+    #: Refuse to open (the default, as in Rust).
+    STRICT = "strict"
+    #: Cut a torn tail (an incomplete or damaged last record) off, then open.
+    TRUNCATE_PARTIAL = "truncate_partial"
+
+
+class Durability(enum.Enum):
+    """When an append returns, relative to its bytes reaching stable storage."""
+
+    #: fsync after every append (the Rust authority's ``Immediate`` behaviour).
+    FSYNC = "fsync"
+    #: group commit: concurrent appends wait together for one fsync; each returns only
+    #: after an fsync that covers its bytes has succeeded.
+    GROUP = "group"
+    #: no fsync (the OS writes back when it likes). A crash of the machine may lose any
+    #: number of appends that had returned. Call :meth:`WalWriter.sync` to make them durable.
+    NONE = "none"
+
+
+class WalWriter:
+    """Appends events to the log of a data dir, durably.
+
+    ``WalWriter(data_dir)`` opens (or creates) the log under ``<data_dir>/wal/``, takes an
+    exclusive lock on it, proves the set of its files complete (:class:`~.catalog.Catalog`),
+    validates the file it will append to, and positions itself at the end. An existing log
+    keeps its layout (Rust's single file or segments); a new one gets ``layout`` (segments
+    by default, rotated at ``segment_bytes``).
+
+    Sequences must increase strictly (gaps are allowed); a violation raises
+    :class:`SequenceViolation` and writes nothing, and so does an event whose payload is
+    above ``max_payload`` (:class:`PayloadTooLarge`: no reader would accept it). A failed
+    write is undone by truncating back to the previous length; if that fails too, or an
+    fsync fails (never retried: the kernel may have dropped the dirty pages), the writer is
+    poisoned and refuses every later call with :class:`WriterPoisoned`. Use it as a
+    context manager: leaving the block syncs and closes it. ``fs`` is the file-system seam
+    (:mod:`.files`), the OS's by default.
+    """
+
+    def __init__(
+        self,
+        data_dir,
+        repair_policy: RepairPolicy = RepairPolicy.STRICT,
+        durability: Durability | str = Durability.FSYNC,
+        *,
+        layout: Layout | str = Layout.SEGMENTED,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        fs: Files = OS,
+    ):
+        self.data_dir = Path(data_dir)
+        self.repair_policy = RepairPolicy(repair_policy)
+        self.durability = Durability(durability)
+        if not 0 < max_payload <= 0xFFFFFFFF:
+            raise ValueError(f"max_payload must be in 1..{0xFFFFFFFF}, not {max_payload}")
+        if segment_bytes <= 0:
+            raise ValueError(f"segment_bytes must be positive, not {segment_bytes}")
+        self.max_payload = max_payload
+        self.segment_bytes = segment_bytes
+        self.fs = fs
+        if not self.data_dir.is_dir():
+            raise FileNotFoundError(f"data dir {self.data_dir} does not exist")
+        self.wal_dir = wal_dir_of(self.data_dir)
+        self._group = self.durability is Durability.GROUP
+        self._fsync_each = self.durability is Durability.FSYNC
+        self.repaired: TornTail | None = None
+        self._write_lock = threading.Lock()
+        self._fsync_lock = threading.Lock()  # held while a file descriptor is being fsynced
+        self._group_commit: _GroupCommit | None = None
+        self._closed = False
+        self._poisoned: BaseException | None = None
+        self._fd = -1
+        self._locks: list[int] = []
+        self.path: Path | None = None
+        self._active_first: int | None = None
+        self._active_prev: int | None = None  # the sequence before the active file
+        self._sequence = 0
+        self._size = 0  # bytes in the active file
+        self._active_records = 0
+        self._last_offset = 0  # where the active file's last record starts
+        self._hasher = xxhash.xxh3_128()  # of the active file's bytes, for its seal
+        try:
+            if not fs.exists(self.wal_dir):
+                fs.mkdir(self.wal_dir)
+                fs.fsync_dir(self.data_dir)
+            self._locks = fs.lock(self.wal_dir, LOCK_NAME)
+            self._catalog = Catalog.load(self.data_dir, fs)
+            self.layout = self._catalog.layout or Layout(layout)
+            self._segmented = self.layout is Layout.SEGMENTED
+            if self.layout is Layout.RUST:
+                self._open_rust()
+            else:
+                self._open_segments()
+            if self._group:
+                self._group_commit = _GroupCommit(self)
+        except BaseException:
+            self._release()
+            raise
+
+    # -- opening ----------------------------------------------------------------------
+    def _open_rust(self) -> None:
+        self._open_file(self.wal_dir / RUST_WAL_NAME, None, None)
+        if self._catalog.manifest is None:
+            Manifest(Layout.RUST).write(self.wal_dir, self.fs)
+
+    def _open_file(self, path: Path, prev_sequence: int | None, first_sequence: int | None) -> None:
+        """Open ``path`` for appending after validating it (repairing a torn tail if allowed)."""
+        fs = self.fs
+        created = not fs.exists(path)
+        fd = fs.open(path, _CREATE)
+        try:
+            if created:
+                fs.fsync_dir(path.parent)
+            report = validate_fd(fd, path, self.max_payload, prev_sequence,
+                                 Checkpoint.read(self.wal_dir, path, fs), fs)  # fmt: skip
+            if report.corruption is not None:
+                self._repair_tail(fd, path, report.corruption)
+            if first_sequence is not None and report.first_sequence not in (None, first_sequence):
+                raise SegmentError(path, 0, "name_mismatch",
+                                   f"segment named for sequence {first_sequence} starts at {report.first_sequence}")
+            if report.end_offset:
+                with mmap.mmap(fd, report.end_offset, access=mmap.ACCESS_READ) as mapped:
+                    self._hasher.update(mapped)
+                    # the last record is the first one at or above the last sequence
+                    self._last_offset = walker.skip_below(mapped, 0, prev_sequence, report.last_sequence)[0]
+        except BaseException:
+            fs.close(fd)
+            raise
+        self._fd, self.path = fd, path
+        self._active_prev, self._active_first = prev_sequence, first_sequence
+        self._size, self._active_records = report.end_offset, report.records
+        if report.last_sequence is not None:
+            self._sequence = report.last_sequence
+        fs.lseek(fd, self._size, os.SEEK_SET)
+
+    def _repair_tail(self, fd: int, path: Path, corruption: WalCorruption) -> None:
+        if not (isinstance(corruption, TornTail) and self.repair_policy is RepairPolicy.TRUNCATE_PARTIAL):
+            raise corruption
+        log.warning("repairing %s: cutting a torn tail of %d bytes at offset %d (%s)",
+                    path, corruption.bytes_to_cut, corruption.offset, corruption.reason)
+        # the active file is never mapped by a reader (only sealed ones are), so it may
+        # be cut in place
+        self.fs.ftruncate(fd, corruption.offset)
+        self.fs.fsync(fd)
+        self.repaired = corruption
+
+    def _open_segments(self) -> None:
+        catalog = self._catalog
+        for segment in catalog.segments:
+            if segment.seal is not None and self.fs.size(segment.path) != segment.seal.length:
+                size = self.fs.size(segment.path)
+                raise SegmentError(segment.path, min(size, segment.seal.length),
+                                   "incomplete_payload" if size < segment.seal.length else "seal_mismatch",
+                                   f"sealed segment is {size} bytes, its seal says {segment.seal.length}")
+        self._sequence = catalog.last_sealed_sequence or catalog.base_sequence
+        active = catalog.active
+        if active is not None:
+            # the sequence before it (None for nothing: a first record can be anything above 0)
+            prev = catalog.last_sealed_sequence if catalog.last_sealed_sequence is not None else active.prev
+            self._open_file(active.path, prev or None, active.first_sequence)
+        if catalog.manifest_stale:
+            self._settle_catalog()
+
+    def _settle_catalog(self) -> None:
+        """Write the MANIFEST the catalog found stale (a log from before MANIFESTs, a
+        segment a crash left unlisted) and delete the strays of an interrupted removal."""
+        self._catalog.manifest_for(base=self._catalog.base_sequence).write(self.wal_dir, self.fs)
+        for stray in self._catalog.strays:
+            for victim in (stray, Segment(stray, 0).seal_path):
+                try:
+                    self.fs.unlink(victim)
+                except FileNotFoundError:
+                    pass
+        self.fs.fsync_dir(self.wal_dir)
+        self._catalog = Catalog.load(self.data_dir, self.fs)
+
+    # -- state ------------------------------------------------------------------------
+    @property
+    def current_sequence(self) -> int:
+        """The sequence of the last record in the log (0 for an empty log)."""
+        return self._sequence
+
+    @property
+    def base_sequence(self) -> int:
+        """The last sequence the log does not hold (0: it holds everything from the start;
+        raised by :meth:`remove_segments_before`)."""
+        return self._catalog.base_sequence
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file being appended to."""
+        return self._size
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def segments(self) -> list[Segment]:
+        """The segment files, oldest first (empty for the Rust layout)."""
+        if self.layout is not Layout.SEGMENTED:
+            return []
+        return list(Catalog.load(self.data_dir, self.fs).segments)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WriterClosed("WAL writer is closed")
+        if self._poisoned is not None:
+            raise WriterPoisoned(f"WAL writer is poisoned by an earlier failure: {self._poisoned}")
+
+    # -- appending --------------------------------------------------------------------
+    def append(self, event) -> None:
+        """Append one event; returns once it is as durable as :attr:`durability` says."""
+        with self._write_lock:
+            self._check_open()
+            seq = getattr(event, "sequence", None)
+            if not isinstance(seq, int):
+                raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
+            if seq <= self._sequence:
+                raise SequenceViolation(self._sequence + 1, seq)
+            data = codec.encode(event)
+            self._check_cap(data, 1, (seq,))
+            gate = self._write_locked(data, seq, seq, 1)
+        if gate is not None:
+            gate.wait()
+
+    def append_next(self, event) -> int:
+        """Append an event (a ``TaskCreated``, ``RunStateChanged``, ...) under the next
+        sequence, assigned by the writer, and return that sequence.
+
+        With group commit this is how concurrent producers append: the sequence is taken
+        and written under the writer's lock, and the wait for the fsync happens outside it,
+        so threads share fsyncs instead of racing for sequence numbers.
+        """
+        with self._write_lock:
+            self._check_open()
+            seq = self._sequence + 1
+            data = codec.encode(_model.WalEvent(seq, event))
+            self._check_cap(data, 1, (seq,))
+            gate = self._write_locked(data, seq, seq, 1)
+        if gate is not None:
+            gate.wait()
+        return seq
+
+    def append_many(self, events: Iterable) -> None:
+        """Append events in order as one write; all or nothing."""
+        self.write(events).wait()
+
+    def write(self, events: Iterable) -> PendingWrite:
+        """Write events in order as one write (all or nothing), as :meth:`append_many`,
+        but return before waiting for durability: :meth:`PendingWrite.wait` on the result
+        returns once the events are as durable as :attr:`durability` says (at once for
+        FSYNC, which fsyncs before returning, and for NONE).
+
+        For callers that must hold a lock of their own while they write (to keep writing
+        and applying in one order) but not while an fsync runs, so that their writes share
+        group commits: write under the lock, wait outside it. Until ``wait`` returns the
+        events are not acknowledged; if their fsync fails, ``wait`` raises and the writer
+        is poisoned.
+        """
+        events = list(events)
+        if not events:
+            return PendingWrite(None)
+        with self._write_lock:
+            self._check_open()
+            prev = self._sequence
+            for event in events:
+                seq = getattr(event, "sequence", None)
+                if not isinstance(seq, int):
+                    raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
+                if seq <= prev:
+                    raise SequenceViolation(prev + 1, seq)
+                prev = seq
+            data = codec.encode_batch(events)
+            self._check_cap(data, len(events), [e.sequence for e in events])
+            gate = self._write_locked(data, events[0].sequence, prev, len(events))
+        return PendingWrite(gate)
+
+    def _check_cap(self, data: bytes, count: int, sequences) -> None:
+        """Refuse records whose payload is above the cap, before a byte is written: every
+        reader would take such a record for damage (and TRUNCATE_PARTIAL would cut it)."""
+        if len(data) - HEADER_LEN * count <= self.max_payload:
+            return  # no record can be above the cap: the common case costs one comparison
+        pos = 0
+        with memoryview(data) as view:
+            for i in range(count):
+                length = int.from_bytes(view[pos + 4 : pos + 8], "little")
+                if length > self.max_payload:
+                    raise PayloadTooLarge(sequences[i], length, self.max_payload)
+                pos += HEADER_LEN + length
+
+    def _write_locked(self, data: bytes, first: int, last: int, count: int) -> "_Gate | None":
+        """Write encoded records (write lock held). With group commit, return the gate to
+        wait at (outside the lock) until an fsync covering them has succeeded."""
+        if self._segmented:
+            if self._fd < 0 or (self._active_records and self._size + len(data) > self.segment_bytes):
+                self._rotate(first)
+            elif self._size == 0 and self._active_first != first:
+                # an empty segment (its first write failed, or a crash tore it and a
+                # repair emptied it) gives way to one named for the sequence that starts it
+                self._replace_empty_active(first)
+        start = self._size
+        try:
+            write_all(self.fs, self._fd, data)
+        except BaseException as exc:
+            # also KeyboardInterrupt & co. between two partial writes, or right after the
+            # write: never leave a fragment, nor a record the state does not count
+            self._undo_write(start, exc)
+            if isinstance(exc, OSError):
+                raise WalWriterError(f"write to {self.path} failed: {exc}") from exc
+            raise
+        self._hasher.update(data)
+        self._last_offset = self._last_offset_after(data, start, count)
+        self._size = start + len(data)
+        self._sequence = last
+        self._active_records += count
+        if self._fsync_each:
+            self._fsync_or_poison()
+        elif self._group_commit is not None:
+            return self._group_commit.gate_for_written()
+        return None
+
+    def _last_offset_after(self, data: bytes, start: int, count: int) -> int:
+        """Where the last of the ``count`` records just written at ``start`` begins."""
+        if count == 1:
+            return start
+        pos = 0
+        with memoryview(data) as view:
+            for _ in range(count - 1):
+                pos += HEADER_LEN + int.from_bytes(view[pos + 4 : pos + 8], "little")
+        return start + pos
+
+    def _replace_empty_active(self, first_sequence: int) -> None:
+        """Drop the empty active segment from the catalog and the folder, then start one
+        for ``first_sequence``. Unlisting first: a crash leaves an empty newest file the
+        next writer adopts and drops the same way."""
+        old = self.path
+        assert old is not None and self._size == 0
+        try:
+            remaining = [s for s in self._catalog.segments if s.path != old]
+            self._catalog.manifest_for(remaining).write(self.wal_dir, self.fs)
+            self.fs.close(self._fd)
+            self._fd = -1
+            self.fs.unlink(old)
+            self.fs.fsync_dir(self.wal_dir)
+        except OSError as exc:
+            self._poisoned = exc
+            raise WriterPoisoned(f"replacing the empty segment {old} failed: {exc}") from exc
+        self._catalog = Catalog.load(self.data_dir, self.fs)
+        self._rotate(first_sequence)
+
+    def _rotate(self, first_sequence: int) -> None:
+        """Seal the active segment (if any) and start one for ``first_sequence``.
+
+        Called with the write lock held; waits for a group-commit fsync in progress and
+        keeps the next one out while the file descriptor changes. The seal's fsync makes
+        the old segment durable; group-commit waiters are released by the next fsync.
+        The new file is created (and its name made durable) before the MANIFEST lists it,
+        so a crash between the two leaves an empty file the catalog adopts.
+        """
+        fs = self.fs
+        self._fsync_lock.acquire()
+        try:
+            sealed = self._seal_active() if self._fd >= 0 else None
+            path = self.wal_dir / segment_name(first_sequence)
+            fd = fs.open(path, _CREATE_NEW)
+            self._fd, self.path, self._size, self._active_records = fd, path, 0, 0
+            self._hasher = xxhash.xxh3_128()
+            self._active_first = first_sequence
+            self._active_prev = self._sequence or None  # the last sequence before it
+            fs.fsync_dir(self.wal_dir)
+            kept = [s for s in self._catalog.segments if s.path != (sealed.path if sealed else None)]
+            kept += [sealed] if sealed is not None else []
+            kept.append(Segment(path, first_sequence, None, self._sequence))
+            base = self._catalog.base_sequence if self._catalog.segments else self._sequence
+            catalog = Catalog(self.wal_dir, Layout.SEGMENTED, tuple(kept), base, None)
+            catalog.manifest_for().write(self.wal_dir, fs)
+            self._catalog = Catalog(self.wal_dir, Layout.SEGMENTED, tuple(kept), base, catalog.manifest_for())
+        except BaseException as exc:
+            self._poisoned = exc
+            log.error("cannot rotate the log in %s (%s): writer poisoned", self.wal_dir, exc)
+            if isinstance(exc, (OSError, WalCorruption)):
+                raise WriterPoisoned(f"rotating the log in {self.wal_dir} failed: {exc}") from exc
+            raise
+        finally:
+            self._fsync_lock.release()
+
+    def _seal_active(self) -> Segment:
+        """fsync the active segment, seal it from what the writer knows of it (no re-read:
+        the digest was kept as it was written), close it; the sealed segment."""
+        fs, path = self.fs, self.path
+        assert path is not None and self._active_first is not None
+        fs.fsync(self._fd)
+        # both sides of the disk: the file is exactly what this writer wrote
+        assert fs.fsize(self._fd) == self._size, f"{path} is not the {self._size} bytes written"
+        seal = Seal(self._active_first, self._sequence, self._active_records, self._size,
+                    self._hasher.hexdigest(), self._active_prev or 0)  # fmt: skip
+        fs.close(self._fd)
+        self._fd = -1
+        segment = Segment(path, seal.first_sequence, seal, self._active_prev or 0)
+        write_seal(segment, seal, fs)
+        return segment
+
+    def _undo_write(self, start: int, exc: BaseException) -> None:
+        try:
+            self.fs.ftruncate(self._fd, start)
+            self.fs.lseek(self._fd, start, os.SEEK_SET)
+        except OSError as undo_exc:
+            self._poisoned = undo_exc
+            log.error("cannot undo a failed write to %s (%s): writer poisoned", self.path, undo_exc)
+
+    def _fsync_or_poison(self) -> None:
+        try:
+            self.fs.fsync(self._fd)
+        except BaseException as exc:  # an interrupted fsync proves nothing either
+            self._poisoned = exc
+            log.error("fsync of %s failed (%s): writer poisoned", self.path, exc)
+            if isinstance(exc, OSError):
+                raise WriterPoisoned(f"fsync of {self.path} failed: {exc}") from exc
+            raise
+
+    def sync(self) -> None:
+        """Make everything appended so far durable (fsync)."""
+        with self._write_lock:
+            self._check_open()
+            if self._fd >= 0:
+                with self._fsync_lock:
+                    self._fsync_or_poison()
+
+    flush = sync
+
+    # -- segments ---------------------------------------------------------------------
+    def remove_segments_before(self, sequence: int) -> list[Path]:
+        """Delete the sealed segments whose every record is below ``sequence`` (for example
+        the sequence of a snapshot that covers them). Never touches the active segment.
+
+        The MANIFEST is rewritten first, with the log now starting after the last removed
+        sequence (:attr:`base_sequence`): from then on recovery requires a snapshot at or
+        beyond it. Returns the removed files."""
+        with self._write_lock:
+            self._check_open()
+            catalog = Catalog.load(self.data_dir, self.fs)
+            gone = []
+            for segment in catalog.segments:
+                if segment.seal is None or segment.path == self.path or segment.seal.last_sequence >= sequence:
+                    break
+                gone.append(segment)
+            if not gone:
+                return []
+            kept = catalog.segments[len(gone):]
+            base = gone[-1].seal.last_sequence  # type: ignore[union-attr]
+            catalog.manifest_for(kept, base).write(self.wal_dir, self.fs)
+            for segment in gone:
+                self.fs.unlink(segment.path)
+                self.fs.unlink(segment.seal_path)
+            self.fs.fsync_dir(self.wal_dir)
+            self._catalog = Catalog.load(self.data_dir, self.fs)
+        return [s.path for s in gone]
+
+    # -- closing ----------------------------------------------------------------------
+    def _release(self) -> None:
+        if self._fd >= 0:
+            self.fs.close(self._fd)
+            self._fd = -1
+        self.fs.unlock(self._locks)
+
+    def close(self) -> None:
+        """Sync and close. Closing twice is allowed; any other call after it raises
+        :class:`WriterClosed`. A failed final fsync raises :class:`WriterPoisoned`."""
+        with self._write_lock:  # from here on appends see a closed writer
+            if self._closed:
+                return
+            self._closed = True
+            group, self._group_commit = self._group_commit, None
+        if group is not None:
+            group.stop()  # its last round runs while the descriptor is still open
+        error: BaseException | None = None
+        with self._write_lock, self._fsync_lock:
+            try:
+                if self._poisoned is None and self._fd >= 0:
+                    try:
+                        self.fs.fsync(self._fd)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised below
+                        self._poisoned = error = exc
+                    else:
+                        self._write_checkpoint()
+            finally:
+                self._release()
+                if group is not None:  # whoever still waits: durable now, or not
+                    group.gate.open(self._poisoned)
+        if error is not None:
+            if isinstance(error, OSError):
+                raise WriterPoisoned(f"fsync of {self.path} on close failed: {error}") from error
+            raise error
+
+    def _write_checkpoint(self) -> None:
+        """On a clean close (synced, lock still held): record the active file's checked
+        content (:class:`~.checkpoint.Checkpoint`) so that the next writer need not walk it
+        again. A failure only costs that: it is logged, and the stale checkpoint removed."""
+        try:
+            if self.path is None or self._size == 0:
+                Checkpoint.remove(self.wal_dir, self.fs)
+                return
+            with mmap.mmap(self._fd, self._size, access=mmap.ACCESS_READ) as mapped:
+                first = _first_record_sequence(mapped, self.max_payload)
+            Checkpoint(
+                self.path.name, self._size, self._active_records, first, self._sequence, self._last_offset,
+                self._active_prev, self.max_payload, self._hasher.hexdigest(),
+            ).write(self.wal_dir, self.fs)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - an optimisation: the log is intact
+            log.warning("could not write the checkpoint of %s: %s", self.path, exc)
+            try:
+                Checkpoint.remove(self.wal_dir, self.fs)
+            except OSError:
+                pass
+
+    def _advance_to(self, sequence: int) -> None:
+        """Recovery: the log is empty but a snapshot covers up to ``sequence``: the next
+        appended sequence must be above it (and the log will start after it)."""
+        with self._write_lock:
+            self._sequence = max(self._sequence, sequence)
+
+    def __del__(self) -> None:
+        # Like Rust's Drop: a writer that was never closed syncs and releases its lock.
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception as exc:  # noqa: BLE001 - nothing to raise to at collection time
+                log.error("WAL writer %s collected without close(); its final sync failed: %s",
+                          getattr(self, "path", None), exc)
+
+    def __enter__(self) -> "WalWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "poisoned" if self._poisoned else "open"
+        return (
+            f"<WalWriter {self.wal_dir} {self.layout.value} {state} sequence={self._sequence} "
+            f"durability={self.durability.value}>"
+        )
+
+
+def _first_record_sequence(mapped, max_payload: int) -> int:
+    from .validate import first_sequence
+
+    seq = first_sequence(mapped, max_payload)
+    assert seq is not None, "the writer's file starts with a valid record"
+    return seq
