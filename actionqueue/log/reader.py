@@ -107,7 +107,7 @@ class WalReader:
         prev: int | None = None
         current: Segment | None = None
         pos = 0
-        while True:
+        while stop is None or not stop.is_set():
             if current is None:
                 found = self._segments()
                 current = found[0] if found else None

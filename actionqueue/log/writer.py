@@ -120,7 +120,6 @@ class WalWriter:
         self._sequence = 0
         self._size = 0  # bytes in the active file
         self._active_records = 0
-        self._last_offset = 0  # where the active file's last record starts
         self._hasher = xxhash.xxh3_128()  # of the active file's bytes, for its seal
         try:
             if not fs.exists(self.wal_dir):
@@ -164,8 +163,6 @@ class WalWriter:
             if report.end_offset:
                 with mmap.mmap(fd, report.end_offset, access=mmap.ACCESS_READ) as mapped:
                     self._hasher.update(mapped)
-                    # the last record is the first one at or above the last sequence
-                    self._last_offset = walker.skip_below(mapped, 0, prev_sequence, report.last_sequence)[0]
         except BaseException:
             fs.close(fd)
             raise
@@ -261,7 +258,8 @@ class WalWriter:
             if seq <= self._sequence:
                 raise SequenceViolation(self._sequence + 1, seq)
             data = codec.encode(event)
-            self._check_cap(data, 1, (seq,))
+            if len(data) - HEADER_LEN > self.max_payload:
+                self._check_cap(data, 1, (seq,))
             gate = self._write_locked(data, seq, seq, 1)
         if gate is not None:
             gate.wait()
@@ -278,7 +276,8 @@ class WalWriter:
             self._check_open()
             seq = self._sequence + 1
             data = codec.encode(_model.WalEvent(seq, event))
-            self._check_cap(data, 1, (seq,))
+            if len(data) - HEADER_LEN > self.max_payload:
+                self._check_cap(data, 1, (seq,))
             gate = self._write_locked(data, seq, seq, 1)
         if gate is not None:
             gate.wait()
@@ -314,11 +313,12 @@ class WalWriter:
                     raise SequenceViolation(prev + 1, seq)
                 prev = seq
             data = codec.encode_batch(events)
-            self._check_cap(data, len(events), [e.sequence for e in events])
+            self._check_cap(data, len(events), events)
             gate = self._write_locked(data, events[0].sequence, prev, len(events))
         return PendingWrite(gate)
 
     def _check_cap(self, data: bytes, count: int, sequences) -> None:
+        # ``sequences``: the records' sequences, or their events (read only on failure)
         """Refuse records whose payload is above the cap, before a byte is written: every
         reader would take such a record for damage (and TRUNCATE_PARTIAL would cut it)."""
         if len(data) - HEADER_LEN * count <= self.max_payload:
@@ -328,7 +328,8 @@ class WalWriter:
             for i in range(count):
                 length = int.from_bytes(view[pos + 4 : pos + 8], "little")
                 if length > self.max_payload:
-                    raise PayloadTooLarge(sequences[i], length, self.max_payload)
+                    seq = sequences[i] if isinstance(sequences[i], int) else sequences[i].sequence
+                    raise PayloadTooLarge(seq, length, self.max_payload)
                 pos += HEADER_LEN + length
 
     def _write_locked(self, data: bytes, first: int, last: int, count: int) -> "_Gate | None":
@@ -343,7 +344,9 @@ class WalWriter:
                 self._replace_empty_active(first)
         start = self._size
         try:
-            write_all(self.fs, self._fd, data)
+            written = self.fs.write(self._fd, data)
+            if written != len(data):  # a short write: continue where it stopped
+                write_all(self.fs, self._fd, memoryview(data)[written:])
         except BaseException as exc:
             # also KeyboardInterrupt & co. between two partial writes, or right after the
             # write: never leave a fragment, nor a record the state does not count
@@ -352,7 +355,6 @@ class WalWriter:
                 raise WalWriterError(f"write to {self.path} failed: {exc}") from exc
             raise
         self._hasher.update(data)
-        self._last_offset = self._last_offset_after(data, start, count)
         self._size = start + len(data)
         self._sequence = last
         self._active_records += count
@@ -361,16 +363,6 @@ class WalWriter:
         elif self._group_commit is not None:
             return self._group_commit.gate_for_written()
         return None
-
-    def _last_offset_after(self, data: bytes, start: int, count: int) -> int:
-        """Where the last of the ``count`` records just written at ``start`` begins."""
-        if count == 1:
-            return start
-        pos = 0
-        with memoryview(data) as view:
-            for _ in range(count - 1):
-                pos += HEADER_LEN + int.from_bytes(view[pos + 4 : pos + 8], "little")
-        return start + pos
 
     def _replace_empty_active(self, first_sequence: int) -> None:
         """Drop the empty active segment from the catalog and the folder, then start one
@@ -545,8 +537,11 @@ class WalWriter:
                 return
             with mmap.mmap(self._fd, self._size, access=mmap.ACCESS_READ) as mapped:
                 first = _first_record_sequence(mapped, self.max_payload)
+                # the last record is the first at or above the last sequence (stepped to by
+                # length fields: these are the writer's own checked bytes)
+                last_offset = walker.skip_below(mapped, 0, None, self._sequence)[0]
             Checkpoint(
-                self.path.name, self._size, self._active_records, first, self._sequence, self._last_offset,
+                self.path.name, self._size, self._active_records, first, self._sequence, last_offset,
                 self._active_prev, self.max_payload, self._hasher.hexdigest(),
             ).write(self.wal_dir, self.fs)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - an optimisation: the log is intact
