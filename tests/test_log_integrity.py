@@ -281,3 +281,96 @@ def test_the_authority_refuses_a_command_above_the_cap_and_goes_on(tmp_path) -> 
     store.close()
     with aq.open(tmp_path, max_payload=300) as again:
         assert again.reducer.task_count == 1
+
+
+# -- found by the adversarial pass over this change -----------------------------------
+def test_a_truncated_sealed_segment_is_refused_by_every_reader(tmp_path) -> None:
+    segs = _log(tmp_path)
+    os.truncate(segs[0], 0)
+    _opens_or_raises(tmp_path, aq.SegmentError)
+
+
+@pytest.mark.parametrize("layout", ["segmented", "rust"])
+def test_a_cleanly_closed_file_cut_at_a_record_boundary_is_refused(tmp_path, layout) -> None:
+    with aq.WalWriter(tmp_path, layout=layout) as w:
+        for s in range(1, 11):
+            w.append(aq.WalEvent(s, aq.EnginePaused(s)))
+        path, ends = w.path, w.size
+    os.truncate(path, ends * 4 // 10 // 15 * 15)  # EnginePaused records are 15 bytes
+    with pytest.raises(aq.SegmentError, match="records were lost"):
+        aq.WalWriter(tmp_path, aq.RepairPolicy.TRUNCATE_PARTIAL)
+    assert not aq.verify(tmp_path).clean
+
+
+@pytest.mark.parametrize("what", ["seal-left", "checkpoint-left", "after-removal"])
+def test_without_a_manifest_other_evidence_is_used(tmp_path, what) -> None:
+    segs = _log(tmp_path)
+    wal_dir = tmp_path / "wal"
+    (wal_dir / "MANIFEST").unlink()
+    if what == "seal-left":
+        segs[0].unlink()
+        exc = aq.SegmentMissing
+    elif what == "checkpoint-left":
+        for p in segs:
+            p.unlink()
+            p.with_suffix(".seal").unlink(missing_ok=True)
+        exc = aq.SegmentMissing
+    else:  # only a later segment is left: the log starts after its name
+        for p in segs[:-1]:
+            p.unlink()
+            p.with_suffix(".seal").unlink()
+        exc = aq.RecoveryError
+    with pytest.raises(exc):
+        aq.open(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["MANIFEST", "CHECKPOINT", "seal"])
+def test_deeply_nested_metadata_is_a_typed_error_or_ignored(tmp_path, name) -> None:
+    segs = _log(tmp_path)
+    target = segs[0].with_suffix(".seal") if name == "seal" else tmp_path / "wal" / name
+    target.write_bytes(b"[" * 100_000)
+    if name == "CHECKPOINT":
+        aq.WalWriter(tmp_path).close()
+    else:
+        with pytest.raises(aq.SegmentError):
+            aq.WalWriter(tmp_path)
+
+
+def test_a_forged_manifest_with_its_digest_recomputed_is_still_checked(tmp_path) -> None:
+    from actionqueue.log.catalog import Manifest
+
+    _log(tmp_path)
+    wal_dir = tmp_path / "wal"
+    m = Manifest.read(wal_dir)
+    for forged in (Manifest(m.layout, 0, m.entries[1:]), Manifest(m.layout, m.base, m.entries + ((10**25, 10**25 - 1),))):
+        (wal_dir / "MANIFEST").write_bytes(forged.to_bytes())
+        with pytest.raises(aq.SegmentError):
+            aq.WalWriter(tmp_path)
+        assert not aq.verify(tmp_path).clean
+
+
+def test_a_cap_above_what_readers_accept_is_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="max_payload"):
+        aq.WalWriter(tmp_path, max_payload=300 << 20)
+
+
+def test_reading_from_below_the_start_of_the_log_names_the_range(tmp_path) -> None:
+    with aq.WalWriter(tmp_path, segment_bytes=600) as w:
+        for s in range(1, 60):
+            w.append(aq.WalEvent(s, aq.LeaseAcquired(aq.RunId.new(), "w" * 20, 10, s)))
+        assert w.remove_segments_before(30)
+        base = w.base_sequence
+    for call in (lambda: list(aq.WalReader(tmp_path, from_sequence=5)), lambda: aq.scan(tmp_path, min_sequence=5)):
+        with pytest.raises(aq.SegmentMissing, match=f"5..{base}"):
+            call()
+    assert [e.sequence for e in aq.WalReader(tmp_path, from_sequence=base + 1)][0] == base + 1
+
+
+def test_verify_says_when_no_snapshot_covers_the_start_of_the_log(tmp_path, capsys) -> None:
+    with aq.WalWriter(tmp_path, segment_bytes=600) as w:
+        for s in range(1, 60):
+            w.append(aq.WalEvent(s, aq.LeaseAcquired(aq.RunId.new(), "w" * 20, 10, s)))
+        w.remove_segments_before(30)
+    assert aq.verify(tmp_path).clean  # the log itself is whole from its base on
+    assert cli_main(["verify", str(tmp_path)]) == 1
+    assert "not recoverable" in capsys.readouterr().err

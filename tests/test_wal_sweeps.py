@@ -46,6 +46,9 @@ def hang_guard():
     faulthandler.cancel_dump_traceback_later()
 
 
+_MANIFESTS: dict = {}  # data dir -> the MANIFEST build_log's writer left
+
+
 def build_log(data_dir: Path, kw: dict, evs: list) -> tuple[Path, bytes, list[int]]:
     """Write ``evs`` through the writer; return the file, its bytes and record starts."""
     data_dir.mkdir(exist_ok=True)
@@ -55,6 +58,11 @@ def build_log(data_dir: Path, kw: dict, evs: list) -> tuple[Path, bytes, list[in
         for e in evs[4:]:
             w.append(e)
         path = w.path
+    # the damage below stands for what a crash leaves, and a crash leaves no checkpoint
+    # of a clean close (one that covers the bytes cut is evidence of a loss: refused)
+    (data_dir / "wal" / wal.CHECKPOINT_NAME).unlink(missing_ok=True)
+    manifest = data_dir / "wal" / wal.MANIFEST_NAME
+    _MANIFESTS[data_dir] = manifest.read_bytes() if manifest.exists() else None
     data = path.read_bytes()
     starts = [0]
     for e in evs:
@@ -108,6 +116,8 @@ def check_damaged(data_dir: Path, path: Path, damaged: bytes, evs: list, starts:
     ``k`` (if any) is the first damaged one; ``mid_log``: valid records follow it."""
     for leftover in path.parent.iterdir():  # a repair may have renamed or added files
         leftover.unlink()
+    if _MANIFESTS.get(data_dir) is not None:  # the log's list of files, as the writer left it
+        (path.parent / wal.MANIFEST_NAME).write_bytes(_MANIFESTS[data_dir])
     path.write_bytes(damaged)
     same_walk(damaged)
     end = starts[k]

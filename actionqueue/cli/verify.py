@@ -85,6 +85,14 @@ def check(directory: Path, *, decode_sealed: bool = False, replay: bool = False,
             result["problem"] = _problem(snap_path, 0, "SnapshotBeyondLog",
                                          f"{snap_path}: snapshot at sequence {seq} is beyond the log's last {last}")
             return result
+    base = report.base_sequence
+    snap_seq = result["snapshot"]["sequence"] if result["snapshot"] else None
+    if base and (snap_seq is None or snap_seq < base):
+        have = f"the snapshot is at {snap_seq}" if snap_seq is not None else "there is no snapshot"
+        result["problem"] = _problem(None, None, "LogStartUncovered",
+                                     f"{directory}: the log starts after sequence {base} and {have}: "
+                                     f"events 1..{base} are not recoverable")
+        return result
     if replay:
         try:
             rep = replay_readonly(directory, use_snapshot=from_snapshot)

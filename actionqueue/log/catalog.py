@@ -37,6 +37,7 @@ from ..errors import ActionQueueError, SegmentError, SegmentMissing
 from . import files as _files
 from .files import OS, Files
 from .format import (
+    CHECKPOINT_NAME,
     LISTING_ATTEMPTS_MAX,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -93,12 +94,20 @@ def _digest(body: dict) -> str:
     return xxhash.xxh3_128_hexdigest(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
+#: sequences are u64; segment names have 20 digits
+_SEQUENCE_MAX = (1 << 64) - 1
+
+
 def _int(obj: dict, key: str, nullable: bool = False) -> int | None:
     value = obj[key]
     if value is None and nullable:
         return None
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{key} is not a non-negative integer: {value!r}")
+    return _u64(value, key)
+
+
+def _u64(value, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= _SEQUENCE_MAX:
+        raise ValueError(f"{what} is not a sequence (an integer in 0..2**64-1): {value!r}")
     return value
 
 
@@ -145,7 +154,7 @@ class Seal:
                 _int(obj, "length"), digest,
                 _int(obj, "prev_sequence", True) if obj["format"] == SEAL_FORMAT else None,
             )  # fmt: skip
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
             raise SegmentError(path, 0, "seal_invalid", f"the seal does not parse: {exc}") from None
         if seal.records < 1 or seal.first_sequence > seal.last_sequence or seal.length < 13 * seal.records:
             raise SegmentError(path, 0, "seal_invalid", f"the seal is inconsistent: {seal}")
@@ -226,13 +235,13 @@ class Manifest:
                 raise ValueError("its digest does not match its content")
             if obj["format"] != MANIFEST_FORMAT:
                 raise ValueError(f"unknown format {obj['format']!r}")
-            entries = tuple((int(a), int(b)) for a, b in obj["segments"])
+            entries = tuple((_u64(a, "a first sequence"), _u64(b, "a prev sequence")) for a, b in obj["segments"])
             manifest = cls(Layout(obj["layout"]), _int(obj, "base"), entries)
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
             raise SegmentError(path, 0, "manifest_invalid", f"the MANIFEST does not parse: {exc}") from None
         firsts = [e[0] for e in entries]
         if firsts != sorted(set(firsts)) or any(prev >= first for first, prev in entries) \
-                or (entries and entries[0][1] < manifest.base):
+                or (entries and entries[0][1] != manifest.base):
             raise SegmentError(path, 0, "manifest_invalid", "the MANIFEST's segments are out of order")
         return manifest
 
@@ -308,6 +317,7 @@ class Catalog:
         if manifest is not None and manifest.layout is Layout.RUST or has_rust:
             return cls._rust(wal_dir, has_rust, manifest)
         if manifest is None:
+            _orphans(wal_dir, names, firsts, has_rust, fs)
             return cls._legacy(wal_dir, firsts, fs)
         return cls._listed(wal_dir, firsts, manifest, fs, lenient)
 
@@ -330,7 +340,9 @@ class Catalog:
                 raise SegmentError(wal_dir / MANIFEST_NAME, 0, "manifest_invalid",
                                    "the MANIFEST is missing (the seals say the log had one)")
         layout = Layout.SEGMENTED if segments else None
-        return cls(wal_dir, layout, segments, 0, None, bool(segments))
+        # with nothing to say otherwise, the log holds nothing below its first file's name
+        base = max(0, firsts[0] - 1) if firsts else 0
+        return cls(wal_dir, layout, segments, base, None, bool(segments))
 
     @classmethod
     def _listed(cls, wal_dir: Path, firsts: list[int], manifest: Manifest, fs: Files, lenient: bool) -> "Catalog":
@@ -400,6 +412,9 @@ class Catalog:
 
     def from_sequence(self, sequence: int | None) -> list[Segment]:
         """The segments that may hold records at or above ``sequence`` (all for None)."""
+        if sequence is not None and 0 < self.base_sequence >= sequence and self.segments:
+            raise SegmentMissing(self.segments[0].path, max(sequence, 1), self.base_sequence,
+                                 "removed from the log (it starts after them): read from a snapshot")
         if sequence is None or self.layout is not Layout.SEGMENTED:
             return list(self.segments)
         out = []
@@ -431,6 +446,26 @@ class Catalog:
             entries.append((segment.first_sequence, segment.prev if segment.prev is not None else prev))
             prev = segment.seal.last_sequence if segment.seal is not None else segment.first_sequence
         return Manifest(Layout.SEGMENTED, base, tuple(entries))
+
+
+def _orphans(wal_dir: Path, names: list[str], firsts: list[int], has_rust: bool, fs: Files) -> None:
+    """Without a MANIFEST, what else says a file existed: a seal without its segment, or a
+    CHECKPOINT naming a file that is not there."""
+    for name in names:
+        if name.endswith(SEAL_SUFFIX):
+            first = parse_segment_name(name[: -len(SEAL_SUFFIX)] + SEGMENT_SUFFIX)
+            if first is not None and first not in firsts:
+                raise SegmentMissing(wal_dir / segment_name(first), first, None, "its seal is still there")
+    if CHECKPOINT_NAME in names:
+        try:
+            named = json.loads(_files.read_small(wal_dir / CHECKPOINT_NAME, fs)).get("file")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            return
+        exists = named == RUST_WAL_NAME and has_rust or (
+            isinstance(named, str) and parse_segment_name(named) in firsts)
+        if isinstance(named, str) and not exists and (named == RUST_WAL_NAME or parse_segment_name(named) is not None):
+            first = parse_segment_name(named) or 1
+            raise SegmentMissing(wal_dir / named, first, None, "the CHECKPOINT of its last clean close names it")
 
 
 def detect_layout(data_dir, fs: Files = OS) -> Layout | None:

@@ -57,14 +57,18 @@ class Checkpoint:
         with memoryview(mapped) as view:
             if xxhash.xxh3_128_hexdigest(view[: self.length]) != self.xxh3_128:
                 return False
-        # Both ends of what it covers, decoded: the digest says these are the bytes that
-        # were checked; these say the fields describe those bytes.
-        first = walker.walk(mapped, 0, None, max_payload, True, 1)
-        last = walker.walk(mapped, self.last_offset, None, max_payload, True, 1)
+        # What it says of those bytes, held against them: the first record decoded, and
+        # every record stepped over by its length field (native: a few ms for 64 MiB)
+        first = walker.walk(mapped, 0, None, max_payload, True, 1)[5]
+        end, count, last = walker.skip_below(mapped, 0, prev_sequence, self.last_sequence + 1)
         return (
-            bool(first[5]) and first[5][0].sequence == self.first_sequence
-            and bool(last[5]) and last[5][0].sequence == self.last_sequence and last[0] == self.length
+            bool(first) and first[0].sequence == self.first_sequence
+            and (end, count, last) == (self.length, self.records, self.last_sequence)
         )
+
+    def shorter_than(self, size: int) -> bool:
+        """Whether a file of ``size`` bytes lost bytes this checkpoint saw checked."""
+        return size < self.length
 
     @classmethod
     def read(cls, wal_dir: Path, file: Path, fs: Files = OS) -> "Checkpoint | None":
@@ -83,7 +87,7 @@ class Checkpoint:
                 raise ValueError("its fields are inconsistent")
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             log.info("ignoring %s (%s): the log is checked in full", wal_dir / CHECKPOINT_NAME, exc)
             return None
         return ckpt if ckpt.file == file.name else None

@@ -79,9 +79,16 @@ class WalReader:
             except FileNotFoundError:
                 raise self._vanished(segment, prev) from None
             with f:
+                if segment.seal is not None:
+                    _check_sealed_size(segment, os.fstat(f.fileno()).st_size)
+                start = prev
                 for batch, prev in self._batches(f, segment.path, prev, segment.first_sequence):
                     if batch:
                         yield batch
+                if segment.seal is not None and prev != segment.seal.last_sequence and not (
+                        start is None and self.from_sequence and prev is None):
+                    raise SegmentError(segment.path, 0, "seal_mismatch",
+                                       f"the segment ends at sequence {prev}, its seal says {segment.seal.last_sequence}")
 
     def _vanished(self, segment: Segment, prev: int | None) -> SegmentMissing:
         """The error for a segment listed a moment ago and gone now (removed by retention
@@ -125,8 +132,12 @@ class WalReader:
                 if reason:
                     self._raise_if_mid_log(data[end:], current.path, prev, pos)
                 elif end == len(data) and self.source.is_dir():
-                    nxt = Catalog.load(self.source, self.fs).successor(current.path)
+                    catalog = Catalog.load(self.source, self.fs)
+                    nxt = catalog.successor(current.path)
                     if nxt is not None and self._read_from(current.path, pos) == b"":
+                        done = next(s for s in catalog.segments if s.path == current.path)
+                        if done.seal is not None:
+                            _check_sealed_size(done, pos)
                         # the current file is complete and a newer one exists: it was sealed
                         current, pos = nxt, 0
                         continue
@@ -213,6 +224,15 @@ class WalReader:
             base += end
             if eof and (not buf or not reason):
                 return
+
+
+def _check_sealed_size(segment: Segment, size: int) -> None:
+    """A sealed segment is exactly as long as its seal says (cut or grown: damage)."""
+    assert segment.seal is not None
+    if size != segment.seal.length:
+        raise SegmentError(segment.path, min(size, segment.seal.length),
+                           "incomplete_payload" if size < segment.seal.length else "seal_mismatch",
+                           f"the sealed segment is {size} bytes, its seal says {segment.seal.length}")
 
 
 def _check_name(buf, path: Path, first: int, max_payload: int) -> None:

@@ -74,6 +74,9 @@ class RepairPlan(list):
 
     replay: str | None = None
     truncated_at: int | None = None  # the sequence after which truncate_at_damage cut
+    #: the active file is shorter than at its last clean close (records lost outside any
+    #: cut); repair accepts that loss by removing the CHECKPOINT that shows it
+    lost_since_clean_close: bool = False
 
 
 @dataclass
@@ -206,8 +209,15 @@ def repair_log(
             result.replay = check(lambda: _events(plans, max_payload), cuts)
         for plan in changed:
             result.append(_result(plan, wal_dir, dry_run))
+        cut_by_hand = _cut_since_clean_close(catalog, fs)
+        if cut_by_hand is not None:
+            result.append(RepairResult(cut_by_hand, (), None, 0))
+            result.lost_since_clean_close = True
         if not dry_run and (changed or catalog.unexpected):
             _apply(catalog, plans, wal_dir, fs)
+        elif not dry_run and cut_by_hand is not None:
+            Checkpoint.remove(wal_dir, fs)  # the loss is accepted: opening works again
+            fs.fsync_dir(wal_dir)
         return result
     finally:
         fs.unlock(handles)
@@ -281,6 +291,15 @@ def _apply(catalog: Catalog, plans: list[_FilePlan], wal_dir: Path, fs: Files) -
             log.warning("repaired %s: cut %d byte range(s), %d bytes, backup in %s",
                         plan.segment.path, len(plan.cuts), sum(n for _, n in plan.cuts), backup)
     Catalog.load(wal_dir.parent, fs)  # the result proves itself (or this raises)
+
+
+def _cut_since_clean_close(catalog: Catalog, fs: Files) -> Path | None:
+    """The newest file, when it is shorter than the CHECKPOINT of its clean close says."""
+    if not catalog.segments or catalog.segments[-1].seal is not None:
+        return None
+    path = catalog.segments[-1].path
+    checkpoint = Checkpoint.read(catalog.wal_dir, path, fs)
+    return path if checkpoint is not None and checkpoint.shorter_than(fs.size(path)) else None
 
 
 def _unlink(fs: Files, path: Path) -> None:

@@ -195,11 +195,12 @@ def scan(
     files come from the catalog (proven complete); a segment missing raises
     :class:`~actionqueue.errors.SegmentMissing`, and each file must start where its name
     says and continue the sequences of the one before it."""
-    files: list[Path] = []
+    segments: list[Segment] = []
     for segment in Catalog.load(data_dir, fs).from_sequence(min_sequence):
         if max_sequence is not None and segment.first_sequence is not None and segment.first_sequence > max_sequence:
             break
-        files.append(segment.path)
+        segments.append(segment)
+    files = [s.path for s in segments]
     parts = []
     prev = None
     for index, path in enumerate(files):
@@ -209,6 +210,11 @@ def scan(
             raise SegmentMissing(path, (prev or 0) + 1, None, "it was removed while the log was scanned") from None
         with scanner:
             cols = scanner.columns(kinds, min_sequence, max_sequence, prev_sequence=prev)
+            seal = segments[index].seal
+            if seal is not None and (len(scanner._buf) != seal.length or scanner.last_sequence != seal.last_sequence):
+                raise SegmentError(path, 0, "seal_mismatch",
+                                   f"the sealed segment is {len(scanner._buf)} bytes ending at sequence "
+                                   f"{scanner.last_sequence}; its seal says {seal.length} bytes, {seal.last_sequence}")
             first = parse_segment_name(path.name)
             if first is not None and scanner.first_sequence not in (None, first):
                 raise SegmentError(path, 0, "name_mismatch",

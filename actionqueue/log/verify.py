@@ -10,6 +10,7 @@ import xxhash
 
 from ..errors import SegmentError, WalCorruption
 from .catalog import Catalog, Segment
+from .checkpoint import Checkpoint
 from .files import OS, Files, read_fd
 from .format import DEFAULT_MAX_PAYLOAD
 from .validate import validate_buffer
@@ -55,6 +56,8 @@ def verify(data_dir, *, max_payload: int = DEFAULT_MAX_PAYLOAD, decode_sealed: b
     prev: int | None = None
     for segment in catalog.segments:
         try:
+            if segment.seal is None:
+                _check_against_checkpoint(catalog.wal_dir, segment, fs)
             what, count, last = _check_segment(segment, prev, max_payload, decode_sealed, fs)
         except WalCorruption as exc:
             return VerifyReport(tuple(checked), records + exc.records_before, prev, exc, catalog.base_sequence)
@@ -104,3 +107,14 @@ def _digest(fs: Files, fd: int, size: int) -> str:
         hasher.update(chunk)
         offset += len(chunk)
     return hasher.hexdigest()
+
+
+def _check_against_checkpoint(wal_dir: Path, segment: Segment, fs: Files) -> None:
+    """The only evidence of what an unsealed file held: the CHECKPOINT of the last clean
+    close. A file shorter than that lost records."""
+    checkpoint = Checkpoint.read(wal_dir, segment.path, fs)
+    size = fs.size(segment.path)
+    if checkpoint is not None and checkpoint.shorter_than(size):
+        raise SegmentError(segment.path, size, "incomplete_payload",
+                           f"the file is {size} bytes but held {checkpoint.length} (up to sequence "
+                           f"{checkpoint.last_sequence}) when its writer closed: records were lost")

@@ -94,8 +94,11 @@ class WalWriter:
         self.data_dir = Path(data_dir)
         self.repair_policy = RepairPolicy(repair_policy)
         self.durability = Durability(durability)
-        if not 0 < max_payload <= 0xFFFFFFFF:
-            raise ValueError(f"max_payload must be in 1..{0xFFFFFFFF}, not {max_payload}")
+        if not 0 < max_payload <= DEFAULT_MAX_PAYLOAD:
+            # the cap is not stored in the log: a record above the readers' default (Rust's
+            # too) would be taken for damage by every other reader, and cut by a repair
+            raise ValueError(f"max_payload must be in 1..{DEFAULT_MAX_PAYLOAD} (what every reader accepts), "
+                             f"not {max_payload}")
         if segment_bytes <= 0:
             raise ValueError(f"segment_bytes must be positive, not {segment_bytes}")
         self.max_payload = max_payload
@@ -153,8 +156,9 @@ class WalWriter:
         try:
             if created:
                 fs.fsync_dir(path.parent)
-            report = validate_fd(fd, path, self.max_payload, prev_sequence,
-                                 Checkpoint.read(self.wal_dir, path, fs), fs)  # fmt: skip
+            checkpoint = Checkpoint.read(self.wal_dir, path, fs)
+            _refuse_if_cut(path, fs.fsize(fd), checkpoint)
+            report = validate_fd(fd, path, self.max_payload, prev_sequence, checkpoint, fs)
             if report.corruption is not None:
                 self._repair_tail(fd, path, report.corruption)
             if first_sequence is not None and report.first_sequence not in (None, first_sequence):
@@ -578,6 +582,15 @@ class WalWriter:
             f"<WalWriter {self.wal_dir} {self.layout.value} {state} sequence={self._sequence} "
             f"durability={self.durability.value}>"
         )
+
+
+def _refuse_if_cut(path: Path, size: int, checkpoint: Checkpoint | None) -> None:
+    """A file shorter than what a clean close recorded lost records it had acknowledged
+    (a torn tail is only ever beyond the checkpoint): refuse, whatever the repair policy."""
+    if checkpoint is not None and checkpoint.shorter_than(size):
+        raise SegmentError(path, size, "incomplete_payload",
+                           f"the file is {size} bytes but held {checkpoint.length} ({checkpoint.records} records, "
+                           f"up to sequence {checkpoint.last_sequence}) when its writer closed: records were lost")
 
 
 def _first_record_sequence(mapped, max_payload: int) -> int:
