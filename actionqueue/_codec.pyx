@@ -77,6 +77,14 @@ cdef extern from "aq_crc32.h":
 cdef extern from "aq_compat.h":
     void aq_prefetch(const void *p)
 
+cdef extern from "aq_utf8.h":
+    void aq_utf8_init()
+    int aq_utf8_valid(const unsigned char *s, size_t n, const unsigned char *limit) nogil
+
+cdef extern from "aq_varint.h":
+    int aq_varint_skip(const unsigned char **pp, const unsigned char *end, int max_bytes,
+                       unsigned int last_max) nogil
+
 cdef extern from "aq_frame.h":
     uint32_t AQ_WAL_VERSION
     Py_ssize_t AQ_HEADER_LEN
@@ -101,6 +109,7 @@ cdef extern from "Python.h":
     PyObject *PySequence_Fast_GET_ITEM(object o, Py_ssize_t i)
     void Py_XDECREF(PyObject *o)
     PyTypeObject *Py_TYPE(object o)
+    Py_ssize_t Py_SIZE(object o)
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
     const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
     unsigned long long PyLong_AsUnsignedLongLong(object) except? -1
@@ -110,6 +119,7 @@ cdef extern from "Python.h":
     object PyLong_FromLong(long v)
 
 aq_crc32_init()
+aq_utf8_init()
 CRC32_IMPL = aq_crc32_impl_name().decode("ascii")
 
 # --------------------------------------------------------------------------------------
@@ -702,19 +712,32 @@ def crc32(data, value=0):
 
 
 # --------------------------------------------------------------------------------------
-# Skimming: walk a payload's structure without building objects (for scans)
+# Skimming: judge a payload without building objects (for scans and walks)
 # --------------------------------------------------------------------------------------
+# A skim steps over a payload as the decoder would read it and checks what the decoder
+# checks, on the bytes: the structure (varint forms, option tags, variant indices, uuid
+# lengths, that lengths fit), that text is valid UTF-8, and the model's rules (the
+# ``_validate`` methods) where a few raw field values settle them. Its verdict is one of
+# three: the decoder certainly accepts the payload; the payload is malformed (the
+# decoder raises); or only the decoder can tell (``needs_decode``: a value that may
+# break a model rule, or a type whose rules only Python checks, e.g. a cron expression),
+# and the caller decodes the payload. So a skim never accepts what the decoder rejects,
+# and its callers reject exactly what the decoder rejects.
 cdef struct Skim:
     const uint8_t *p
     const uint8_t *end
     uint64_t time
     int kind
-    bint check            # validating skim: note what only a decode can judge
-    bint needs_decode     # set when ``check`` and the payload holds such a value
+    bint needs_decode     # the payload holds a value only a decode can judge
 
 
 cdef inline int _skim_varint(Skim *k, uint64_t *out, int max_bytes, uint8_t last_max) noexcept:
     return 0 if _varint(&k.p, k.end, out, max_bytes, last_max) == VARINT_OK else -1
+
+
+cdef inline int _skip_varint(Skim *k, int max_bytes, uint8_t last_max) noexcept:
+    """Step over a varint whose value is not needed (as :func:`_varint` accepts it)."""
+    return aq_varint_skip(&k.p, k.end, max_bytes, last_max)
 
 
 cdef inline int _skim_bytes(Skim *k) noexcept:
@@ -726,38 +749,49 @@ cdef inline int _skim_bytes(Skim *k) noexcept:
 
 
 cdef inline int _skim_text(Skim *k) noexcept:
-    """A string: as :func:`_skim_bytes`; a validating skim leaves text that is not plain
-    ASCII (which is always valid UTF-8) to the decoder."""
+    """A string: as :func:`_skim_bytes`, and its bytes must be valid UTF-8 (-1 when they
+    are not: the decoder's ``MSG_UTF8`` failure)."""
     cdef uint64_t n
-    cdef const uint8_t *q
     if _skim_varint(k, &n, 10, 0x01) < 0 or n > <uint64_t>(k.end - k.p):
         return -1
-    if k.check and not k.needs_decode:
-        q = k.p
-        while q < k.p + n:
-            if q[0] & 0x80:
-                k.needs_decode = True
-                break
-            q += 1
+    if not aq_utf8_valid(k.p, <size_t>n, k.end):
+        return -1
     k.p += n
     return 0
 
 
-cdef int _skim_value(_Spec s, Skim *k) noexcept:
-    """Step over one value of ``s``: 0, or -1 when the bytes are not a valid encoding.
+cdef inline int _skim_field(_Spec s, Skim *k) noexcept:
+    """:func:`_skim_value`, with the kinds most fields have handled inline (a call per
+    field is much of the cost of a skim)."""
+    cdef int kind = s.kind
+    if kind == K_ID:
+        if k.end - k.p >= 17 and k.p[0] == 16:
+            k.p += 17
+            return 0
+        return _skim_id_slow(k)
+    if kind == K_U64 and not s.is_time:
+        return _skip_varint(k, 10, 0x01)
+    if kind == K_U32 or kind == K_I32:
+        return _skip_varint(k, 5, 0x0F)
+    return _skim_value(s, k)
 
-    Checks what the structure needs (varint forms, option tags, variant indices, uuid
-    lengths, that lengths fit); not UTF-8 nor the model's semantic rules (``decode`` does).
+
+cdef int _skim_value(_Spec s, Skim *k) noexcept:
+    """Step over one value of ``s``: 0, or -1 when the decoder rejects these bytes.
+
+    Checks what the decoder checks (see the comment above :class:`Skim`); a value only
+    the decoder can judge sets ``k.needs_decode``.
     """
     cdef uint64_t v
     cdef Py_ssize_t i
     cdef uint8_t tag
     cdef int kind = s.kind
     if kind == K_U64:
+        if not s.is_time:
+            return _skip_varint(k, 10, 0x01)
         if _skim_varint(k, &v, 10, 0x01) < 0:
             return -1
-        if s.is_time:
-            k.time = v
+        k.time = v
         return 0
     if kind == K_ID:
         if k.end - k.p >= 17 and k.p[0] == 16:
@@ -769,10 +803,10 @@ cdef int _skim_value(_Spec s, Skim *k) noexcept:
             return -1
         return 0
     if kind == K_STRUCT:
-        if k.check and s.quick_check != Q_NONE:
+        if s.quick_check != Q_NONE:
             return _skim_struct_checked(s, k)
         for i in range(s.n):
-            if _skim_value(<_Spec>s.fields[i], k) < 0:
+            if _skim_field(<_Spec>s.fields[i], k) < 0:
                 return -1
         return 0
     if kind == K_OPT:
@@ -780,13 +814,13 @@ cdef int _skim_value(_Spec s, Skim *k) noexcept:
             return -1
         tag = k.p[0]
         k.p += 1
-        return 0 if tag == 0 else _skim_value(s.inner, k)
+        return 0 if tag == 0 else _skim_field(s.inner, k)
     if kind == K_STR:
         return _skim_text(k)
     if kind == K_BYTES:
         return _skim_bytes(k)
     if kind == K_U32 or kind == K_I32:
-        return _skim_varint(k, &v, 5, 0x0F)
+        return _skip_varint(k, 5, 0x0F)
     if kind == K_U8:
         if k.p >= k.end:
             return -1
@@ -796,15 +830,13 @@ cdef int _skim_value(_Spec s, Skim *k) noexcept:
         if _skim_varint(k, &v, 10, 0x01) < 0:
             return -1
         while v:  # each element takes at least one byte: bounded by the input
-            if _skim_value(s.inner, k) < 0:
+            if _skim_field(s.inner, k) < 0:
                 return -1
             v -= 1
         return 0
     if kind == K_UNION:
         if _skim_varint(k, &v, 5, 0x0F) < 0 or v >= <uint64_t>s.n:
             return -1
-        if s is _WAL_EVENT.fields[1]:
-            k.kind = <int>v
         return _skim_value(<_Spec>s.variants[<Py_ssize_t>v], k)
     if kind == K_NAMED:
         if _skim_varint(k, &v, 5, 0x0F) < 0 or v > <uint64_t>s.n:
@@ -818,17 +850,18 @@ DEF MAX_CHECKED_FIELDS = 16
 
 cdef int _skim_struct_checked(_Spec s, Skim *k) noexcept:
     """Skim a struct that has model rules, and flag it for a decode unless the raw field
-    values show that :func:`_may_be_invalid` would clear it (the same pre-check, on bytes)."""
+    values show that its ``_validate`` certainly accepts it (the rules of
+    :func:`_may_be_invalid`, on bytes; the fields were skimmed, so they are well-formed)."""
     cdef const uint8_t *at[MAX_CHECKED_FIELDS]
     cdef Py_ssize_t i
     cdef int q = s.quick_check
-    cdef uint64_t state
+    cdef uint64_t state, created, scheduled
     if s.n > MAX_CHECKED_FIELDS:
         q = Q_PYTHON
     for i in range(s.n):
         if i < MAX_CHECKED_FIELDS:
             at[i] = k.p
-        if _skim_value(<_Spec>s.fields[i], k) < 0:
+        if _skim_field(<_Spec>s.fields[i], k) < 0:
             return -1
     if k.needs_decode:
         return 0
@@ -836,10 +869,14 @@ cdef int _skim_struct_checked(_Spec s, Skim *k) noexcept:
         # id, task_id, state, current_attempt_id, attempt_count, created_at, scheduled_at, ...
         if _raw_nil_id(at[0], k.end) or _raw_nil_id(at[1], k.end):
             k.needs_decode = True
-        elif _raw_varint(at[2], k.end, &state) < 0 or state == _READY_INDEX:
-            k.needs_decode = True  # Ready: the scheduled_at <= created_at rule
-        elif state != _RUNNING_INDEX and at[3][0] == 1:
+        elif _raw_varint(at[2], k.end, &state) < 0:
             k.needs_decode = True
+        elif state != _RUNNING_INDEX and at[3][0] == 1:
+            k.needs_decode = True  # an attempt outside Running
+        elif state == _READY_INDEX:  # Ready needs scheduled_at <= created_at
+            k.needs_decode = (_raw_varint(at[5], k.end, &created) < 0
+                              or _raw_varint(at[6], k.end, &scheduled) < 0
+                              or scheduled > created)
     elif q == Q_TASK_SPEC:
         k.needs_decode = _raw_nil_id(at[0], k.end)
     elif q == Q_CONSTRAINTS:
@@ -848,12 +885,12 @@ cdef int _skim_struct_checked(_Spec s, Skim *k) noexcept:
             _raw_is_zero(at[0], k.end)
             or (at[1][0] == 1 and _raw_is_zero(at[1] + 1, k.end))
             or (at[2][0] == 1 and _raw_is_zero(at[2] + 1, k.end))  # Some(""): length 0
-            or at[5][0] == 1  # capabilities: rare, left to the decoder
+            or (at[5][0] == 1 and _raw_has_empty_text(at[5] + 1, k.end))
         )
     elif q == Q_REPEAT:
         k.needs_decode = _raw_is_zero(at[0], k.end) or _raw_is_zero(at[1], k.end)
     else:
-        k.needs_decode = True
+        k.needs_decode = True  # rules only Python checks (CronPolicy: the cron grammar)
     return 0
 
 
@@ -865,6 +902,19 @@ cdef inline bint _raw_is_zero(const uint8_t *p, const uint8_t *end) noexcept:
     """The (already skimmed, so well-formed) varint at ``p`` is 0."""
     cdef uint64_t v
     return _raw_varint(p, end, &v) == 0 and v == 0
+
+
+cdef bint _raw_has_empty_text(const uint8_t *p, const uint8_t *end) noexcept:
+    """The (already skimmed) vec of strings at ``p`` is empty or holds an empty string."""
+    cdef uint64_t count, n
+    if _varint(&p, end, &count, 10, 0x01) != VARINT_OK or count == 0:
+        return True
+    while count:
+        if _varint(&p, end, &n, 10, 0x01) != VARINT_OK or n == 0 or n > <uint64_t>(end - p):
+            return True
+        p += n
+        count -= 1
+    return False
 
 
 cdef inline bint _raw_nil_id(const uint8_t *p, const uint8_t *end) noexcept:
@@ -889,27 +939,36 @@ cdef int _skim_id_slow(Skim *k) noexcept:
     return 0
 
 
-cdef inline int _skim_event(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, Skim *k, bint check) noexcept:
+cdef _Spec _EVENT_UNION = <_Spec>_WAL_EVENT.fields[1]
+
+
+cdef inline int _skim_event(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, Skim *k) noexcept:
     """Skim a whole payload (sequence, then the event) into ``k``: 0, or -1 when malformed."""
+    cdef uint64_t v
     k.p = p
     k.end = p + n
     k.time = 0
     k.kind = -1
-    k.check = check
     k.needs_decode = False
     if _skim_varint(k, sequence, 10, 0x01) < 0:
         return -1
-    return _skim_value(<_Spec>_WAL_EVENT.fields[1], k)
+    if _skim_varint(k, &v, 5, 0x0F) < 0 or v >= <uint64_t>_EVENT_UNION.n:  # the event kind
+        return -1
+    k.kind = <int>v
+    return _skim_value(<_Spec>_EVENT_UNION.variants[<Py_ssize_t>v], k)
 
 
-cdef int skim_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, int *kind, uint64_t *time) noexcept:
-    """Read a payload's sequence, event kind and time, checking its structure."""
+cdef int scan_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence, int *kind, uint64_t *time) noexcept:
+    """Judge a payload as :func:`check_payload` does, and read its event kind and time.
+
+    ``sequence``, ``kind`` and ``time`` are set unless the result is -1.
+    """
     cdef Skim k
-    if _skim_event(p, n, sequence, &k, False) < 0:
+    if _skim_event(p, n, sequence, &k) < 0:
         return -1
     kind[0] = k.kind
     time[0] = k.time
-    return 0
+    return 1 if k.needs_decode else 0
 
 
 cdef int payload_sequence(const uint8_t *p, Py_ssize_t n, uint64_t *sequence) noexcept nogil:
@@ -918,14 +977,15 @@ cdef int payload_sequence(const uint8_t *p, Py_ssize_t n, uint64_t *sequence) no
 
 
 cdef int check_payload(const uint8_t *p, Py_ssize_t n, uint64_t *sequence) noexcept:
-    """Judge a payload without building objects, as far as structure goes.
+    """Judge a payload without building objects.
 
     0: :func:`decode_payload_at` certainly accepts it (``sequence`` is set); 1: it is
-    well-formed but holds text that is not ASCII or a type with model rules, so only a
-    decode can tell (``sequence`` is set); -1: malformed (a decode raises the error).
+    well-formed but holds a value that may break a model rule (or one whose rules only
+    Python checks), so only a decode can tell (``sequence`` is set); -1: the decoder
+    rejects it (it raises the error).
     """
     cdef Skim k
-    if _skim_event(p, n, sequence, &k, True) < 0:
+    if _skim_event(p, n, sequence, &k) < 0:
         return -1
     return 1 if k.needs_decode else 0
 
@@ -1207,32 +1267,62 @@ def encode_payload(event):
 
 
 def encode_batch(events):
-    """Encode many events into one buffer of consecutive framed records."""
+    """Encode many events into one buffer of consecutive framed records.
+
+    An item that is not a ``WalEvent`` (or that holds a value that cannot be encoded)
+    raises :class:`~actionqueue.errors.EncodeError` whose message starts with
+    ``batch item <index>:``, as the pure-Python twin's does.
+    """
     cdef Writer w
-    cdef Py_ssize_t i, n
+    cdef Py_ssize_t i = 0, n
     cdef PyObject *ahead
+    cdef PyTypeObject *wal_event = _WAL_EVENT.tp
     cdef Py_ssize_t event_slot = _WAL_EVENT.offsets[1]
+    cdef object event
     if PyList_Check(events) or PyTuple_Check(events):
-        n = len(events)
-        _writer_init_bytes(&w, n * 64)
+        _writer_init_bytes(&w, Py_SIZE(events) * 64)
         try:
             # The events are scattered over the heap and encoding is bound by cache
             # misses on them: fetch the record two ahead and the event one ahead early.
-            for i in range(n):
+            # An item's slots are read only once its type is known to be WalEvent's, and
+            # the length is read again for every item: a list can shrink while it is
+            # encoded (a value inside an event can run Python code, e.g. a list
+            # subclass's __len__), as a Python loop over it would see.
+            while i < Py_SIZE(events):
+                n = Py_SIZE(events)
                 if i + 2 < n:
                     aq_prefetch(PySequence_Fast_GET_ITEM(events, i + 2))
                 if i + 1 < n:
-                    ahead = _get(<object>PySequence_Fast_GET_ITEM(events, i + 1), event_slot)
-                    if ahead != NULL:
-                        aq_prefetch(ahead)
-                _encode_record(<object>PySequence_Fast_GET_ITEM(events, i), &w)
+                    ahead = PySequence_Fast_GET_ITEM(events, i + 1)
+                    if ahead.ob_type == wal_event:
+                        ahead = _get(<object>ahead, event_slot)
+                        if ahead != NULL:
+                            aq_prefetch(ahead)
+                event = <object>PySequence_Fast_GET_ITEM(events, i)  # owned while encoded
+                if Py_TYPE(event) != wal_event:
+                    _not_a_wal_event(event)
+                _encode_record(event, &w)
+                i += 1
             return _writer_finish(&w)
+        except EncodeError as exc:
+            raise EncodeError(f"batch item {i}: {exc}") from None
         finally:
             _writer_free(&w)
     _writer_init_bytes(&w, 1 << 16)
     try:
         for event in events:
+            if Py_TYPE(event) != wal_event:
+                _not_a_wal_event(event)
             _encode_record(event, &w)
+            i += 1
         return _writer_finish(&w)
+    except EncodeError as exc:
+        raise EncodeError(f"batch item {i}: {exc}") from None
     finally:
         _writer_free(&w)
+
+
+cdef int _not_a_wal_event(object item) except -1:
+    """The error for a batch item of another type (the pure-Python twin's wording)."""
+    name = type(item).__name__
+    raise EncodeError(f"cannot encode {name}: expected WalEvent, got {name}")

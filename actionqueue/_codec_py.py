@@ -581,9 +581,19 @@ def encode(event: m.WalEvent) -> bytes:
 
 
 def encode_batch(events: Iterable[m.WalEvent]) -> bytes:
-    """Encode many events into one buffer of consecutive framed records."""
+    """Encode many events into one buffer of consecutive framed records.
+
+    An item that is not a ``WalEvent`` (or that holds a value that cannot be encoded)
+    raises :class:`~actionqueue.errors.EncodeError` whose message starts with
+    ``batch item <index>:``, as the native codec's does.
+    """
     out = bytearray()
-    for event in events:
-        _frame_into(event, out)
+    i = 0
+    try:
+        for event in events:
+            _frame_into(event, out)  # checks the item's type before it reads any field
+            i += 1
+    except EncodeError as exc:
+        raise EncodeError(f"batch item {i}: {exc}") from None
     return bytes(out)
 

@@ -13,7 +13,7 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from ._codec cimport check_payload, decode_payload_at, payload_sequence, skim_payload
+from ._codec cimport check_payload, decode_payload_at, payload_sequence, scan_payload
 from ._wal_common import DEFAULT_MAX_PAYLOAD
 from .errors import DecodeError
 
@@ -123,7 +123,7 @@ def walk(buf, Py_ssize_t start=0, prev_sequence=None, max_payload=DEFAULT_MAX_PA
     ``collect`` is true (else None): those with a sequence of at least ``collect_from``.
 
     Records that are not collected are judged without building objects when their
-    structure settles it (see ``_codec.check_payload``); the others are decoded. The
+    bytes settle it (see ``_codec.check_payload``); the others are decoded. The
     verdict is the decoder's either way.
 
     ``trusted``: the caller has already validated this buffer (a writer's open-time check,
@@ -284,9 +284,15 @@ def scan_columns(buf, Py_ssize_t start=0, prev_sequence=None, uint64_t kinds=0xF
                  max_payload=DEFAULT_MAX_PAYLOAD):
     """Walk the records of ``buf`` from ``start`` into numpy columns, without building events.
 
-    Every record is checked (framing, CRC-32, the payload's structure, increasing
-    sequences); the records whose kind is in the bit mask ``kinds`` and whose sequence
-    lies in ``[min_sequence, max_sequence]`` are emitted. Returns
+    Every record is checked as :func:`walk` checks it (framing, CRC-32, the payload as
+    the decoder judges it, increasing sequences): a record is accepted or rejected
+    here exactly when a decode accepts or rejects it, with the same reason code, and
+    the pure-Python twin (which decodes every record) agrees. The payload is judged on
+    its bytes (``_codec.scan_payload``: structure, UTF-8 of every string, nil ids where
+    the model forbids them, the model's value rules); the rare record holding a value
+    that may break a rule, or one only Python can check (a ``CronPolicy`` expression),
+    is decoded to settle it. The records whose kind is in the bit mask ``kinds`` and
+    whose sequence lies in ``[min_sequence, max_sequence]`` are emitted. Returns
     ``((offset, length, sequence, kind, time), end, reason, last_sequence)``: ``end`` is
     where the walk stopped, ``reason`` a ``_wal_common`` code (0: every byte was a good
     record) and ``last_sequence`` the sequence of the last good record walked (selected
@@ -296,7 +302,7 @@ def scan_columns(buf, Py_ssize_t start=0, prev_sequence=None, uint64_t kinds=0xF
     cdef _View v = _View(buf)
     cdef Py_ssize_t pos = start, used = 0
     cdef uint32_t length
-    cdef int reason = R_OK, kind
+    cdef int reason = R_OK, kind, judged
     cdef uint64_t cap = max_payload, seq, time
     cdef bint has_prev = prev_sequence is not None
     cdef uint64_t last = prev_sequence if has_prev else 0
@@ -307,9 +313,16 @@ def scan_columns(buf, Py_ssize_t start=0, prev_sequence=None, uint64_t kinds=0xF
         reason = _classify_frame(v.data + pos, v.size - pos, cap, &length)
         if reason != R_OK:
             break
-        if skim_payload(v.data + pos + AQ_HEADER_LEN, length, &seq, &kind, &time) < 0:
-            reason = R_DECODE_FAILURE
-            break
+        judged = scan_payload(v.data + pos + AQ_HEADER_LEN, length, &seq, &kind, &time)
+        if judged != 0:
+            if judged < 0:
+                reason = R_DECODE_FAILURE
+                break
+            try:  # only a decode can tell (the event itself is not needed)
+                decode_payload_at(v.data + pos + AQ_HEADER_LEN, length, pos + AQ_HEADER_LEN, pos)
+            except DecodeError:
+                reason = R_DECODE_FAILURE
+                break
         if has_prev and seq <= last:
             reason = R_SEQUENCE_NOT_INCREASING
             break

@@ -146,7 +146,12 @@ def scan_columns(
     max_sequence: int = 0xFFFFFFFFFFFFFFFF,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
 ) -> tuple:
-    """See ``_wal.scan_columns`` (this twin decodes every record fully)."""
+    """See ``_wal.scan_columns``.
+
+    This twin decodes every record fully (it is :func:`walk` with ``collect``), so a
+    record is accepted or rejected exactly when a decode accepts or rejects it; the
+    native scan, which judges most records on their bytes, gives the same verdicts.
+    """
     with memoryview(buf) as view:
         data = view.cast("B") if view.format != "B" else view
         end, _, last, reason, _, events = walk(data, start, prev_sequence, max_payload, True)
