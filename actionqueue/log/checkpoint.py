@@ -19,6 +19,7 @@ from pathlib import Path
 
 import xxhash
 
+from ..errors import SegmentError
 from . import files as _files
 from ._walker import walker
 from .files import OS, Files
@@ -69,6 +70,15 @@ class Checkpoint:
     def shorter_than(self, size: int) -> bool:
         """Whether a file of ``size`` bytes lost bytes this checkpoint saw checked."""
         return size < self.length
+
+    def refuse_if_cut(self, path: Path, size: int) -> None:
+        """A file shorter than what its clean close recorded lost records it had
+        acknowledged (a torn tail only ever lies beyond the checkpoint): a SegmentError,
+        whatever the repair policy (an explicit repair accepts the loss)."""
+        if self.shorter_than(size):
+            raise SegmentError(path, size, "incomplete_payload",
+                               f"the file is {size} bytes but held {self.length} ({self.records} records, up to "
+                               f"sequence {self.last_sequence}) when its writer closed: records were lost")
 
     @classmethod
     def read(cls, wal_dir: Path, file: Path, fs: Files = OS) -> "Checkpoint | None":

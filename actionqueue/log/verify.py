@@ -113,8 +113,5 @@ def _check_against_checkpoint(wal_dir: Path, segment: Segment, fs: Files) -> Non
     """The only evidence of what an unsealed file held: the CHECKPOINT of the last clean
     close. A file shorter than that lost records."""
     checkpoint = Checkpoint.read(wal_dir, segment.path, fs)
-    size = fs.size(segment.path)
-    if checkpoint is not None and checkpoint.shorter_than(size):
-        raise SegmentError(segment.path, size, "incomplete_payload",
-                           f"the file is {size} bytes but held {checkpoint.length} (up to sequence "
-                           f"{checkpoint.last_sequence}) when its writer closed: records were lost")
+    if checkpoint is not None:
+        checkpoint.refuse_if_cut(segment.path, fs.size(segment.path))

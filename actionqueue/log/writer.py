@@ -157,7 +157,8 @@ class WalWriter:
             if created:
                 fs.fsync_dir(path.parent)
             checkpoint = Checkpoint.read(self.wal_dir, path, fs)
-            _refuse_if_cut(path, fs.fsize(fd), checkpoint)
+            if checkpoint is not None:
+                checkpoint.refuse_if_cut(path, fs.fsize(fd))
             report = validate_fd(fd, path, self.max_payload, prev_sequence, checkpoint, fs)
             if report.corruption is not None:
                 self._repair_tail(fd, path, report.corruption)
@@ -582,15 +583,6 @@ class WalWriter:
             f"<WalWriter {self.wal_dir} {self.layout.value} {state} sequence={self._sequence} "
             f"durability={self.durability.value}>"
         )
-
-
-def _refuse_if_cut(path: Path, size: int, checkpoint: Checkpoint | None) -> None:
-    """A file shorter than what a clean close recorded lost records it had acknowledged
-    (a torn tail is only ever beyond the checkpoint): refuse, whatever the repair policy."""
-    if checkpoint is not None and checkpoint.shorter_than(size):
-        raise SegmentError(path, size, "incomplete_payload",
-                           f"the file is {size} bytes but held {checkpoint.length} ({checkpoint.records} records, "
-                           f"up to sequence {checkpoint.last_sequence}) when its writer closed: records were lost")
 
 
 def _first_record_sequence(mapped, max_payload: int) -> int:
