@@ -6,12 +6,13 @@ orders the log's files) and :mod:`actionqueue.log.format` (the constants).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import xxhash
-
 from .log.catalog import Catalog, Seal, Segment, segment_name, write_seal
+from .log.files import OS
 from .log.format import DEFAULT_SEGMENT_BYTES, SEAL_SUFFIX, SEGMENT_SUFFIX
+from .log.verify import digest_fd
 
 __all__ = ["SEGMENT_SUFFIX", "SEAL_SUFFIX", "DEFAULT_SEGMENT_BYTES", "Segment", "Seal", "segment_name",
            "list_segments", "write_seal", "digest_file"]
@@ -24,14 +25,8 @@ def list_segments(wal_dir) -> list[Segment]:
 
 def digest_file(path, length: int | None = None) -> str:
     """xxh3-128 of the first ``length`` bytes of ``path`` (all of it by default)."""
-    h = xxhash.xxh3_128()
-    with open(path, "rb", buffering=0) as f:
-        remaining = length
-        while remaining is None or remaining > 0:
-            chunk = f.read(1 << 20 if remaining is None else min(1 << 20, remaining))
-            if not chunk:
-                break
-            h.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-    return h.hexdigest()
+    fd = OS.open(path, os.O_RDONLY)
+    try:
+        return digest_fd(OS, fd, OS.fsize(fd) if length is None else length)
+    finally:
+        OS.close(fd)

@@ -78,7 +78,7 @@ def _check_segment(segment: Segment, prev: int | None, max_payload: int, decode_
             if size != seal.length:
                 raise SegmentError(segment.path, min(size, seal.length), "incomplete_payload" if size < seal.length
                                    else "seal_mismatch", f"length {size}, its seal says {seal.length}")
-            if _digest(fs, fd, size) != seal.xxh3_128:
+            if digest_fd(fs, fd, size) != seal.xxh3_128:
                 raise SegmentError(segment.path, 0, "crc_mismatch", "xxh3-128 digest differs from its seal")
             return "seal ok", seal.records, seal.last_sequence
         data = read_fd(fs, fd)
@@ -96,7 +96,7 @@ def _check_segment(segment: Segment, prev: int | None, max_payload: int, decode_
     return "records ok", report.records, report.last_sequence
 
 
-def _digest(fs: Files, fd: int, size: int) -> str:
+def digest_fd(fs: Files, fd: int, size: int) -> str:
     """xxh3-128 of the first ``size`` bytes, read in 4 MiB chunks (constant memory)."""
     hasher = xxhash.xxh3_128()
     offset = 0

@@ -29,7 +29,7 @@ from .catalog import Catalog, Layout, Manifest, Seal, Segment, segment_name, wal
 from .checkpoint import Checkpoint
 from .files import OS, Files, write_all
 from .format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES, HEADER_LEN, LOCK_NAME, RUST_WAL_NAME
-from .validate import validate_fd
+from .validate import first_sequence, validate_fd
 
 log = logging.getLogger("actionqueue.wal")
 
@@ -586,8 +586,6 @@ class WalWriter:
 
 
 def _first_record_sequence(mapped, max_payload: int) -> int:
-    from .validate import first_sequence
-
     seq = first_sequence(mapped, max_payload)
     assert seq is not None, "the writer's file starts with a valid record"
     return seq
