@@ -46,6 +46,12 @@ if not os.environ.get("ACTIONQUEUE_PUREPYTHON") and platform.python_implementati
                 include_dirs=["actionqueue/includes"],
                 extra_compile_args=extra_compile_args,
             ),
+            Extension(
+                "actionqueue.snapshot._sjson",
+                ["actionqueue/snapshot/_sjson.pyx"],
+                include_dirs=["actionqueue/includes"],
+                extra_compile_args=extra_compile_args,
+            ),
             # plain Python compiled with the types of reducer.pxd (the .py is the only source)
             Extension("actionqueue.reducer", ["actionqueue/reducer.py"], extra_compile_args=extra_compile_args),
         ],

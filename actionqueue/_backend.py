@@ -12,7 +12,7 @@ import os
 import warnings
 
 #: The native modules; they are built together and used together, or not at all.
-NATIVE_MODULES = ("_ids", "_codec", "_wal")
+NATIVE_MODULES = ("_ids", "_codec", "_wal", "snapshot._sjson")
 
 #: Set when the user asked for the pure-Python implementation.
 FORCED_PURE = bool(os.environ.get("ACTIONQUEUE_PUREPYTHON"))
@@ -24,11 +24,19 @@ if FORCED_PURE:
     NATIVE = False
     UNAVAILABLE_REASON = "ACTIONQUEUE_PUREPYTHON is set"
 else:
-    import importlib.util
+    import importlib.machinery
 
-    # all or none: a half-built install runs pure Python (found by name, not imported:
-    # importing _codec here would import the model before this module has decided)
-    _missing = [n for n in NATIVE_MODULES if importlib.util.find_spec(f"{__package__}.{n}") is None]
+    def _built(name: str) -> bool:
+        """Whether the extension ``name`` (dotted, below the package) is on disk: looked
+        for, not imported (importing _codec here would import the model before this
+        module has decided, and a subpackage would import its own __init__)."""
+        *package, module = name.split(".")
+        directory = os.path.join(os.path.dirname(os.path.abspath(__file__)), *package)
+        return any(os.path.exists(os.path.join(directory, module + suffix))
+                   for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+
+    # all or none: a half-built install runs pure Python
+    _missing = [n for n in NATIVE_MODULES if not _built(n)]
     if _missing:  # pragma: no cover - depends on the install
         NATIVE = False
         UNAVAILABLE_REASON = "not built: " + ", ".join(f"{__package__}.{n}" for n in _missing)

@@ -721,11 +721,15 @@ class MutationAuthority:
         self._lock = threading.Lock()
         self._snapshot_lock = threading.Lock()  # one snapshot written at a time
         self._poisoned: BaseException | None = None
+        self._snapshots: Any = None  # the store's background snapshots, told of durable sequences
 
     @classmethod
     def from_store(cls, store: Store, *, clock: Callable[[], int] | None = None) -> MutationAuthority:
-        """The authority over a recovered data dir (:func:`actionqueue.open`)."""
-        return cls(store.reducer, store.writer, clock=clock)
+        """The authority over a recovered data dir (:func:`actionqueue.open`); it feeds the
+        store's background snapshots (``snapshot_every``)."""
+        authority = cls(store.reducer, store.writer, clock=clock)
+        authority._snapshots = store.snapshots
+        return authority
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -746,28 +750,49 @@ class MutationAuthority:
     def latest_sequence(self) -> int:
         return self._reducer.latest_sequence
 
-    def snapshot(self, timestamp: int | None = None) -> dict[str, Any]:
-        """Snapshot the projection into the writer's data dir, holding :attr:`lock` only
-        while the projection is read: the log is synced and the projection copied out
-        (as the snapshot's JSON values) under the lock; validating, encoding and writing
-        it (``snapshot.bin`` and its image, atomically) happen after, while commands go
-        on. ``timestamp`` defaults to the clock. Returns the snapshot written.
+    #: Projections up to this many tasks and runs are snapshotted in this process, under
+    #: :attr:`lock` (milliseconds); larger ones by a child process, while commands go on.
+    INLINE_SNAPSHOT_RECORDS = 20_000
 
-        The snapshot never covers an event the log could still lose (the sync), and a
-        poisoned authority or writer raises instead of writing one.
+    def snapshot(self, timestamp: int | None = None) -> Any:
+        """Snapshot the projection into the writer's data dir (``snapshot.bin`` and its
+        image, atomically); ``timestamp`` defaults to the clock. Returns the snapshot.
+
+        Commands do not wait for it: the log is synced and the sequence taken under
+        :attr:`lock`; a small projection is then built there too (milliseconds) and
+        written after the lock is released, a large one is built from the files by a child process (the store's background snapshots,
+        :mod:`actionqueue.snapshot.background`) while commands go on. The snapshot never
+        covers an event the log could still lose, and a poisoned authority or writer
+        raises instead of writing one.
         """
+        from . import snapshot as snapshot_module
+        from ._backend import NATIVE
         from ._bulk import gc_paused
         from .reducer import projection_to_snapshot_builtins
-        from .snapshot import write_snapshot
+        from .snapshot.background import Snapshotter
 
         with self._snapshot_lock:
             with self._lock:
                 self._check_poisoned()
                 self._writer.sync()
-                with gc_paused():
-                    snapshot = projection_to_snapshot_builtins(self._reducer, self._now(timestamp))
-            write_snapshot(self._writer.data_dir, snapshot, fs=self._writer.fs)
-        return snapshot
+                through = self._writer.current_sequence
+                stamp = self._now(timestamp)
+                r = self._reducer
+                snap = None
+                if r.task_count + r.run_count <= self.INLINE_SNAPSHOT_RECORDS:
+                    with gc_paused():  # validated here (native) or by the write (pure)
+                        snap = snapshot_module.build_snapshot(r, stamp) if NATIVE else \
+                            projection_to_snapshot_builtins(r, stamp)
+            if snap is not None:
+                snapshot_module.write_snapshot(self._writer.data_dir, snap, fs=self._writer.fs)
+                return snap
+            snapshots = self._snapshots or Snapshotter(self._writer.data_dir, self._writer)
+            try:
+                snapshots.take(through, stamp)
+            finally:
+                if snapshots is not self._snapshots:
+                    snapshots.close()
+            return snapshot_module.read_written(self._writer.data_dir)
 
     @property
     def poisoned(self) -> BaseException | None:
@@ -818,6 +843,8 @@ class MutationAuthority:
         except BaseException as exc:
             self._poisoned = exc
             raise
+        if self._snapshots is not None:
+            self._snapshots.note(self._writer.current_sequence)
 
     def _submit_locked(self, events: Sequence[Event]) -> tuple[list[MutationOutcome], PendingWrite]:
         """The pipeline, for events written as one write (the lock is held): validated,

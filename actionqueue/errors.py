@@ -9,6 +9,14 @@ implementations can be compared mechanically.
 from __future__ import annotations
 
 __all__ = [
+    "SnapshotError",
+    "SnapshotIoError",
+    "SnapshotDecodeError",
+    "IncompatibleVersion",
+    "SnapshotCrcMismatch",
+    "SnapshotMappingError",
+    "SnapshotBootstrapError",
+    "ImageError",
     "ActionQueueError",
     "ValidationError",
     "EncodeError",
@@ -346,3 +354,84 @@ class RecoveryError(ActionQueueError):
     """The data dir cannot be recovered: the log does not replay, it does not start where
     it must (an earlier range is in no usable snapshot), or a snapshot claims more than
     the log holds."""
+
+
+# ---- snapshots ----------------------------------------------------------------------
+class SnapshotError(ActionQueueError):
+    """Base of every snapshot error. ``loader_kind`` is the Rust ``SnapshotLoaderError``
+    variant the error corresponds to; ``kind`` is the same except for
+    :class:`SnapshotMappingError`, where it names the ``SnapshotMappingError`` variant."""
+
+    loader_kind = "IoError"
+
+    @property
+    def kind(self) -> str:
+        return self.loader_kind
+
+
+class SnapshotIoError(SnapshotError):
+    """The file could not be opened or read, or the payload is shorter than its length field
+    (Rust reports that as ``IoError`` from ``read_exact``)."""
+
+    loader_kind = "IoError"
+
+
+class SnapshotDecodeError(SnapshotError):
+    """A truncated header, a length above :data:`MAX_SNAPSHOT_BYTES`, JSON that does not parse,
+    or JSON that does not have the schema's shape and types (Rust ``DecodeError``)."""
+
+    loader_kind = "DecodeError"
+
+
+class IncompatibleVersion(SnapshotError):
+    """The frame version is not the expected one (Rust ``IncompatibleVersion``)."""
+
+    loader_kind = "IncompatibleVersion"
+
+    def __init__(self, expected: int, found: int) -> None:
+        super().__init__(f"incompatible snapshot version: expected {expected}, found {found}")
+        self.expected = expected
+        self.found = found
+
+
+class SnapshotCrcMismatch(SnapshotError):
+    """The payload's CRC-32 differs from the header's (Rust ``CrcMismatch``)."""
+
+    loader_kind = "CrcMismatch"
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"snapshot CRC-32 mismatch: expected 0x{expected:08x}, actual 0x{actual:08x}")
+        self.expected = expected  # stored in the header
+        self.actual = actual  # computed from the payload
+
+
+class SnapshotMappingError(SnapshotError):
+    """The snapshot breaks a consistency rule of :func:`validate_snapshot`.
+
+    ``kind`` is the Rust ``SnapshotMappingError`` variant name (``"TaskCountMismatch"``,
+    ``"InvalidRunStateHistoryTransition"``...); ``fields`` holds its fields.
+    """
+
+    loader_kind = "MappingError"
+
+    def __init__(self, kind: str, **fields: object) -> None:
+        detail = ", ".join(f"{k}={v}" for k, v in fields.items())
+        super().__init__(f"{kind}({detail})" if detail else kind)
+        self._kind = kind
+        self.fields = fields
+
+    @property
+    def kind(self) -> str:
+        return self._kind
+
+
+class SnapshotBootstrapError(SnapshotError):
+    """Hydrating a reducer from a snapshot failed (Rust ``RecoveryBootstrapError::SnapshotBootstrap``)."""
+
+    loader_kind = "SnapshotBootstrap"
+
+
+class ImageError(ActionQueueError, ValueError):
+    """A snapshot image does not belong to its snapshot or is damaged. At load, recovery
+    falls back to ``snapshot.bin``; a record found bad later (a forged file or a bug)
+    raises this when it is first used."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,8 @@ from ._bulk import gc_paused
 from .errors import RecoveryError, RepairRefused
 from .reducer import ReducerError, ReplayReducer
 from . import snapshot as snapshot_module
-from ._image import ImageError, image_path
-from .snapshot import SnapshotError, reducer_from_image
+from .errors import ImageError
+from .snapshot import SnapshotError, image_path, reducer_from_image
 from .errors import TornTail
 from .log.catalog import Catalog, Layout
 from .log.files import OS, Files
@@ -58,14 +59,25 @@ class Store:
     Use as a context manager; leaving it closes the writer.
     """
 
-    def __init__(self, data_dir: Path, reducer: ReplayReducer, writer: WalWriter, report: RecoveryReport):
+    def __init__(self, data_dir: Path, reducer: ReplayReducer, writer: WalWriter, report: RecoveryReport,
+                 snapshot_every: int | None = None, retain: str | None = None, archive=None):
+        from .snapshot.background import Snapshotter
+
         self.data_dir = data_dir
         self.reducer = reducer
         self.writer = writer
         self.report = report
+        #: background snapshots (every ``snapshot_every`` durable events, and on request):
+        #: see :class:`~actionqueue.snapshot.background.Snapshotter`; ``.status`` reports
+        self.snapshots = Snapshotter(data_dir, writer, snapshot_every,
+                                     report.snapshot_sequence if report.snapshot_loaded else 0, retain, archive)
 
     def close(self) -> None:
-        self.writer.close()
+        """Let a background snapshot in flight finish, then close the writer."""
+        try:
+            self.snapshots.close()
+        finally:
+            self.writer.close()
 
     def snapshot(self, timestamp: int | None = None) -> dict:
         """Snapshot the projection into the data dir (``snapshot.bin`` and its image, see
@@ -155,22 +167,15 @@ def read_snapshot(
     if reducer is not None and (at_most is None or reducer.latest_sequence <= at_most):
         return reducer, reducer.latest_sequence, None, "image"
     try:
-        snapshot, parsed, frame = snapshot_module._load_parsed(data_dir)
-    except SnapshotError as exc:
+        loaded = snapshot_module.load_hydrated(data_dir, fs, write_image)
+    except (SnapshotError, ReducerError, ValueError) as exc:
         log.warning("ignoring the snapshot of %s: %s", data_dir, exc)
         return None, 0, f"{type(exc).__name__}: {exc}", None
-    if snapshot is None:
+    if loaded is None:
         return None, 0, None, None
-    sequence = parsed.wal_sequence
+    reducer, sequence = loaded
     if at_most is not None and sequence > at_most:
         return None, 0, None, None
-    try:
-        reducer = snapshot_module._hydrate(parsed)
-    except (SnapshotError, ReducerError, ValueError) as exc:
-        log.warning("ignoring the snapshot of %s: it does not hydrate: %s", data_dir, exc)
-        return None, 0, f"{type(exc).__name__}: {exc}", None
-    if write_image:
-        snapshot_module.write_image(data_dir, snapshot, frame, fs)
     return reducer, sequence, None, "json"
 
 
@@ -181,10 +186,22 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
     durability: Durability | str = Durability.FSYNC,
     layout: Layout | str = Layout.SEGMENTED,
     use_snapshot: bool = True,
+    snapshot_every: int | None = None,
+    retain: str | None = None,
+    archive=None,
     fs: Files = OS,
     **writer_options,
 ) -> Store:
     """Recover ``data_dir``: snapshot (if valid) + the WAL after it, and a writer at the end.
+
+    ``snapshot_every``: take a snapshot in the background (a child process; commands never
+    wait for it) each time that many events have become durable through the store's
+    mutation authority (:attr:`Store.snapshots` reports). Rust's default is 10,000.
+    ``retain``: after each of those snapshots, the log's sealed segments it covers are
+    removed (``"delete"``) or moved into ``archive`` (``"archive"``; a
+    :class:`~actionqueue.log.archive.LocalArchive` or any
+    :class:`~actionqueue.log.archive.Archive`, or a directory path), through the log's
+    catalog: the disk a long-running log uses stays bounded.
 
     The writer is opened first, with ``repair_policy`` (so a torn tail is cut, or refused,
     before anything is read). A snapshot whose sequence is above the log's last one is
@@ -218,7 +235,17 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
         duration_s=time.perf_counter() - started,
     )
     log.info("recovered %s: snapshot at %d, %d WAL events replayed", data_dir, snap_seq, applied)
-    return Store(data_dir, reducer, writer, report)
+    if isinstance(archive, (str, os.PathLike)):
+        from .log.archive import LocalArchive
+
+        archive = LocalArchive(archive)
+    if archive is not None and retain is None:
+        retain = "archive"
+    try:
+        return Store(data_dir, reducer, writer, report, snapshot_every, retain, archive)
+    except BaseException:
+        writer.close()
+        raise
 
 
 def _recover(data_dir: Path, writer: WalWriter, use_snapshot: bool) -> tuple:

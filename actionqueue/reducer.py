@@ -88,6 +88,7 @@ __all__ = [
     "capability_key",
     "normalize_attempt_outcome",
     "projection_to_snapshot_builtins",
+    "snapshot_sections",
 ]
 
 _U32_MAX = 0xFFFFFFFF
@@ -1657,6 +1658,16 @@ def projection_to_snapshot_builtins(reducer: ReplayReducer, timestamp: int) -> d
         },
         "tasks": [_task_view(r._tasks[tid]).to_builtins() for tid in sorted(r._tasks)],
         "runs": runs,
+        **snapshot_sections(r, timestamp),
+    }
+
+
+def snapshot_sections(r: ReplayReducer, timestamp: int) -> dict[str, Any]:
+    """The snapshot's sections after ``runs`` (engine, dependency declarations, budgets,
+    subscriptions, actors, tenants, role assignments, capability grants, ledger entries),
+    in file order, as JSON builtins (sorted as :func:`projection_to_snapshot_builtins`
+    says). Shared by both snapshot writers."""
+    return {
         "engine": {
             "paused": r.is_engine_paused,
             "paused_at": r.engine_paused_at,

@@ -69,7 +69,7 @@ def test_missing_native_modules_fall_back_with_one_line(tmp_path, keep) -> None:
     proc = run_probe(tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.split("\n")
-    assert out[0].startswith("python not built: ") and out[0].endswith("actionqueue._codec, actionqueue._wal")
+    assert out[0].startswith("python not built: ") and out[0].endswith("actionqueue._codec, actionqueue._wal, actionqueue.snapshot._sjson")
     assert ("actionqueue._ids" in out[0]) == (keep == ())
     assert out[-2] == "ok"
     lines = proc.stderr.strip().splitlines()
@@ -90,4 +90,4 @@ def test_native_install_is_silent() -> None:
     if aq._backend.FORCED_PURE:
         pytest.skip("running on the pure-Python implementation")
     assert aq.backend == "cython" and aq._backend.UNAVAILABLE_REASON is None
-    assert aq._backend.NATIVE_MODULES == ("_ids", "_codec", "_wal")
+    assert aq._backend.NATIVE_MODULES == ("_ids", "_codec", "_wal", "snapshot._sjson")

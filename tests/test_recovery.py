@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import actionqueue as aq
 from actionqueue import recovery
+from actionqueue._backend import NATIVE
 from actionqueue.reducer import projection_to_snapshot_builtins
 
 from test_reducer_properties import simulations
@@ -86,7 +89,7 @@ def test_a_damaged_snapshot_is_reported_and_ignored(tmp_path) -> None:
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "other_snapshot", "garbage", "empty"])
 def test_a_damaged_or_foreign_image_falls_back_to_the_json(tmp_path, damage) -> None:
-    from actionqueue._image import image_path
+    from actionqueue.snapshot import image_path
 
     events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 11)]
     write_log(tmp_path, events)
@@ -116,6 +119,7 @@ def test_a_damaged_or_foreign_image_falls_back_to_the_json(tmp_path, damage) -> 
         assert state(store.reducer) == state(full)
 
 
+@pytest.mark.skipif(NATIVE, reason="format-1 images (pure backend) hold a copy of every record")
 def test_the_image_serves_a_snapshot_whose_json_is_damaged(tmp_path) -> None:
     """The image holds the same content as the snapshot it was made from: a damaged
     snapshot.bin body (header intact) does not cost the snapshot; ``verify`` reports it."""
@@ -132,6 +136,43 @@ def test_the_image_serves_a_snapshot_whose_json_is_damaged(tmp_path) -> None:
         assert store.reducer.latest_sequence == 10
     with pytest.raises(aq.snapshot.SnapshotCrcMismatch):
         aq.load_snapshot(tmp_path)
+
+
+@pytest.mark.skipif(not NATIVE, reason="format-2 images (native backend) index snapshot.bin")
+def test_an_image_never_serves_a_damaged_snapshot_bin(tmp_path) -> None:
+    """A format-2 image is only an index into snapshot.bin: a damaged snapshot.bin body
+    (header intact) fails its CRC-32 under the image too, and recovery replays the log."""
+    events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 11)]
+    write_log(tmp_path, events)
+    r = aq.ReplayReducer()
+    r.apply_all(events[:5])
+    path = aq.write_snapshot(tmp_path, aq.build_snapshot(r, 100))
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x20
+    path.write_bytes(bytes(raw))
+    assert aq.snapshot.reducer_from_image(tmp_path) is None
+    with recovery.open(tmp_path) as store:
+        assert not store.report.snapshot_loaded and "Crc" in store.report.snapshot_error
+        assert store.reducer.latest_sequence == 10 and store.report.wal_events_applied == 10
+    with pytest.raises(aq.snapshot.SnapshotCrcMismatch):
+        aq.load_snapshot(tmp_path)
+
+
+def _forge_image(data_dir, change) -> None:
+    """Rewrite the data dir's format-2 image with ``change(spans)`` applied, its digest
+    recomputed (a forged file, or a bug in the writer)."""
+    from actionqueue.snapshot import image as img
+
+    path = img.image_path(data_dir)
+    frame = struct.unpack_from("<III", aq.snapshot.snapshot_path(data_dir).read_bytes())
+    header, spans = img.read_image(path, frame)
+    spans.run_ids = spans.run_ids.copy()
+    change(spans)
+    path.write_bytes(img.encode_image(spans, header, frame))
+
+
+def _swap_first_two_run_ids(spans) -> None:
+    spans.run_ids[[0, 1]] = spans.run_ids[[1, 0]]
 
 
 def test_gap_after_the_snapshot_is_replayed_not_skipped(tmp_path) -> None:
@@ -199,7 +240,7 @@ def test_replay_to_ignores_a_torn_tail(tmp_path) -> None:
 def test_a_json_only_snapshot_gets_its_image_on_first_open(tmp_path) -> None:
     """A snapshot without an image (Rust wrote it, or an older version of ours) is read
     from its JSON once; recovery then writes the image, and the next open uses it."""
-    from actionqueue._image import image_path
+    from actionqueue.snapshot import image_path
 
     events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 11)]
     write_log(tmp_path, events)
@@ -337,12 +378,60 @@ def test_image_links_runs_to_their_task_by_id_not_by_spelling(tmp_path) -> None:
         assert [x.id for x in store.reducer.runs_for_task(t)] == sorted([r1, r2]) + [r3]
 
 
+@pytest.mark.skipif(not NATIVE, reason="format-2 images (native backend)")
+def test_a_forged_image_index_fails_every_scan_and_loses_nothing(tmp_path) -> None:
+    """An index whose digest holds but that files a run under another id raises
+    ImageError when the record is first read, every time, and leaves the reducer as it
+    was: never a silent loss."""
+    S = aq.RunState
+    t = aq.TaskId.new()
+    runs = sorted(aq.RunId.new() for _ in range(3))
+    red = aq.ReplayReducer()
+    red.apply(aq.WalEvent(1, aq.TaskCreated(aq.TaskSpec(t), 1)))
+    for i, rid in enumerate(runs):
+        red.apply(aq.WalEvent(2 + i, aq.RunCreated(aq.RunInstance(rid, t, S.SCHEDULED, None, 0, 5, 5, 0, 5))))
+    aq.write_snapshot(tmp_path, aq.build_snapshot(red, 100))
+    _forge_image(tmp_path, _swap_first_two_run_ids)
+    r = aq.snapshot.reducer_from_image(tmp_path)
+    assert (r.run_count, r.task_count) == (3, 1)
+    for _ in range(2):
+        with pytest.raises(aq.errors.ImageError):
+            list(r.run_ids())
+        assert (r.run_count, r.task_count) == (3, 1) and r.task_exists(t)
+    assert r.get_run_state(runs[2]) is S.SCHEDULED  # the records the index files right still read
+
+
+@pytest.mark.skipif(not NATIVE, reason="format-2 images (native backend)")
+def test_open_falls_back_to_the_json_when_the_image_index_is_forged(tmp_path) -> None:
+    """A forged index found when the tail replay first reads a run: open() drops the
+    image and recovers from snapshot.bin instead."""
+    S = aq.RunState
+    t = aq.TaskId.new()
+    rids = sorted(aq.RunId.new() for _ in range(2))
+    events = [aq.WalEvent(1, aq.TaskCreated(aq.TaskSpec(t), 1))]
+    events += [aq.WalEvent(2 + i, aq.RunCreated(aq.RunInstance(r, t, S.SCHEDULED, None, 0, 5, 5, 0, 5)))
+               for i, r in enumerate(rids)]  # fmt: skip
+    events.append(aq.WalEvent(4, aq.RunStateChanged(rids[0], S.SCHEDULED, S.READY, 6)))
+    write_log(tmp_path, events)
+    red = aq.ReplayReducer()
+    red.apply_all(events[:3])
+    aq.write_snapshot(tmp_path, aq.build_snapshot(red, 100))
+    _forge_image(tmp_path, _swap_first_two_run_ids)
+    with recovery.open(tmp_path) as store:
+        assert store.report.snapshot_source == "json" and store.report.wal_events_applied == 1
+        assert store.reducer.get_run_state(rids[0]) is S.READY
+    with recovery.open(tmp_path) as store:  # the image was rewritten from the JSON
+        assert store.report.snapshot_source == "image"
+        assert store.reducer.get_run_state(rids[0]) is S.READY
+
+
+@pytest.mark.skipif(NATIVE, reason="format-1 images (pure backend)")
 def test_a_bad_image_record_fails_every_scan_and_loses_nothing(tmp_path) -> None:
     """A record that fails its checks when first read (its digest held: a forged image)
     raises ImageError, every time, and leaves the reducer as it was: never a silent loss."""
     import xxhash
 
-    from actionqueue import _image
+    from actionqueue.snapshot import _image_py as _image
 
     S = aq.RunState
     t = aq.TaskId.new()
@@ -397,12 +486,13 @@ def test_store_snapshot_syncs_the_log_first(tmp_path, monkeypatch) -> None:
     store.close()
 
 
+@pytest.mark.skipif(NATIVE, reason="format-1 images (pure backend)")
 def test_open_falls_back_to_the_json_when_an_image_record_is_bad(tmp_path) -> None:
     """An image whose digest holds but whose record fails its checks when the tail replay
     first reads it: open() drops the image and recovers from snapshot.bin instead."""
     import xxhash
 
-    from actionqueue import _image
+    from actionqueue.snapshot import _image_py as _image
 
     S = aq.RunState
     t, rid = aq.TaskId.new(), aq.RunId.new()
@@ -434,7 +524,7 @@ def test_open_falls_back_to_the_json_when_an_image_record_is_bad(tmp_path) -> No
 def test_read_only_replays_skip_a_json_snapshot_slower_than_the_log(tmp_path) -> None:
     """Without an image, replay_to (which may not write one) replays a whole log rather
     than parse a snapshot JSON bigger than it; same state either way."""
-    from actionqueue._image import image_path
+    from actionqueue.snapshot import image_path
     from actionqueue.recovery import json_snapshot_costs_more_than_replay
 
     events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 11)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Mapping
 
 import pytest
 from aq_testlib import VECTORS_MISSING, frame
@@ -91,7 +92,7 @@ def test_rust_snapshot_loads_and_hydrates_losslessly(name: str, file: str) -> No
 
 
 def _json_sorted(obj):
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):  # a dict, or the native backend's Snapshot
         return {k: _json_sorted(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return sorted((_json_sorted(v) for v in obj), key=lambda v: json.dumps(v, sort_keys=True))
@@ -417,3 +418,21 @@ def test_take_snapshot_writes_what_build_and_write_do(tmp_path) -> None:
     assert take_snapshot(other, store.reducer, 123) == taken
     with aq.open(tmp_path) as store2:
         assert store2.report.snapshot_source == "image" and store2.report.snapshot_sequence == 7
+
+
+def test_an_exhausted_budget_with_nothing_consumed_survives_hydration() -> None:
+    """A zero-limit budget marked exhausted with nothing consumed (found by the recovery
+    property): hydration must not infer the flag from consumption alone."""
+    t = aq.TaskId.new()
+    dim = aq.BudgetDimension.TOKEN
+    r = replay([aq.WalEvent(1, aq.TaskCreated(aq.TaskSpec(t), 1)),
+                aq.WalEvent(2, aq.BudgetAllocated(t, dim, 0, 4)),
+                aq.WalEvent(3, aq.BudgetExhausted(t, dim, 5))])  # fmt: skip
+    assert r.is_budget_exhausted(t, dim)
+    snap = build_snapshot(r, 9)
+    assert reducer_from_snapshot(snap).is_budget_exhausted(t, dim)
+    _same_projection(reducer_from_snapshot(load_snapshot_from(snap)), r)
+
+
+def load_snapshot_from(snap):
+    return json.loads(encode_snapshot(snap)[12:])

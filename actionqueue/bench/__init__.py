@@ -48,6 +48,7 @@ SECTIONS: list[Section] = [
     Section("codec", "actionqueue.bench.codec:run", "encode/decode vs msgspec, pickle-5, the pure-Python twin; copies; CRC-32"),
     Section("wal", "actionqueue.bench.wal:run", "scanner vs memory copy, WalReader, appends (FSYNC, GROUP, NONE)"),
     Section("recovery", "actionqueue.bench.recovery:run", "reducer apply, end-to-end replay, recovery with/without a snapshot"),
+    Section("snapshot", "actionqueue.bench.snapshot:run", "snapshot build, write, load vs Rust; periodic snapshot; commands during one"),
 ]
 
 

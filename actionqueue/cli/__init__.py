@@ -35,6 +35,7 @@ COMMANDS: list[str] = [
     "verify",
     "repair",
     "snapshot",
+    "compact",
     "inspect",
     "bench",
 ]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterator
 from .._wal_common import R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD
 from ..errors import MidLogCorruption, SegmentError, SegmentMissing
 from ._walker import walker
+from . import notify
 from .catalog import Catalog, Segment
 from .files import OS, Files
 from .format import DEFAULT_MAX_PAYLOAD
@@ -103,7 +104,10 @@ class WalReader:
 
     def follow(self, poll_interval: float = 0.1, stop: "threading.Event | None" = None) -> Iterator:
         """Yield every event, then keep yielding new ones as another process appends them
-        (``tail -f``), until ``stop`` is set (checked between polls).
+        (``tail -f``), until ``stop`` is set (checked between polls). It sleeps
+        ``poll_interval`` only after a poll that found nothing new: it keeps pace with a
+        writer, reads a backlog at reader speed, and sees a new event at most one
+        interval after it was written.
 
         An incomplete or damaged record at the end is taken as a write in progress (or a
         torn tail a future writer will cut): the follower waits there. Damage followed by
@@ -111,10 +115,19 @@ class WalReader:
         in catalog order; a segment removed before the follower read it through raises
         :class:`SegmentMissing`.
         """
+        key = notify.key_of(self.source / "wal" if self.source.is_dir() else self.source.parent)
+        woken = notify.register(key)
+        try:
+            yield from self._follow(poll_interval, stop, woken)
+        finally:
+            notify.unregister(key, woken)
+
+    def _follow(self, poll_interval: float, stop: "threading.Event | None", woken: "threading.Event") -> Iterator:
         prev: int | None = None
         current: Segment | None = None
         pos = 0
         while stop is None or not stop.is_set():
+            progressed = False
             if current is None:
                 found = self._segments()
                 current = found[0] if found else None
@@ -129,6 +142,7 @@ class WalReader:
                     if self.from_sequence is None or event.sequence >= self.from_sequence:
                         yield event
                 pos += end
+                progressed = end > 0
                 if reason:
                     self._raise_if_mid_log(data[end:], current.path, prev, pos)
                 elif end == len(data) and self.source.is_dir():
@@ -141,7 +155,9 @@ class WalReader:
                         # the current file is complete and a newer one exists: it was sealed
                         current, pos = nxt, 0
                         continue
-            if _wait(stop, poll_interval):
+            # wait only when there was nothing new: a follower behind the writer reads on
+            # at reader speed, and one that has caught up polls every poll_interval
+            if not progressed and _wait(stop, poll_interval, woken):
                 return
 
     def _after_removed(self, gone: Segment, prev: int | None) -> Segment:
@@ -241,9 +257,21 @@ def _check_name(buf, path: Path, first: int, max_payload: int) -> None:
         raise SegmentError(path, 0, "name_mismatch", f"segment named for sequence {first} starts at {head}")
 
 
-def _wait(stop: "threading.Event | None", poll_interval: float) -> bool:
-    """Sleep one poll; True when ``stop`` was set."""
-    if stop is not None:
-        return stop.wait(poll_interval)
-    time.sleep(poll_interval)
-    return False
+#: How often a follower woken only by writes still looks at ``stop``.
+STOP_CHECK_S = 0.05
+
+
+def _wait(stop: "threading.Event | None", poll_interval: float, woken: "threading.Event") -> bool:
+    """Sleep one poll, or less when a writer in this process writes; True when ``stop``
+    was set."""
+    deadline = time.monotonic() + poll_interval
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        if woken.wait(min(left, STOP_CHECK_S) if stop is not None else left):
+            break
+        if stop is not None and stop.is_set():
+            return True
+    woken.clear()
+    return stop is not None and stop.is_set()

@@ -27,6 +27,7 @@ from ._group import PendingWrite, _Gate, _GroupCommit
 from ._walker import codec, walker
 from .catalog import Catalog, Layout, Manifest, Seal, Segment, segment_name, wal_dir_of, write_seal
 from .checkpoint import Checkpoint
+from . import notify
 from .files import OS, Files, write_all
 from .format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES, HEADER_LEN, LOCK_NAME, RUST_WAL_NAME
 from .validate import first_sequence, validate_fd
@@ -124,6 +125,7 @@ class WalWriter:
         self._size = 0  # bytes in the active file
         self._active_records = 0
         self._hasher = xxhash.xxh3_128()  # of the active file's bytes, for its seal
+        self._wake_key = notify.key_of(self.wal_dir)  # followers in this process wake on writes
         try:
             if not fs.exists(self.wal_dir):
                 fs.mkdir(self.wal_dir)
@@ -363,6 +365,7 @@ class WalWriter:
         self._size = start + len(data)
         self._sequence = last
         self._active_records += count
+        notify.wake(self._wake_key)
         if self._fsync_each:
             self._fsync_or_poison()
         elif self._group_commit is not None:

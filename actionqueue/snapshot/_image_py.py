@@ -1,4 +1,5 @@
-"""Snapshot images: a snapshot laid out so that recovery need not read all of it.
+"""Snapshot images, format 1 (the pure-Python backend's): a snapshot laid out so that
+recovery need not read all of it. The native backend writes format 2 (:mod:`.image`).
 
 Rust's snapshot file (``snapshots/snapshot.bin``) is one JSON document: to use any of it,
 all of it must be parsed, validated and turned into objects (seconds for a million-event
@@ -40,8 +41,8 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from ._model import RunId, TaskId
-from .errors import ActionQueueError
+from .._model import RunId, TaskId
+from ..errors import ImageError
 
 IMAGE_NAME = "snapshot.image"
 IMAGE_VERSION = 1
@@ -49,12 +50,6 @@ _MAGIC = b"AQSIMAGE"
 _HEADER = struct.Struct("<8sIIIIQQ16s")
 _U64 = struct.Struct("<Q")
 _ID_PAIR = struct.Struct(">QQ")
-
-
-class ImageError(ActionQueueError, ValueError):
-    """The image does not belong to the snapshot or is damaged. At load, recovery falls
-    back to ``snapshot.bin``; a record found bad later (its digest held: a forged file or a
-    bug) raises this when it is first used."""
 
 
 def image_path(data_dir: str | os.PathLike) -> Path:
@@ -198,7 +193,7 @@ class ColdProjection:
 
     def _run_at(self, i: int) -> Any:
         """The reducer's record of run ``i`` (nothing marked)."""
-        from .snapshot import SnapshotError, _parse_run, _validate_run, run_record
+        from ._py import SnapshotError, _parse_run, _validate_run, run_record
 
         try:
             parsed = _parse_run(self._runs.record(i), f"image.runs[{i}]")
@@ -223,8 +218,8 @@ class ColdProjection:
 
     def _task_at(self, i: int) -> Any:
         """The reducer's record of task ``i`` (nothing marked)."""
-        from .reducer import _Task
-        from .snapshot import SnapshotError, parse_task_entry
+        from ..reducer import _Task
+        from ._py import SnapshotError, parse_task_entry
 
         try:
             created, canceled_at = parse_task_entry(self._tasks.record(i)["task"], f"image.tasks[{i}]")

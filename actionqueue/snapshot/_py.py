@@ -44,21 +44,31 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from . import _model as m
-from ._bulk import gc_paused
-from ._image import ImageError, encode_image, image_path, read_image
-from ._json import dumps as _json_dumps
-from ._json import from_builtins as _from_builtins
-from ._model import (
+from .. import _model as m
+from .._bulk import gc_paused
+from ..errors import ImageError
+from ._image_py import encode_image, image_path, read_image
+from .._json import dumps as _json_dumps
+from .._json import from_builtins as _from_builtins
+from .._model import (
     AttemptId,
     AttemptResultKind,
     RunInstance,
     RunState,
 )
-from ._transitions import is_valid_transition
-from .errors import ActionQueueError
-from .log.files import OS, Files, atomic_write
-from .reducer import (
+from .._transitions import is_valid_transition
+from ..errors import (
+    ActionQueueError,
+    IncompatibleVersion,
+    SnapshotBootstrapError,
+    SnapshotCrcMismatch,
+    SnapshotDecodeError,
+    SnapshotError,
+    SnapshotIoError,
+    SnapshotMappingError,
+)
+from ..log.files import OS, Files, atomic_write
+from ..reducer import (
     SNAPSHOT_SCHEMA_VERSION,
     SNAPSHOT_VERSION,
     AttemptHistoryEntry,
@@ -67,8 +77,8 @@ from .reducer import (
     ReplayReducer,
     projection_to_snapshot_builtins,
 )
-from .reducer import _RUN_INSTANCE_SETTERS, _attempt_records, _new_object, _put_lease
-from .reducer import _Run as _RunRecord
+from ..reducer import _RUN_INSTANCE_SETTERS, _attempt_records, _new_object
+from ..reducer import _Run as _RunRecord
 
 __all__ = [
     "MAX_SNAPSHOT_BYTES",
@@ -101,83 +111,6 @@ log = logging.getLogger("actionqueue.snapshot")
 _U32_MAX = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
-
-
-# =========================================================================================
-# Errors
-# =========================================================================================
-class SnapshotError(ActionQueueError):
-    """Base of every snapshot error. ``loader_kind`` is the Rust ``SnapshotLoaderError``
-    variant the error corresponds to; ``kind`` is the same except for
-    :class:`SnapshotMappingError`, where it names the ``SnapshotMappingError`` variant."""
-
-    loader_kind = "IoError"
-
-    @property
-    def kind(self) -> str:
-        return self.loader_kind
-
-
-class SnapshotIoError(SnapshotError):
-    """The file could not be opened or read, or the payload is shorter than its length field
-    (Rust reports that as ``IoError`` from ``read_exact``)."""
-
-    loader_kind = "IoError"
-
-
-class SnapshotDecodeError(SnapshotError):
-    """A truncated header, a length above :data:`MAX_SNAPSHOT_BYTES`, JSON that does not parse,
-    or JSON that does not have the schema's shape and types (Rust ``DecodeError``)."""
-
-    loader_kind = "DecodeError"
-
-
-class IncompatibleVersion(SnapshotError):
-    """The frame version is not the expected one (Rust ``IncompatibleVersion``)."""
-
-    loader_kind = "IncompatibleVersion"
-
-    def __init__(self, expected: int, found: int):
-        super().__init__(f"incompatible snapshot version: expected {expected}, found {found}")
-        self.expected = expected
-        self.found = found
-
-
-class SnapshotCrcMismatch(SnapshotError):
-    """The payload's CRC-32 differs from the header's (Rust ``CrcMismatch``)."""
-
-    loader_kind = "CrcMismatch"
-
-    def __init__(self, expected: int, actual: int):
-        super().__init__(f"snapshot CRC-32 mismatch: expected 0x{expected:08x}, actual 0x{actual:08x}")
-        self.expected = expected  # stored in the header
-        self.actual = actual  # computed from the payload
-
-
-class SnapshotMappingError(SnapshotError):
-    """The snapshot breaks a consistency rule of :func:`validate_snapshot`.
-
-    ``kind`` is the Rust ``SnapshotMappingError`` variant name (``"TaskCountMismatch"``,
-    ``"InvalidRunStateHistoryTransition"``...); ``fields`` holds its fields.
-    """
-
-    loader_kind = "MappingError"
-
-    def __init__(self, kind: str, **fields: Any):
-        detail = ", ".join(f"{k}={v}" for k, v in fields.items())
-        super().__init__(f"{kind}({detail})" if detail else kind)
-        self._kind = kind
-        self.fields = fields
-
-    @property
-    def kind(self) -> str:
-        return self._kind
-
-
-class SnapshotBootstrapError(SnapshotError):
-    """Hydrating a reducer from a snapshot failed (Rust ``RecoveryBootstrapError::SnapshotBootstrap``)."""
-
-    loader_kind = "SnapshotBootstrap"
 
 
 # =========================================================================================
@@ -344,20 +277,34 @@ def _load_parsed(
     path_or_data_dir: str | os.PathLike, expected_version: int = SNAPSHOT_VERSION
 ) -> tuple[dict[str, Any] | None, _Parsed | None, tuple[int, int, int] | None]:
     """:func:`load_snapshot` returning ``(snapshot, its validated parse, its frame)``."""
+    read = read_file(path_or_data_dir, expected_version)
+    if read is None:
+        return None, None, None
+    data, frame = read
+    with gc_paused():
+        snapshot = parse_snapshot_bytes(data[_HEADER.size:])
+        return snapshot, _validated(snapshot), frame
+
+
+def read_file(
+    path_or_data_dir: str | os.PathLike, expected_version: int = SNAPSHOT_VERSION, crc32: Any = zlib.crc32
+) -> tuple[bytes, tuple[int, int, int]] | None:
+    """``(header + payload, frame)`` of a snapshot file, or None when there is none; the
+    frame checks of :func:`load_snapshot` in Rust's order, up to and including the CRC."""
     path = Path(path_or_data_dir)
     if path.is_dir():
         path = snapshot_path(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the `with f:` below
     except FileNotFoundError:
-        return None, None, None
+        return None
     except OSError as exc:
         raise SnapshotIoError(f"failed to open snapshot {path}: {exc}") from exc
     with f:
         try:
             version = _read_frame_field(f, "version", True)
             if version is None:
-                return None, None, None
+                return None
             if version != expected_version:
                 raise IncompatibleVersion(expected_version, version)
             length = _read_frame_field(f, "version frame (length)", False)
@@ -367,17 +314,18 @@ def _load_parsed(
                 raise SnapshotDecodeError(
                     f"snapshot length {length} exceeds the maximum of {MAX_SNAPSHOT_BYTES} bytes"
                 )
-            payload = f.read(length)
+            f.seek(0)
+            data = f.read(_HEADER.size + length)  # one bytes object: the frame, then the payload
+            got = len(data) - _HEADER.size
         except OSError as exc:
             raise SnapshotIoError(f"failed to read snapshot {path}: {exc}") from exc
-    if len(payload) != length:
-        raise SnapshotIoError(f"failed to fill whole buffer: payload has {len(payload)} of {length} bytes")
-    actual = zlib.crc32(payload)
+    if got != length:
+        raise SnapshotIoError(f"failed to fill whole buffer: payload has {got} of {length} bytes")
+    with memoryview(data) as view:
+        actual = crc32(view[_HEADER.size:])
     if actual != crc:
         raise SnapshotCrcMismatch(crc, actual)
-    with gc_paused():
-        snapshot = parse_snapshot_bytes(payload)
-        return snapshot, _validated(snapshot), (version, length, crc)
+    return data, (version, length, crc)
 
 
 def reducer_from_image(
@@ -770,26 +718,43 @@ def validate_snapshot(snapshot: dict[str, Any]) -> None:
 def _validated(snapshot: dict[str, Any]) -> _Parsed:
     """:func:`validate_snapshot`, returning the typed form it parsed (for hydration)."""
     p = _parse(snapshot)
-    if p.schema_version != SNAPSHOT_SCHEMA_VERSION:
-        raise SnapshotMappingError(
-            "UnsupportedSchemaVersion", expected=SNAPSHOT_SCHEMA_VERSION, found=p.schema_version
-        )
-    if p.task_count != len(p.tasks):
-        raise SnapshotMappingError("TaskCountMismatch", declared=p.task_count, actual=len(p.tasks))
-    if p.run_count != len(p.runs):
-        raise SnapshotMappingError("RunCountMismatch", declared=p.run_count, actual=len(p.runs))
-    task_ids: set = set()
-    for created, _canceled_at in p.tasks:
-        tid = created.task_spec.id
-        if tid in task_ids:
-            raise SnapshotMappingError("DuplicateTaskId", task_id=tid)
-        task_ids.add(tid)
+    check_head(p, len(p.tasks), len(p.runs))
+    check_tasks(p)
     run_ids: set = set()
     for r in p.runs:
         _validate_run(r)
         if r.id in run_ids:
             raise SnapshotMappingError("DuplicateRunId", run_id=r.id)
         run_ids.add(r.id)
+    check_sections(p)
+    return p
+
+
+def check_head(p: _Parsed, ntasks: int, nruns: int) -> None:
+    """The first rules, in Rust's order: schema version, then the two counts."""
+    if p.schema_version != SNAPSHOT_SCHEMA_VERSION:
+        raise SnapshotMappingError(
+            "UnsupportedSchemaVersion", expected=SNAPSHOT_SCHEMA_VERSION, found=p.schema_version
+        )
+    if p.task_count != ntasks:
+        raise SnapshotMappingError("TaskCountMismatch", declared=p.task_count, actual=ntasks)
+    if p.run_count != nruns:
+        raise SnapshotMappingError("RunCountMismatch", declared=p.run_count, actual=nruns)
+
+
+def check_tasks(p: _Parsed) -> None:
+    """No task id twice."""
+    task_ids: set = set()
+    for created, _canceled_at in p.tasks:
+        tid = created.task_spec.id
+        if tid in task_ids:
+            raise SnapshotMappingError("DuplicateTaskId", task_id=tid)
+        task_ids.add(tid)
+
+
+def check_sections(p: _Parsed) -> None:
+    """The rules after the runs', in Rust's order: engine causality, then duplicates among
+    dependency declarations, budgets and subscriptions."""
     paused, paused_at, resumed_at = p.engine
     if paused and paused_at is None:
         raise SnapshotMappingError("InvalidEnginePausedCausality")
@@ -815,7 +780,6 @@ def _validated(snapshot: dict[str, Any]) -> _Parsed:
         if s.subscription_id in sub_ids:
             raise SnapshotMappingError("DuplicateSubscriptionId", subscription_id=s.subscription_id)
         sub_ids.add(s.subscription_id)
-    return p
 
 
 def _validate_run(r: _Run) -> None:
@@ -861,7 +825,17 @@ def _validate_run(r: _Run) -> None:
 # Hydration
 # =========================================================================================
 def run_record(r: _Run) -> _RunRecord:
-    """The reducer's record of a snapshot run that passed :func:`_validate_run`.
+    """The reducer's record of a snapshot run that passed :func:`_validate_run`."""
+    return record_of(r.id, r.task_id, r.state, r.current_attempt_id, r.attempt_count, r.created_at,
+                     r.scheduled_at, r.effective_priority, r.last_state_change_at, r.history,
+                     _attempt_records(r.attempts),
+                     None if r.lease is None else (r.lease.owner, r.lease.expiry, r.lease.acquired_at, r.lease.updated_at))
+
+
+def record_of(run_id: Any, task_id: Any, state: RunState, attempt_id: Any, attempt_count: int, created_at: int,
+              scheduled_at: int, effective_priority: int, last_state_change_at: int, history: list,
+              attempts: list, lease: tuple | None) -> _RunRecord:
+    """The reducer's record of a validated snapshot run, from its parts (both readers).
 
     The same record a replay of its history builds: the instance as created (Scheduled,
     no attempt), then state, timestamps, attempt lineage and histories, and the lease as
@@ -870,22 +844,21 @@ def run_record(r: _Run) -> _RunRecord:
     base = _new_object(RunInstance)
     for set_slot, value in zip(
         _RUN_INSTANCE_SETTERS,
-        (r.id, r.task_id, RunState.SCHEDULED, None, 0, r.created_at, r.scheduled_at,
-         r.effective_priority, r.last_state_change_at),
+        (run_id, task_id, RunState.SCHEDULED, None, 0, created_at, scheduled_at, effective_priority,
+         last_state_change_at),
     ):  # fmt: skip
         set_slot(base, value)
     rec = _RunRecord(base)
-    rec.state = r.state
-    history = r.history
+    rec.state = state
     # replayed transitions stamp the last one's time; a trimmed run's all happen at
     # last_state_change_at; a run never moved keeps its instance's
-    rec.changed_at = history[-1][2] if len(history) > 1 else r.last_state_change_at
+    rec.changed_at = history[-1][2] if len(history) > 1 else last_state_change_at
     rec.history = history
-    rec.attempt_count = r.attempt_count
-    rec.attempt_id = r.current_attempt_id if r.state is RunState.RUNNING else None
-    rec.attempts = _attempt_records(r.attempts)
-    if r.lease is not None:
-        _put_lease(rec, r.lease)
+    rec.attempt_count = attempt_count
+    rec.attempt_id = attempt_id if state is RunState.RUNNING else None
+    rec.attempts = attempts
+    if lease is not None:
+        rec.lease_owner, rec.lease_expiry, rec.lease_acquired_at, rec.lease_updated_at = lease
     return rec
 
 
@@ -919,7 +892,7 @@ def _hydrate(p: _Parsed) -> ReplayReducer:
         except ReducerError as exc:
             raise SnapshotBootstrapError(f"snapshot bootstrap: {exc}") from exc
 
-    for created, canceled_at in p.tasks:
+    for created, canceled_at in p.tasks or ():  # None: left in an image
         apply(created)
         if canceled_at is not None:
             apply(m.TaskCanceled(created.task_spec.id, canceled_at))
@@ -931,7 +904,7 @@ def _hydrate(p: _Parsed) -> ReplayReducer:
         if resumed_at is not None:
             apply(m.EngineResumed(resumed_at))
     runs, by_task = reducer._runs, reducer._runs_by_task
-    for r in p.runs:
+    for r in p.runs or ():  # None: left in an image
         runs[r.id] = run_record(r)
         ids = by_task.get(r.task_id)
         if ids is None:
@@ -942,7 +915,9 @@ def _hydrate(p: _Parsed) -> ReplayReducer:
         apply(allocated)
         if consumed > 0:
             apply(m.BudgetConsumed(allocated.task_id, allocated.dimension, consumed, allocated.timestamp))
-        if exhausted and consumed < allocated.limit:
+        # consumption may have exhausted it already; otherwise (consumed below the limit,
+        # or nothing consumed of a zero limit) the explicit event did
+        if exhausted and not reducer.is_budget_exhausted(allocated.task_id, allocated.dimension):
             apply(m.BudgetExhausted(allocated.task_id, allocated.dimension, allocated.timestamp))
     for created, triggered_at, canceled_at in p.subscriptions:
         apply(created)
@@ -969,3 +944,23 @@ def _hydrate(p: _Parsed) -> ReplayReducer:
     reducer.set_latest_sequence_for_bootstrap(p.wal_sequence)
     return reducer
 
+
+
+def load_hydrated(data_dir: str | os.PathLike, fs: Files = OS, image: bool = False
+                  ) -> tuple[ReplayReducer, int] | None:
+    """Recovery's read of ``snapshot.bin``: ``(reducer, sequence)`` or None when there is no
+    snapshot, parsed and validated once; with ``image``, its image is written for
+    next time. Raises :class:`SnapshotError` for a damaged or invalid one."""
+    snapshot, parsed, frame = _load_parsed(data_dir)
+    if snapshot is None:
+        return None
+    assert parsed is not None and frame is not None
+    reducer = _hydrate(parsed)
+    if image:
+        write_image(data_dir, snapshot, frame, fs)
+    return reducer, parsed.wal_sequence
+
+
+def read_written(data_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The data dir's snapshot as just written, or None."""
+    return load_snapshot(data_dir)

@@ -1,0 +1,38 @@
+"""Stubs of the native snapshot codec (``_sjson.pyx``)."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import SnapshotMappingError
+from ..reducer import ReplayReducer
+
+DEPTH_MAX: int
+UNKNOWN_KEYS_MAX: int
+HISTORY_MAX: int
+
+class Spans:
+    task_ids: npt.NDArray[np.uint8]
+    task_start: npt.NDArray[np.uint64]
+    task_end: npt.NDArray[np.uint64]
+    run_ids: npt.NDArray[np.uint8]
+    run_task: npt.NDArray[np.uint8]
+    run_start: npt.NDArray[np.uint64]
+    run_end: npt.NDArray[np.uint64]
+    top: dict[str, tuple[int, int]]
+    def __init__(self, ntasks: int, nruns: int) -> None: ...
+    def shrink(self, ntasks: int, nruns: int) -> None: ...
+
+def encode_projection(
+    r: ReplayReducer, timestamp: int, version: int, schema: int, small: dict[str, Any]
+) -> tuple[bytes, Spans, SnapshotMappingError | None]: ...
+def encode_builtins(snapshot: Any, version: int) -> bytes: ...
+def crc32(data: Any) -> int: ...
+def scan(
+    payload: Any,
+) -> tuple[dict[str, int], Spans, list[tuple[int, int, int, int | None]], tuple[int, SnapshotMappingError] | None]: ...
+def thaw_run(payload: Any, start: int, end: int) -> tuple[Any, ...]: ...
+def task_specs(payload: Any, tasks: list[tuple[int, int, int, int | None]], created_variant: int) -> list[bytes]: ...
+def scan_task(payload: Any, start: int, end: int) -> tuple[None, None, list[tuple[int, int, int, int | None]], None]: ...
+def _sorted_ids(ids: list[Any]) -> list[Any]: ...
