@@ -16,7 +16,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy, memmove, memset
 
 import numpy as np
 
@@ -39,6 +39,9 @@ cdef extern from "Python.h":
 
 cdef extern from "aq_crc32.h":
     uint32_t aq_crc32_update(uint32_t crc, const unsigned char *buf, size_t len) nogil
+
+cdef extern from "aq_frame.h":
+    uint32_t AQ_WAL_VERSION
 
 cdef extern from "aq_utf8.h":
     void aq_utf8_init()
@@ -335,7 +338,9 @@ cdef class Plan:
     cdef Py_ssize_t units  # named: number of unit variants
     cdef dict by_name  # enum / named units: name -> index; union: name -> (index, Plan or None)
     cdef list defaults  # struct: per field, the postcard bytes of its serde default, or None
-    cdef Keys keys  # struct: its field names
+    cdef list plans  # struct: per field, its Plan
+    cdef Keys keys  # struct: its field names; enum / union: its variant names
+    cdef list entries  # enum: per name, the variant index; union: per name, (index, Plan or None)
 
 
 cdef dict _PLANS = {}
@@ -359,6 +364,8 @@ def _plan(tuple spec):
         p.kind = K_ENUM
         p.table = {e: b'"' + e.value.encode() + b'"' for e in spec[1]}
         p.by_name = {e.value: e.index for e in spec[1]}
+        p.keys = Keys(spec[1].__name__, list(p.by_name))
+        p.entries = list(p.by_name.values())
     elif kind == "named":
         p.kind = K_NAMED
         p.units = len(spec[1]._UNIT_NAMES)
@@ -376,6 +383,8 @@ def _plan(tuple spec):
             name = b'"' + variant_name(cls).encode() + b'"'
             p.table[cls] = (name, _struct_plan(cls) if cls.__aq_fields__ else None)
             p.by_name[variant_name(cls)] = (index, p.table[cls][1])
+        p.keys = Keys(spec[1].__name__, list(p.by_name))
+        p.entries = list(p.by_name.values())
     else:
         raise AssertionError(spec)
     return p
@@ -404,6 +413,7 @@ def _struct_plan(cls):
         else:
             p.defaults.append(None)
     p.keys = Keys(cls.__name__, [name for name, _ in cls.__aq_fields__])
+    p.plans = [f[2] for f in p.fields]
     return p
 
 
@@ -1025,6 +1035,8 @@ cdef inline int ws(Cur *c) except -1:
 
 
 cdef inline int peek(Cur *c) except -2:
+    if c.p < c.end and c.p[0] > 32:  # compact JSON: no whitespace to skip
+        return c.p[0]
     ws(c)
     if c.p >= c.end:
         raise bad(c, "EOF while parsing")
@@ -1038,14 +1050,17 @@ cdef inline int expect(Cur *c, uint8_t ch, str what) except -1:
     return 0
 
 
+cdef signed char _HEXVAL[256]
+for _i in range(256):
+    _HEXVAL[_i] = -1
+for _i, _ch in enumerate("0123456789abcdef"):
+    _HEXVAL[ord(_ch)] = _i
+for _i, _ch in enumerate("ABCDEF"):
+    _HEXVAL[ord(_ch)] = 10 + _i
+
+
 cdef inline int hexval(uint8_t h):
-    if 48 <= h <= 57:
-        return h - 48
-    if 97 <= h <= 102:
-        return h - 87
-    if 65 <= h <= 70:
-        return h - 55
-    return -1
+    return _HEXVAL[h]
 
 
 cdef int u_escape(Cur *c, const uint8_t *q) except -2:
@@ -1278,6 +1293,7 @@ cdef Keys K_ANY = Keys("object", ())
 
 
 cdef struct Obj:
+    int hint  # the field expected next (keys usually come in declaration order)
     # the unknown keys met in the object being read, as raw spans (escaped or not)
     const uint8_t *unk_s[64]
     Py_ssize_t unk_n[64]
@@ -1292,6 +1308,7 @@ cdef int open_object(Cur *c, Keys k, Obj *o) except -1:
     if c.depth > DEPTH_MAX:
         raise bad(c, "recursion limit exceeded")
     o.nunk = 0
+    o.hint = 0
     if peek(c) == 125:
         c.p += 1
         c.depth -= 1
@@ -1317,11 +1334,19 @@ cdef int next_key(Cur *c, Keys k, Obj *o, uint64_t *seen) except -2:
         decoded = _unescape(s, n).encode()
         m = <const uint8_t *>PyBytes_AS_STRING(decoded)
         mn = PyBytes_GET_SIZE(decoded)
+    i = o.hint
+    if i < k.count and mn == k.clen[i] and memcmp(m, k.cname[i], mn) == 0:
+        if seen[0] & (1ULL << i):
+            raise bad(c, f"{k.where}: duplicate field `{k.names[i].decode()}`")
+        seen[0] |= 1ULL << i
+        o.hint = <int>i + 1
+        return <int>i
     for i in range(k.count):
         if mn == k.clen[i] and m[0] == <uint8_t>k.cname[i][0] and memcmp(m, k.cname[i], mn) == 0:
             if seen[0] & (1ULL << i):
                 raise bad(c, f"{k.where}: duplicate field `{k.names[i].decode()}`")
             seen[0] |= 1ULL << i
+            o.hint = <int>i + 1
             return <int>i
     for i in range(o.nunk):
         if not esc and not o.unk_e[i]:
@@ -1692,36 +1717,34 @@ def thaw_run(const uint8_t[::1] payload, Py_ssize_t start, Py_ssize_t end):
 cdef Keys K_TOP = Keys("snapshot", ("version", "timestamp", "metadata", "tasks", "runs"))
 cdef Keys K_META = Keys("metadata", ("schema_version", "wal_sequence", "task_count", "run_count"))
 cdef Keys K_TASK = Keys("task", ("task_spec", "created_at", "updated_at", "canceled_at"))
-cdef Keys K_SPEC_ID = Keys("task_spec", ("id",))
 
 
-cdef int read_task(Cur *c, uint8_t *tid, list out) except -1:
-    cdef Obj o, os
-    """One task entry: its id into ``tid``; appends ``(spec start, spec end, created_at,
-    canceled_at)`` to ``out`` (offsets from the payload start)."""
-    cdef uint64_t seen = 0, sseen
+cdef uint32_t TASK_CREATED = m.EVENT_TYPES.index(m.TaskCreated)
+cdef Plan _SPEC_PLAN = None  # set once the plans are built (below)
+
+
+cdef int read_task(Cur *c, uint8_t *tid, list out, Out ev) except -1:
+    """One task entry: its id into ``tid``; its spec transcoded into ``ev`` as one framed
+    WAL record of a ``TaskCreated`` event (for the codec to decode and validate); appends
+    ``(record start, record end, created_at, canceled_at)`` to ``out``."""
+    cdef uint64_t seen = 0
     cdef int i
-    cdef const uint8_t *spec_start = NULL
-    cdef const uint8_t *spec_end = NULL
-    cdef const uint8_t *save
-    created = canceled = None
+    cdef Obj o
+    cdef Py_ssize_t rec = ev.n, spec
+    cdef uint64_t created = 0
+    canceled = None
+    ev.put(b"\0\0\0\0\0\0\0\0\0\0\0\0", 12)
+    varint(ev, len(out) + 1)
+    varint(ev, TASK_CREATED)
     if open_object(c, K_TASK, &o):
         while True:
             i = next_key(c, K_TASK, &o, &seen)
             if i == 0:
-                peek(c)
-                spec_start = c.p
-                sseen = 0
-                if open_object(c, K_SPEC_ID, &os):
-                    while True:
-                        if next_key(c, K_SPEC_ID, &os, &sseen) == 0:
-                            read_uuid(c, tid, "TaskId")
-                        else:
-                            skip(c)
-                        if not more(c):
-                            break
-                require(c, sseen, 1, K_SPEC_ID)
-                spec_end = c.p
+                spec = ev.n
+                transcode_struct(c, _SPEC_PLAN, ev)
+                if ev.p[spec] != 16:  # the spec's first field: an id (tag 0x10, 16 bytes)
+                    raise bad(c, "task_spec: expected an id first")
+                memcpy(tid, ev.p + spec + 1, 16)
             elif i == 1:
                 created = read_u64(c, U64_MAX, "task.created_at")
             elif i == 2:
@@ -1735,7 +1758,11 @@ cdef int read_task(Cur *c, uint8_t *tid, list out) except -1:
             if not more(c):
                 break
     require(c, seen, 0b11, K_TASK)
-    out.append((spec_start - c.base, spec_end - c.base, created, canceled))
+    varint(ev, created)
+    store_u32(ev.p + rec, AQ_WAL_VERSION)
+    store_u32(ev.p + rec + 4, <uint32_t>(ev.n - rec - 12))
+    store_u32(ev.p + rec + 8, aq_crc32_update(0, <const unsigned char *>ev.p + rec + 12, ev.n - rec - 12))
+    out.append((rec, ev.n, created, canceled))
     return 0
 
 
@@ -1743,10 +1770,11 @@ def scan(const uint8_t[::1] payload):
     """Validate a snapshot payload (JSON syntax, duplicate keys, the shape and types of
     every run, the rules of every run, the shape of task entries) in one pass.
 
-    Returns ``(header, spans, tasks, first run error)``: ``header`` holds version,
-    timestamp and the four metadata fields; ``tasks`` per task ``(spec start, spec end,
-    created_at, canceled_at)`` (each spec still to be parsed by the model); ``spans.top``
-    the other top-level keys. Raises :class:`SnapshotDecodeError`."""
+    Returns ``(header, spans, (records, tasks), first run error)``: ``header`` holds
+    version, timestamp and the four metadata fields; ``records`` the task specs as framed
+    ``TaskCreated`` WAL records, ``tasks`` per task ``(record start, record end,
+    created_at, canceled_at)`` (the codec decodes and validates the records);
+    ``spans.top`` the other top-level keys. Raises :class:`SnapshotDecodeError`."""
     cdef Cur c
     cdef Obj ot, om
     cdef uint64_t seen = 0, mseen
@@ -1756,6 +1784,7 @@ def scan(const uint8_t[::1] payload):
     cdef const uint8_t *start
     cdef Spans spans
     cdef list tasks = []
+    cdef Out ev = Out(1 << 16)
     first_error = None
     header = {}
     if payload.shape[0] == 0:
@@ -1800,7 +1829,7 @@ def scan(const uint8_t[::1] payload):
                             tid_v, ts_v, te_v = spans.task_ids, spans.task_start, spans.task_end
                         peek(&c)
                         start = c.p
-                        read_task(&c, &tid_v[nt, 0], tasks)
+                        read_task(&c, &tid_v[nt, 0], tasks, ev)
                         ts_v[nt] = start - c.base
                         te_v[nt] = c.p - c.base
                         nt += 1
@@ -1843,7 +1872,7 @@ def scan(const uint8_t[::1] payload):
     if c.p != c.end:
         raise bad(&c, "trailing characters")
     spans.shrink(nt, nr)
-    return header, spans, tasks, first_error
+    return header, spans, (ev.take(), tasks), first_error
 
 
 cdef uint8_t *_row(object arr, Py_ssize_t i) except NULL:
@@ -1951,11 +1980,7 @@ cdef int transcode(Cur *c, Plan p, Out o) except -1:
         i += 1
         return _close_gap(o, count_at, tmp, i)
     if k == K_ENUM:
-        name = text_of(c)
-        index = p.by_name.get(name)
-        if index is None:
-            raise bad(c, f"unknown variant `{name}`")
-        return varint(o, index)
+        return varint(o, <uint64_t>p.entries[name_index(c, p.keys)])
     if k == K_UNION:
         return transcode_union(c, p, o)
     if k == K_NAMED:
@@ -1966,30 +1991,45 @@ cdef int transcode(Cur *c, Plan p, Out o) except -1:
 cdef int _close_gap(Out o, Py_ssize_t at, const char *head, Py_ssize_t n) except -1:
     """Replace the 10 reserved bytes at ``at`` with the ``n`` bytes of ``head``."""
     cdef Py_ssize_t tail = o.n - at - 10
-    cdef bytes rest = PyBytes_FromStringAndSize(o.p + at + 10, tail)
-    o.n = at
-    o.put(head, n)
-    return o.put(PyBytes_AS_STRING(rest), tail)
+    memmove(o.p + at + n, o.p + at + 10, tail)
+    memcpy(o.p + at, head, n)
+    o.n = at + n + tail
+    return 0
+
+
+cdef int name_index(Cur *c, Keys k) except -1:
+    """The position of the JSON string at ``c`` among ``k``'s names."""
+    cdef const uint8_t *s
+    cdef const uint8_t *m
+    cdef Py_ssize_t n, mn
+    cdef int i
+    cdef bytes decoded
+    if peek(c) != 34:
+        raise bad(c, f"expected a {k.where} name")
+    if string_span(c, &s, &n):
+        decoded = _unescape(s, n).encode()
+        s = <const uint8_t *>PyBytes_AS_STRING(decoded)
+        n = PyBytes_GET_SIZE(decoded)
+    for i in range(k.count):
+        if n == k.clen[i] and memcmp(s, k.cname[i], n) == 0:
+            return i
+    raise bad(c, f"unknown {k.where} variant `{PyBytes_FromStringAndSize(<const char *>s, n).decode()}`")
 
 
 cdef int transcode_union(Cur *c, Plan p, Out o) except -1:
-    cdef Obj ob
-    cdef uint64_t seen = 0
     if peek(c) == 34:
-        name = str_value(c)
-        entry = p.by_name.get(name)
-        if entry is None or entry[1] is not None:
-            raise bad(c, f"expected a variant, got `{name}`")
+        entry = p.entries[name_index(c, p.keys)]
+        if entry[1] is not None:
+            raise bad(c, f"{p.keys.where}: a variant with fields is an object")
         return varint(o, entry[0])
     expect(c, 123, "a variant")
     c.depth += 1
     if c.depth > DEPTH_MAX:
         raise bad(c, "recursion limit exceeded")
-    name = text_of(c)
+    entry = p.entries[name_index(c, p.keys)]
     expect(c, 58, "':'")
-    entry = p.by_name.get(name)
-    if entry is None or entry[1] is None:
-        raise bad(c, f"expected a variant, got `{name}`")
+    if entry[1] is None:
+        raise bad(c, f"{p.keys.where}: a unit variant is a string")
     varint(o, entry[0])
     transcode_struct(c, <Plan>entry[1], o)
     if peek(c) != 125:
@@ -2045,7 +2085,7 @@ cdef int transcode_struct(Cur *c, Plan p, Out o) except -1:
                     ordered = False
                 last = f
                 fs[f] = o.n
-                fp = <Plan>p.fields[f][2]
+                fp = <Plan>p.plans[f]
                 transcode(c, fp, o)
                 fe[f] = o.n
             if not more(c):
@@ -2069,40 +2109,20 @@ cdef int transcode_struct(Cur *c, Plan p, Out o) except -1:
     return 0
 
 
-def task_specs(const uint8_t[::1] payload, list tasks, uint32_t created_variant):
-    """WAL-event payloads (sequence 1, ``TaskCreated``) of the task entries ``tasks`` from
-    :func:`scan`: each spec transcoded to postcard, for the codec to decode."""
-    cdef Cur c
-    cdef Out o = Out(4096)
-    cdef Plan plan = _struct_plan(m.TaskSpec)
-    cdef list out = []
-    c.base = &payload[0]
-    c.end = c.base + payload.shape[0]
-    for start, end, created, _canceled in tasks:
-        c.p = c.base + <Py_ssize_t>start
-        c.depth = 1
-        o.n = 0
-        varint(o, 1)
-        varint(o, created_variant)
-        transcode_struct(&c, plan, o)
-        if c.p != c.base + <Py_ssize_t>end:
-            raise bad(&c, "task_spec ends elsewhere than it did")
-        varint(o, created)
-        out.append(PyBytes_FromStringAndSize(o.p, o.n))
-    return out
-
-
 def scan_task(const uint8_t[::1] payload, Py_ssize_t start, Py_ssize_t end):
-    """:func:`scan`'s result for the one task entry at ``payload[start:end]``: ``(None,
-    None, [(spec start, spec end, created_at, canceled_at)], None)``."""
+    """:func:`scan`'s ``(records, tasks)`` for the one task entry at ``payload[start:end]``."""
     cdef Cur c
     cdef uint8_t tid[16]
     cdef list tasks = []
+    cdef Out ev = Out(4096)
     if not 0 <= start < end <= payload.shape[0]:
         raise SnapshotDecodeError("Failed to decode snapshot: a task's span lies outside the payload")
     c.base = &payload[0]
     c.p = c.base + start
     c.end = c.base + end
     c.depth = 1
-    read_task(&c, tid, tasks)
-    return None, None, tasks, None
+    read_task(&c, tid, tasks, ev)
+    return ev.take(), tasks
+
+
+_SPEC_PLAN = _struct_plan(m.TaskSpec)

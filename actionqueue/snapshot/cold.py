@@ -126,8 +126,7 @@ class SpanProjection:
 
         start, end = int(self._task_start[i]), int(self._task_end[i])
         try:
-            _head, _spans, tasks, _err = _sjson.scan_task(self._payload, start, end)
-            ((created, canceled_at),) = decode_tasks(self._payload, tasks)
+            ((created, canceled_at),) = decode_tasks(*_sjson.scan_task(self._payload, start, end))
         except (SnapshotError, ValueError) as exc:  # validated when written: a bug or a forged file
             raise ImageError(f"task record {i} of the snapshot is invalid: {exc}") from exc
         if created.task_spec.id.bytes != bytes(self._tasks.ids[i]):

@@ -8,6 +8,7 @@ both and compares their bytes.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _model as m
-from .._codec import decode_payload
+from .._codec import decode_batch
 from .._bulk import gc_paused
 from ..errors import (
     DecodeError,
@@ -134,7 +135,7 @@ def from_file_bytes(data: Any) -> Snapshot:
         head, spans, tasks, run_error = _sjson.scan(payload)
         small = {key: _section(payload[a:b], key) for key, (a, b) in spans.top.items()}
         p = _py._parse(_small_document(head, small))
-        p.tasks = decode_tasks(payload, tasks)
+        p.tasks = decode_tasks(*tasks)
     _py.check_head(p, len(p.tasks), len(spans.run_ids))
     _py.check_tasks(p)
     _check_runs(spans, run_error)
@@ -152,22 +153,19 @@ def _section(raw: memoryview, key: str) -> Any:
         raise SnapshotDecodeError(f"Failed to decode snapshot: {key}: {exc}") from exc
 
 
-#: The postcard variant index of TaskCreated (task specs are decoded as that event).
-_TASK_CREATED = m.EVENT_TYPES.index(m.TaskCreated)
-
-
-def decode_tasks(payload: Any, tasks: list) -> list[tuple[m.TaskCreated, int | None]]:
-    """``(TaskCreated, canceled_at)`` of each task entry :func:`_sjson.scan` found: the
-    spec's JSON transcoded to postcard and decoded by the codec, the one home of the
-    model's validation."""
-    out = []
-    for i, event_bytes in enumerate(_sjson.task_specs(payload, tasks, _TASK_CREATED)):
-        try:
-            created = decode_payload(event_bytes).event
-        except (DecodeError, ValidationError) as exc:
-            raise SnapshotDecodeError(f"Failed to decode snapshot: tasks[{i}].task_spec: {exc}") from exc
-        out.append((created, tasks[i][3]))
-    return out
+def decode_tasks(records: bytes, tasks: list) -> list[tuple[m.TaskCreated, int | None]]:
+    """``(TaskCreated, canceled_at)`` of each task entry :func:`_sjson.scan` found: its
+    spec, transcoded to a framed ``TaskCreated`` record, decoded by the codec (the one home
+    of the model's validation) in one batch."""
+    try:
+        events = decode_batch(records)
+    except (DecodeError, ValidationError) as exc:
+        at = getattr(exc, "record_offset", None)
+        i = bisect.bisect_right([t[0] for t in tasks], at) - 1 if at is not None else -1
+        where = f"tasks[{i}].task_spec" if i >= 0 else "a task_spec"
+        raise SnapshotDecodeError(f"Failed to decode snapshot: {where}: {exc}") from exc
+    assert len(events) == len(tasks)
+    return [(e.event, t[3]) for e, t in zip(events, tasks)]
 
 
 def _check_runs(spans: Any, run_error: tuple[int, SnapshotMappingError] | None) -> None:
