@@ -119,6 +119,10 @@ def run(rep: Report) -> None:
 
     _commands(rep, root, wal, events)
     shutil.rmtree(target, ignore_errors=True)
+    if n >= 900_000:
+        retention(rep, events)
+    else:
+        retention(rep, events, total=20 * TAIL, every=TAIL, segment_bytes=256 << 10)
 
     if n < 900_000:
         rep.skip("the comparison with Rust's 1M-event figures (a --quick workload)")
@@ -171,3 +175,60 @@ def _commands(rep: Report, root: Path, wal: bytes, events: list) -> None:
             key="snapshot.child")
     rep.goal("command p99 during a snapshot <= 2x alone", ratio <= LATENCY_GOAL, f"{ratio:.2f}x")
     os.sync()
+
+
+#: The retention run: events in all, and a snapshot every this many.
+RETENTION_EVENTS = 5_000_000
+RETENTION_EVERY = 100_000
+
+
+def _dir_bytes(d: Path) -> int:
+    return sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+
+
+def retention(rep: Report, events: list, total: int = RETENTION_EVENTS, every: int = RETENTION_EVERY,
+              segment_bytes: int = 8 << 20) -> None:
+    """A long-running log: the reference history, then engine pause/resume events up to
+    ``total``, with a background snapshot every ``every`` events and ``retain="delete"``.
+    The data dir's size is sampled after each snapshot: it stays bounded by the snapshot,
+    one interval of log and a segment, while the log written grows without bound."""
+    d = rep.scratch() / "retention"
+    d.mkdir()
+    sizes = []
+    started = time.perf_counter()
+    with aq.open(d, durability="none", snapshot_every=every, retain="delete", segment_bytes=segment_bytes) as store:
+        w, snaps = store.writer, store.snapshots
+        seq = 0
+        source = iter(events)
+        while seq < total:
+            batch = []
+            for _ in range(min(10_000, total - seq)):
+                seq += 1
+                e = next(source, None)
+                batch.append(aq.WalEvent(seq, e.event) if e is not None else
+                             aq.WalEvent(seq, aq.EnginePaused(seq) if seq % 2 else aq.EngineResumed(seq)))
+            w.append_many(batch)
+            snaps.note(seq)
+            if seq % every == 0:
+                _wait_idle(snaps)
+                sizes.append(_dir_bytes(d))
+        _wait_idle(snaps)
+        status = snaps.status
+    elapsed = time.perf_counter() - started
+    log_bytes = total * (len(rep.workload()) / max(1, len(events)))
+    rep.say(f"\n  retention: {total:,} events, a snapshot every {every:,}: {status.taken} snapshots, "
+            f"{status.failed} failed, {snaps.removed_segments} segments removed, {elapsed:.0f} s")
+    rep.say(f"  data dir: max {max(sizes) / 1e6:.1f} MB, last {sizes[-1] / 1e6:.1f} MB "
+            f"(the log written: ~{log_bytes / 1e6:.0f} MB)")
+    rep.row("snapshot", f"retention: data dir max over {total:,} events", 0, elapsed, [elapsed], max(sizes),
+            key="snapshot.retention")
+    # the fixed bound: the snapshot and its image, two segments, two intervals of log
+    snap_bytes = _dir_bytes(d / "snapshots")
+    bound = snap_bytes + 2 * segment_bytes + 2 * every * log_bytes / total
+    rep.goal("the data dir stays under snapshot + 2 segments + 2 intervals", max(sizes) <= bound and status.failed == 0,
+             f"max {max(sizes) / 1e6:.1f} MB <= {bound / 1e6:.1f} MB; the log written ~{log_bytes / 1e6:.0f} MB")
+
+
+def _wait_idle(snaps) -> None:
+    while snaps.status.in_flight is not None or snaps._wanted:
+        time.sleep(0.02)

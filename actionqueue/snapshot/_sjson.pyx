@@ -108,6 +108,12 @@ for _i, _s in enumerate(_STATES):
 cdef const char *HEX = b"0123456789abcdef"
 cdef const char *DIGITS = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 cdef uint64_t MAX_DIV10 = 1844674407370955161  # (2**64 - 1) // 10
+# "n," for every byte value n, 4 bytes apart (the writer copies 4 and advances by the length)
+cdef bytes _BYTE_TEXT = b"".join((str(i) + ",").encode().ljust(4, b"\0") for i in range(256))
+cdef const char *BYTE_TEXT = _BYTE_TEXT
+cdef unsigned char BYTE_LEN[256]
+for _i in range(256):
+    BYTE_LEN[_i] = len(str(_i)) + 1
 
 # =========================================================================================
 # Output buffer
@@ -258,13 +264,22 @@ cdef class Out:
         return self.uuid((<IdBase>v).raw)
 
     cdef int byte_array(self, const unsigned char *b, Py_ssize_t k) except -1:
+        """``[n,n,...]``: each byte's digits and comma copied from a table."""
         cdef Py_ssize_t i
-        self.ch(91)
+        cdef char *q
+        if self.n + 4 * k + 2 > self.cap:
+            self.grow(4 * k + 2)
+        q = self.p + self.n
+        q[0] = 91
+        q += 1
         for i in range(k):
-            if i:
-                self.ch(44)
-            self.u64(b[i])
-        return self.ch(93)
+            memcpy(q, &BYTE_TEXT[b[i] * 4], 4)
+            q += BYTE_LEN[b[i]]
+        if k:
+            q -= 1  # the last comma
+        q[0] = 93
+        self.n = q + 1 - self.p
+        return 0
 
     cdef int builtins(self, object v, int depth) except -1:
         """Any JSON builtins value (dict with str keys, list, tuple, str, int, bool, None)."""
@@ -339,6 +354,9 @@ cdef class Plan:
     cdef dict by_name  # enum / named units: name -> index; union: name -> (index, Plan or None)
     cdef list defaults  # struct: per field, the postcard bytes of its serde default, or None
     cdef list plans  # struct: per field, its Plan
+    cdef list attrs  # struct: per field, its attribute name
+    cdef list jkeys  # struct: per field, '"name":'
+    cdef bint skip_none[32]  # struct: per field, whether None is left out (serde's skip_serializing_if)
     cdef Keys keys  # struct: its field names; enum / union: its variant names
     cdef list entries  # enum: per name, the variant index; union: per name, (index, Plan or None)
 
@@ -414,12 +432,18 @@ def _struct_plan(cls):
             p.defaults.append(None)
     p.keys = Keys(cls.__name__, [name for name, _ in cls.__aq_fields__])
     p.plans = [f[2] for f in p.fields]
+    p.attrs = [f[1] for f in p.fields]
+    p.jkeys = [f[0] for f in p.fields]
+    assert len(p.fields) <= 32
+    for i, f in enumerate(p.fields):
+        p.skip_none[i] = f[3]
     return p
 
 
 cdef int write_value(Out o, Plan p, object v) except -1:
     cdef int k = p.kind
     cdef bint first
+    cdef Py_ssize_t i
     cdef Plan fp
     if k == K_INT:
         return o.integer(v)
@@ -436,15 +460,15 @@ cdef int write_value(Out o, Plan p, object v) except -1:
     if k == K_STRUCT:
         o.ch(123)
         first = True
-        for key, attr, fp, skip in p.fields:
-            x = getattr(v, attr)
-            if skip and x is None:
+        for i in range(len(p.plans)):
+            x = getattr(v, <str>p.attrs[i])
+            if x is None and p.skip_none[i]:
                 continue
             if not first:
                 o.ch(44)
             first = False
-            o.lit(key)
-            write_value(o, fp, x)
+            o.lit(<bytes>p.jkeys[i])
+            write_value(o, <Plan>p.plans[i], x)
         return o.ch(125)
     if k == K_BYTES:
         if type(v) is not bytes:
