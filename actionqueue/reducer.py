@@ -814,7 +814,7 @@ class ReplayReducer:
         self._roles: dict[tuple[ActorId, TenantId], RoleAssignmentRecord] = {}
         self._grants: dict[tuple[ActorId, str, TenantId], CapabilityGrantRecord] = {}
         self._ledger: list[LedgerEntryRecord] = []
-        # Tasks and runs not yet read from a snapshot image (see actionqueue._image): looked
+        # Tasks and runs not yet read from a snapshot (see actionqueue.snapshot.cold): looked
         # up on a miss of the dicts above, moved into them on first use.
         self._cold: Any = None
 

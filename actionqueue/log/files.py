@@ -156,6 +156,10 @@ def write_all(fs: Files, fd: int, data) -> None:
         view = view[n:]
 
 
+#: :func:`atomic_write` syncs a large file every this many bytes.
+SYNC_STEP_BYTES = 8 << 20
+
+
 def atomic_write(path: PathLike, data, fs: Files = OS, *, sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old content or the new,
     never a mix: write ``<path>.tmp`` in full, fsync it, rename it over ``path``, fsync the
@@ -169,7 +173,13 @@ def atomic_write(path: PathLike, data, fs: Files = OS, *, sync_dir: bool = True)
     try:
         fd = fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
-            write_all(fs, fd, data)
+            with memoryview(data) as view:
+                # a large file goes out in synced steps: one fsync of 100 MB would hold the
+                # disk (and the journal every log fsync waits on) for its whole length
+                for at in range(0, max(len(view), 1), SYNC_STEP_BYTES):
+                    write_all(fs, fd, view[at : at + SYNC_STEP_BYTES])
+                    if at + SYNC_STEP_BYTES < len(view):
+                        fs.fsync(fd)
             fs.fsync(fd)
             assert fs.fsize(fd) == len(data), "the temporary file is not what was written"
         finally:
