@@ -171,7 +171,8 @@ def _from(spec: tuple, where: str) -> Callable[[Any], Any]:
     if kind == "bytes":
 
         def from_bytes(v: Any) -> Any:
-            if type(v) is not list:
+            # bool is an int to bytes(): serde refuses true/false as a byte
+            if type(v) is not list or any(type(b) is not int for b in v):
                 raise _bad(where, "an array of bytes", v)
             try:
                 return bytes(v)

@@ -230,3 +230,39 @@ def test_lone_surrogates_are_refused_as_serde_refuses_them() -> None:
     text = _sample_payload().decode().replace('"tags":[', '"tags":["\\ud800",', 1)
     with pytest.raises(SnapshotDecodeError, match="surrogate"):
         fast.from_file_bytes(_frame(text.encode()))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda s: s[:-1] + "]",  # the top-level object closed by ']'
+    lambda s: s.replace('"tags":["', '"tags":["x"}, "', 1),
+    lambda s: s.replace('"lease":null}', '"lease":null]', 1),
+    lambda s: s.replace('"state_history":[', '"zz":[1},"state_history":[', 1),
+])  # fmt: skip
+def test_a_bracket_of_the_wrong_kind_is_refused(edit) -> None:
+    """Found by review: an object closed by ']' (or an array by '}') must not pass."""
+    native, pure = _both(_frame(edit(_sample_payload().decode()).encode()))
+    assert isinstance(native, SnapshotDecodeError), native
+    _same_outcome(native, pure)
+
+
+def test_booleans_are_not_bytes() -> None:
+    """Found by review: bytes(True) is b'\\x01'; serde refuses a boolean as a byte."""
+    text = _sample_payload().decode().replace('"bytes":[', '"bytes":[true,', 1)
+    assert '"bytes":[true,' in text
+    native, pure = _both(_frame(text.encode()))
+    assert isinstance(native, SnapshotDecodeError) and isinstance(pure, SnapshotDecodeError)
+
+
+def test_escaped_unknown_keys_are_bounded() -> None:
+    """Found by review: comparing escaped unknown keys cost a decode per pair (quadratic);
+    at most ESCAPED_KEYS_MAX of them per object, each decoded once."""
+    obj = json.loads(_sample_payload())
+    raw = json.dumps(obj)
+    many = ",".join(f'"\\u006b{i}":0' for i in range(_sjson.ESCAPED_KEYS_MAX + 1))
+    few = ",".join(f'"\\u006b{i}":0' for i in range(_sjson.ESCAPED_KEYS_MAX))
+    with pytest.raises(SnapshotDecodeError, match="escaped"):
+        fast.from_file_bytes(_frame(raw.replace('"lease": null', '"lease": null, ' + many, 1).encode()))
+    fast.from_file_bytes(_frame(raw.replace('"lease": null', '"lease": null, ' + few, 1).encode()))
+    dup = '"\\u006b1":0,"k1":0'
+    with pytest.raises(SnapshotDecodeError, match="duplicate"):
+        fast.from_file_bytes(_frame(raw.replace('"lease": null', '"lease": null, ' + dup, 1).encode()))

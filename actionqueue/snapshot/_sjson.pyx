@@ -54,6 +54,8 @@ DEPTH_MAX = 128
 #: Fields of one run or history entry beyond those the schema names: a limit, so that
 #: duplicate detection among unknown keys stays a short linear search.
 UNKNOWN_KEYS_MAX = 64
+#: Of those, how many may be written with escapes (each is decoded to compare).
+ESCAPED_KEYS_MAX = 8
 #: The longest state or attempt history a run may have in a snapshot.
 HISTORY_MAX = 1 << 24
 
@@ -1272,13 +1274,13 @@ cdef int skip(Cur *c) except -1:
             while True:
                 next_key(c, K_ANY, &o, &seen)
                 skip(c)
-                if not more(c):
+                if not more(c, 125):
                     break
     elif b == 91:
         if open_array(c, "array"):
             while True:
                 skip(c)
-                if not more(c):
+                if not more(c, 93):
                     break
     elif b == 116 and c.end - c.p >= 4 and memcmp(c.p, b"true", 4) == 0:
         c.p += 4
@@ -1318,6 +1320,7 @@ cdef Keys K_ANY = Keys("object", ())
 
 cdef struct Obj:
     int hint  # the field expected next (keys usually come in declaration order)
+    int nesc  # unknown keys written with escapes
     # the unknown keys met in the object being read, as raw spans (escaped or not)
     const uint8_t *unk_s[64]
     Py_ssize_t unk_n[64]
@@ -1332,6 +1335,7 @@ cdef int open_object(Cur *c, Keys k, Obj *o) except -1:
     if c.depth > DEPTH_MAX:
         raise bad(c, "recursion limit exceeded")
     o.nunk = 0
+    o.nesc = 0
     o.hint = 0
     if peek(c) == 125:
         c.p += 1
@@ -1372,12 +1376,18 @@ cdef int next_key(Cur *c, Keys k, Obj *o, uint64_t *seen) except -2:
             seen[0] |= 1ULL << i
             o.hint = <int>i + 1
             return <int>i
+    # the key's text is m[:mn] (decoded once when escaped); an earlier escaped key is
+    # decoded to compare, and there are at most ESCAPED_KEYS_MAX of those per object
+    if esc:
+        if o.nesc == ESCAPED_KEYS_MAX:
+            raise bad(c, f"{k.where}: more than {ESCAPED_KEYS_MAX} escaped unknown field names")
+        o.nesc += 1
     for i in range(o.nunk):
-        if not esc and not o.unk_e[i]:
-            if o.unk_n[i] == n and memcmp(o.unk_s[i], s, n) == 0:
-                raise bad(c, f"{k.where}: duplicate field `{key_text(s, n, 0)}`")
-        elif key_text(o.unk_s[i], o.unk_n[i], o.unk_e[i]) == key_text(s, n, esc):
-            raise bad(c, f"{k.where}: duplicate field `{key_text(s, n, esc)}`")
+        if not o.unk_e[i]:
+            if o.unk_n[i] == mn and memcmp(o.unk_s[i], m, mn) == 0:
+                raise bad(c, f"{k.where}: duplicate field `{key_text(m, mn, 0)}`")
+        elif key_text(o.unk_s[i], o.unk_n[i], 1).encode() == PyBytes_FromStringAndSize(<const char *>m, mn):
+            raise bad(c, f"{k.where}: duplicate field `{key_text(m, mn, 0)}`")
     if o.nunk == UNKNOWN_KEYS_MAX:
         raise bad(c, f"{k.where}: more than {UNKNOWN_KEYS_MAX} unknown fields")
     o.unk_s[o.nunk] = s
@@ -1387,17 +1397,18 @@ cdef int next_key(Cur *c, Keys k, Obj *o, uint64_t *seen) except -2:
     return -1
 
 
-cdef int more(Cur *c) except -1:
-    """After a member: 1 when another follows (``,`` consumed), 0 at the end (closer consumed)."""
+cdef int more(Cur *c, int closer) except -1:
+    """After a member: 1 when another follows (``,`` consumed), 0 at the end (``closer``,
+    the bracket of the object or array being read, consumed)."""
     cdef int b = peek(c)
     if b == 44:
         c.p += 1
         return 1
-    if b == 125 or b == 93:
+    if b == closer:
         c.p += 1
         c.depth -= 1
         return 0
-    raise bad(c, "expected ',' or a closing bracket")
+    raise bad(c, "expected ',' or '}'" if closer == 125 else "expected ',' or ']'")
 
 
 cdef int open_array(Cur *c, str where) except -1:
@@ -1523,7 +1534,7 @@ cdef int read_instance(Cur *c, Facts *f, list parts) except -1:
                 changed = read_u64(c, U64_MAX, "run_instance.last_state_change_at")
             else:
                 skip(c)
-            if not more(c):
+            if not more(c, 125):
                 break
     require(c, seen, 0b011110111, K_INST)
     if is_nil(f.id):
@@ -1560,13 +1571,13 @@ cdef int read_history(Cur *c, Facts *f, list out) except -1:
                     ts = read_u64(c, U64_MAX, "state_history.timestamp")
                 else:
                     skip(c)
-                if not more(c):
+                if not more(c, 125):
                     break
         require(c, seen, 0b110, K_STEP)
         push_step(f, frm, to, ts)
         if out is not None:
             out.append((None if frm < 0 else _STATES[frm], _STATES[to], ts))
-        if not more(c):
+        if not more(c, 93):
             break
     return 0
 
@@ -1582,7 +1593,7 @@ cdef object read_output(Cur *c, bint want):
             b = <uint8_t>read_u64(c, 255, "attempt.output")
             if want:
                 out.append(b)
-            if not more(c):
+            if not more(c, 93):
                 break
     return bytes(out) if want else None
 
@@ -1638,14 +1649,14 @@ cdef int read_attempts(Cur *c, Facts *f, list out) except -1:
                     output = read_output(c, out is not None)
                 else:
                     skip(c)
-                if not more(c):
+                if not more(c, 125):
                     break
         require(c, seen, 0b11, K_ATT)
         if out is not None:
             rec = _Attempt(AttemptId._from_raw(PyBytes_FromStringAndSize(<char *>a.id, 16)), started)
             rec.finished_at, rec.result, rec.error, rec.output = finished, result, error, output
             out.append(rec)
-        if not more(c):
+        if not more(c, 93):
             break
     return 0
 
@@ -1670,7 +1681,7 @@ cdef object read_lease(Cur *c, Facts *f, bint want):
                 vals[i - 1] = read_u64(c, U64_MAX, "lease." + K_LEASE.names[i].decode())
             else:
                 skip(c)
-            if not more(c):
+            if not more(c, 125):
                 break
     require(c, seen, 0b1111, K_LEASE)
     return (owner, vals[0], vals[1], vals[2]) if want else None
@@ -1701,7 +1712,7 @@ cdef int read_run(Cur *c, FactsBox box, list parts) except -1:
                 lease = read_lease(c, f, parts is not None)
             else:
                 skip(c)
-            if not more(c):
+            if not more(c, 125):
                 break
     require(c, seen, 0b111, K_RUN)
     if parts is not None:
@@ -1779,7 +1790,7 @@ cdef int read_task(Cur *c, uint8_t *tid, list out, Out ev) except -1:
                     canceled = read_u64(c, U64_MAX, "task.canceled_at")
             else:
                 skip(c)
-            if not more(c):
+            if not more(c, 125):
                 break
     require(c, seen, 0b11, K_TASK)
     varint(ev, created)
@@ -1841,7 +1852,7 @@ def scan(const uint8_t[::1] payload):
                                 &c, U32_MAX if i == 0 else U64_MAX, "metadata." + K_META.names[i].decode())
                         else:
                             skip(&c)
-                        if not more(&c):
+                        if not more(&c, 125):
                             break
                 require(&c, mseen, 0b1111, K_META)
             elif i == 3:
@@ -1857,7 +1868,7 @@ def scan(const uint8_t[::1] payload):
                         ts_v[nt] = start - c.base
                         te_v[nt] = c.p - c.base
                         nt += 1
-                        if not more(&c):
+                        if not more(&c, 93):
                             break
             elif i == 4:
                 if open_array(&c, "runs"):
@@ -1878,7 +1889,7 @@ def scan(const uint8_t[::1] payload):
                             if first_error is not None:
                                 first_error = (nr, first_error)
                         nr += 1
-                        if not more(&c):
+                        if not more(&c, 93):
                             break
             else:
                 # another section: its span, parsed by the caller (its key decoded)
@@ -1889,7 +1900,7 @@ def scan(const uint8_t[::1] payload):
                 if key in spans.top:
                     raise bad(&c, f"snapshot: duplicate field `{key}`")
                 spans.top[key] = (start - c.base, c.p - c.base)
-            if not more(&c):
+            if not more(&c, 125):
                 break
     require(&c, seen, 0b11111, K_TOP)
     ws(&c)
@@ -1992,7 +2003,7 @@ cdef int transcode(Cur *c, Plan p, Out o) except -1:
                 else:
                     transcode(c, p.inner, o)
                 count += 1
-                if not more(c):
+                if not more(c, 93):
                     break
         i = 0
         v = <uint64_t>count
@@ -2112,7 +2123,7 @@ cdef int transcode_struct(Cur *c, Plan p, Out o) except -1:
                 fp = <Plan>p.plans[f]
                 transcode(c, fp, o)
                 fe[f] = o.n
-            if not more(c):
+            if not more(c, 125):
                 break
     for i in range(nf):
         if not seen & (1ULL << i):
