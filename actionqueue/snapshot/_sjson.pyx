@@ -674,8 +674,8 @@ cdef class Spans:
     """Per task and per run (in payload order, which is id order for snapshots we write):
     its id, the payload offsets of its JSON, and for runs the task id. ``top`` maps each
     other top-level key to the span of its value."""
-    cdef public object task_ids, task_start, task_end
-    cdef public object run_ids, run_task, run_start, run_end
+    cdef public object task_ids, task_start, task_end, task_canon
+    cdef public object run_ids, run_task, run_start, run_end, run_canon
     cdef public dict top
 
     def __init__(self, Py_ssize_t ntasks, Py_ssize_t nruns):
@@ -686,6 +686,9 @@ cdef class Spans:
         self.run_task = np.zeros((nruns, 16), dtype=np.uint8)
         self.run_start = np.zeros(nruns, dtype=np.uint64)
         self.run_end = np.zeros(nruns, dtype=np.uint64)
+        # 1 where the record's text is what our writer writes (it may be copied as it is)
+        self.task_canon = np.ones(ntasks, dtype=np.uint8)
+        self.run_canon = np.ones(nruns, dtype=np.uint8)
         self.top = {}
 
     def shrink(self, Py_ssize_t ntasks, Py_ssize_t nruns):
@@ -697,6 +700,8 @@ cdef class Spans:
         self.run_task = self.run_task[:nruns]
         self.run_start = self.run_start[:nruns]
         self.run_end = self.run_end[:nruns]
+        self.task_canon = self.task_canon[:ntasks]
+        self.run_canon = self.run_canon[:nruns]
 
 
 cdef list _sorted_items(dict d):
@@ -1048,6 +1053,10 @@ cdef struct Cur:
     const uint8_t *p
     const uint8_t *end
     int depth
+    # how often the text differed from what our writer (serde's compact form) would write:
+    # whitespace, escapes, unknown or missing or reordered fields, -0. A record read
+    # without any is copied as it is into the next snapshot; any other is re-encoded.
+    Py_ssize_t odd
 
 
 cdef object bad(Cur *c, str what):
@@ -1055,8 +1064,11 @@ cdef object bad(Cur *c, str what):
 
 
 cdef inline int ws(Cur *c) except -1:
+    cdef const uint8_t *start = c.p
     while c.p < c.end and (c.p[0] == 32 or c.p[0] == 10 or c.p[0] == 13 or c.p[0] == 9):
         c.p += 1
+    if c.p != start:
+        c.odd += 1
     return 0
 
 
@@ -1161,6 +1173,7 @@ cdef int string_span(Cur *c, const uint8_t **s, Py_ssize_t *n) except -1:
     s[0] = c.p + 1
     n[0] = q - (c.p + 1)
     c.p = q + 1
+    c.odd += esc
     return esc
 
 
@@ -1237,6 +1250,8 @@ cdef uint64_t read_u64(Cur *c, uint64_t hi, str what) except? 0:
     """An integer literal in 0..=hi (``-0`` is 0, as both serde_json and ``json`` read it)."""
     cdef bint negative
     cdef uint64_t v = read_int(c, &negative, what)
+    if negative:
+        c.odd += 1
     if (negative and v != 0) or v > hi:
         raise bad(c, f"{what}: expected an integer in 0..={hi}")
     return v
@@ -1369,6 +1384,7 @@ cdef int next_key(Cur *c, Keys k, Obj *o, uint64_t *seen) except -2:
         seen[0] |= 1ULL << i
         o.hint = <int>i + 1
         return <int>i
+    c.odd += 1  # not the field expected next
     for i in range(k.count):
         if mn == k.clen[i] and m[0] == <uint8_t>k.cname[i][0] and memcmp(m, k.cname[i], mn) == 0:
             if seen[0] & (1ULL << i):
@@ -1424,7 +1440,10 @@ cdef int open_array(Cur *c, str where) except -1:
 
 
 cdef int require(Cur *c, uint64_t seen, uint64_t needed, Keys k) except -1:
+    """Every field of ``needed`` was read (a missing optional one makes the text odd)."""
     cdef int i
+    if seen != (1ULL << k.count) - 1:
+        c.odd += 1
     if seen & needed != needed:
         for i in range(len(k.names)):
             if needed & (1ULL << i) and not seen & (1ULL << i):
@@ -1734,6 +1753,7 @@ def thaw_run(const uint8_t[::1] payload, Py_ssize_t start, Py_ssize_t end):
     c.p = c.base + start
     c.end = c.base + end
     c.depth = 0
+    c.odd = 0
     read_run(&c, box, parts)
     f = &box.f
     err = run_error(f)
@@ -1812,6 +1832,7 @@ def scan(const uint8_t[::1] payload):
     ``spans.top`` the other top-level keys. Raises :class:`SnapshotDecodeError`."""
     cdef Cur c
     cdef Obj ot, om
+    cdef Py_ssize_t odd
     cdef uint64_t seen = 0, mseen
     cdef int i
     cdef Py_ssize_t nt = 0, nr = 0, cap_t = 1024, cap_r = 1024
@@ -1828,6 +1849,7 @@ def scan(const uint8_t[::1] payload):
     c.p = c.base
     c.end = c.base + payload.shape[0]
     c.depth = 0
+    c.odd = 0
     if not aq_utf8_valid(c.base, payload.shape[0], c.end):
         raise SnapshotDecodeError("Failed to decode snapshot: invalid UTF-8")
     spans = Spans(cap_t, cap_r)
@@ -1864,9 +1886,11 @@ def scan(const uint8_t[::1] payload):
                             tid_v, ts_v, te_v = spans.task_ids, spans.task_start, spans.task_end
                         peek(&c)
                         start = c.p
+                        odd = c.odd
                         read_task(&c, &tid_v[nt, 0], tasks, ev)
                         ts_v[nt] = start - c.base
                         te_v[nt] = c.p - c.base
+                        spans.task_canon[nt] = c.odd == odd
                         nt += 1
                         if not more(&c, 93):
                             break
@@ -1879,7 +1903,9 @@ def scan(const uint8_t[::1] payload):
                             rid_v, rtask_v, rs_v, re_v = spans.run_ids, spans.run_task, spans.run_start, spans.run_end
                         peek(&c)
                         start = c.p
+                        odd = c.odd
                         read_run(&c, box, None)
+                        spans.run_canon[nr] = c.odd == odd
                         memcpy(&rid_v[nr, 0], box.f.id, 16)
                         memcpy(&rtask_v[nr, 0], box.f.task_id, 16)
                         rs_v[nr] = start - c.base
@@ -1925,6 +1951,9 @@ cdef int _grow(Spans s, Py_ssize_t tasks, Py_ssize_t runs) except -1:
         s.run_task = np.resize(s.run_task, (runs, 16))
         s.run_start = np.resize(s.run_start, runs)
         s.run_end = np.resize(s.run_end, runs)
+        s.run_canon = np.resize(s.run_canon, runs)
+    if tasks >= 0:
+        s.task_canon = np.resize(s.task_canon, tasks)
     return 0
 
 
@@ -2130,6 +2159,7 @@ cdef int transcode_struct(Cur *c, Plan p, Out o) except -1:
             d = p.defaults[i]
             if d is None:
                 raise bad(c, f"{p.keys.where}: missing field `{p.keys.names[i].decode()}`")
+            c.odd += 1
             if <int>i < last:
                 ordered = False
             fs[i] = o.n
@@ -2156,6 +2186,7 @@ def scan_task(const uint8_t[::1] payload, Py_ssize_t start, Py_ssize_t end):
     c.p = c.base + start
     c.end = c.base + end
     c.depth = 1
+    c.odd = 0
     read_task(&c, tid, tasks, ev)
     return ev.take(), tasks
 

@@ -71,11 +71,21 @@ class SpanProjection:
         self.tasks_left = ntasks
         self.runs_left = len(s.run_ids)
 
-    def cold_records(self) -> tuple[Any, Any]:
+    def cold_records(self, reducer: Any) -> tuple[Any, Any]:
         """``(tasks, runs)`` still here, in id order, for the writer to copy as they are
-        (``_sjson._Cold``; tasks None when the reducer holds them all). Hold :attr:`lock`
-        from this call until the copy is done."""
+        (``_sjson._Cold``; tasks None when the reducer holds them all). A record whose text
+        is not our writer's (a hand-made or reformatted file) is handed to ``reducer``
+        first, to be encoded anew. Hold :attr:`lock` from this call until the copy is done."""
         s = self._snapshot.spans
+        for i in np.flatnonzero((s.run_canon == 0) & ~self._run_taken).tolist():
+            reducer._runs[RunId(bytes(self._runs.ids[i]))] = self._run_at(i)
+            self._run_taken[i] = True
+            self.runs_left -= 1
+        if len(self._task_taken):
+            for i in np.flatnonzero((s.task_canon[: len(self._task_taken)] == 0) & ~self._task_taken).tolist():
+                reducer._tasks[TaskId(bytes(self._tasks.ids[i]))] = self._task_at(i)
+                self._task_taken[i] = True
+                self.tasks_left -= 1
         runs = self._runs.order[~self._run_taken[self._runs.order]].astype(np.int64)
         cold_runs = _sjson._Cold(self._payload, s.run_ids, s.run_start, s.run_end, runs, s.run_task)
         if not len(self._task_taken):

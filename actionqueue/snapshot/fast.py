@@ -70,7 +70,7 @@ def build_snapshot(reducer: ReplayReducer, timestamp: int) -> Snapshot:
         small = snapshot_sections(r, timestamp)
         # records still in the bytes of the snapshot the reducer came from are copied as
         # they are: a snapshot costs what changed since then, plus a copy of the rest
-        parts = cold.cold_records() if cold is not None and r._cold is cold else (None, None)
+        parts = cold.cold_records(r) if cold is not None and r._cold is cold else (None, None)
         data, spans, run_error = _sjson.encode_projection(r, timestamp, SNAPSHOT_VERSION, SNAPSHOT_SCHEMA_VERSION,
                                                           small, *parts)  # fmt: skip
         if run_error is not None:

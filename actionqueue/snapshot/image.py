@@ -22,7 +22,9 @@ Layout (little-endian)::
     body    u64 tasks n, u64 runs m, u64 length of J, J: JSON {"header": {...},
             "top": {section: [start, end]}}; then task ids (16n), task starts (8n),
             task ends (8n), run ids (16m), run task ids (16m), run starts (8m),
-            run ends (8m); offsets into the snapshot's JSON payload
+            run ends (8m): offsets into the snapshot's JSON payload; then one byte per
+            task (n) and per run (m): 1 when its text is our writer's (copied as it is
+            into the next snapshot), 0 when it must be re-encoded
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def encode_image(spans: Any, header: dict[str, int], frame: tuple[int, int, int]
     arrays = [np.ascontiguousarray(a, dtype=np.uint8 if a.ndim == 2 else "<u8").tobytes()
               for a in (spans.task_ids, spans.task_start, spans.task_end,
                         spans.run_ids, spans.run_task, spans.run_start, spans.run_end)]  # fmt: skip
+    arrays += [np.ascontiguousarray(spans.task_canon, dtype=np.uint8).tobytes(),
+               np.ascontiguousarray(spans.run_canon, dtype=np.uint8).tobytes()]
     body = b"".join([_COUNTS.pack(len(spans.task_ids), len(spans.run_ids), len(meta)), meta, *arrays])
     version, length, crc = frame
     head = _HEADER.pack(_MAGIC, IMAGE_VERSION, version, length, crc, header["wal_sequence"], len(body),
@@ -114,7 +118,7 @@ def _parse_body(body: memoryview, payload_len: int, seq: int) -> tuple[dict[str,
     if len(body) < _COUNTS.size:
         raise ImageError("truncated body")
     n, m, meta_len = _COUNTS.unpack_from(body)
-    sizes = (16 * n, 8 * n, 8 * n, 16 * m, 16 * m, 8 * m, 8 * m)
+    sizes = (16 * n, 8 * n, 8 * n, 16 * m, 16 * m, 8 * m, 8 * m, n, m)
     if _COUNTS.size + meta_len + sum(sizes) != len(body):
         raise ImageError("the body's sizes do not add up")
     pos = _COUNTS.size + meta_len
@@ -127,12 +131,15 @@ def _parse_body(body: memoryview, payload_len: int, seq: int) -> tuple[dict[str,
         raise ImageError("the index disagrees with its header")
     spans = _sjson.Spans(0, 0)
     arrays = []
-    for size, two_d in zip(sizes, (True, False, False, True, True, False, False)):
-        raw = np.frombuffer(body, dtype=np.uint8 if two_d else "<u8", count=size if two_d else size // 8, offset=pos)
-        arrays.append(raw.reshape(-1, 16) if two_d else raw.astype(np.uint64))
+    for size, kind in zip(sizes, "iooiiooff"):  # ids, offsets, flags
+        if kind == "o":
+            arrays.append(np.frombuffer(body, dtype="<u8", count=size // 8, offset=pos).astype(np.uint64))
+        else:
+            raw = np.frombuffer(body, dtype=np.uint8, count=size, offset=pos)
+            arrays.append(raw.reshape(-1, 16) if kind == "i" else raw.copy())
         pos += size
-    (spans.task_ids, spans.task_start, spans.task_end,
-     spans.run_ids, spans.run_task, spans.run_start, spans.run_end) = arrays  # fmt: skip
+    (spans.task_ids, spans.task_start, spans.task_end, spans.run_ids, spans.run_task, spans.run_start,
+     spans.run_end, spans.task_canon, spans.run_canon) = arrays  # fmt: skip
     spans.top = top
     for start, end in ((spans.task_start, spans.task_end), (spans.run_start, spans.run_end)):
         if len(start) and (int(end.max()) > payload_len or bool(np.any(start >= end))):
