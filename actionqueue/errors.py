@@ -9,6 +9,7 @@ implementations can be compared mechanically.
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveError",
     "SnapshotError",
     "SnapshotIoError",
     "SnapshotDecodeError",
@@ -435,3 +436,7 @@ class ImageError(ActionQueueError, ValueError):
     """A snapshot image does not belong to its snapshot or is damaged. At load, recovery
     falls back to ``snapshot.bin``; a record found bad later (a forged file or a bug)
     raises this when it is first used."""
+
+
+class ArchiveError(ActionQueueError):
+    """A segment archive (retention's) could not store, list or return a segment."""

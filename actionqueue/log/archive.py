@@ -15,14 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ..errors import ActionQueueError
+from ..errors import ArchiveError
 from .files import OS, Files, atomic_write, read_small
 
 __all__ = ["Archive", "ArchiveError", "ArchivedSegment", "LocalArchive"]
-
-
-class ArchiveError(ActionQueueError):
-    """An archive could not store, list or return a segment."""
 
 
 @dataclass(frozen=True, order=True)
