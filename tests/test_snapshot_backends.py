@@ -292,3 +292,19 @@ def test_a_record_not_in_our_writers_form_is_written_anew(edit, tmp_path) -> Non
     via_image = aq.snapshot.reducer_from_image(tmp_path)
     assert via_image is not None
     assert fast.build_snapshot(via_image, 99).data == fast.build_snapshot(hot, 99).data
+
+
+def test_long_histories_grow_the_readers_arrays() -> None:
+    """A run whose state and attempt histories outgrow the reader's first allocation."""
+    S = aq.RunState
+    t, rid = aq.TaskId.new(), aq.RunId.new()
+    events = [aq.TaskCreated(aq.TaskSpec(t), 1), aq.RunCreated(aq.RunInstance(rid, t, S.SCHEDULED, None, 0, 1, 1, 0, 1)),
+              aq.RunStateChanged(rid, S.SCHEDULED, S.READY, 2)]  # fmt: skip
+    for k in range(60):
+        events += [aq.RunStateChanged(rid, S.READY, S.LEASED, 3 + k), aq.RunStateChanged(rid, S.LEASED, S.READY, 3 + k)]
+    r = aq.ReplayReducer()
+    r.apply_all([aq.WalEvent(i + 1, e) for i, e in enumerate(events)])
+    snap = fast.build_snapshot(r, 5)
+    assert snap.data == _py.encode_snapshot(_py.build_snapshot(r, 5))
+    back = fast.reducer_from_snapshot(fast.from_file_bytes(snap.data))
+    assert len(back.get_run_history(rid)) == 122 and _state(back) == _state(r)

@@ -530,16 +530,22 @@ cdef struct Facts:
     Py_ssize_t natts, capatts
 
 
+cdef int grow_array(void **items, Py_ssize_t *cap, size_t item_size, str what) except -1:
+    """Double the capacity of a run's history array (``items``), up to :data:`HISTORY_MAX`."""
+    cdef void *q
+    if cap[0] >= HISTORY_MAX:
+        raise SnapshotDecodeError(f"Failed to decode snapshot: a run's {what} history is too long")
+    q = realloc(items[0], item_size * (cap[0] * 2 + 16))
+    if q == NULL:
+        raise MemoryError()
+    items[0] = q
+    cap[0] = cap[0] * 2 + 16
+    return 0
+
+
 cdef int push_step(Facts *f, int frm, int to, uint64_t ts) except -1:
-    cdef Step *q
     if f.nsteps == f.capsteps:
-        if f.capsteps >= HISTORY_MAX:
-            raise SnapshotDecodeError("Failed to decode snapshot: a run's state history is too long")
-        q = <Step *>realloc(f.steps, sizeof(Step) * (f.capsteps * 2 + 16))
-        if q == NULL:
-            raise MemoryError()
-        f.steps = q
-        f.capsteps = f.capsteps * 2 + 16
+        grow_array(<void **>&f.steps, &f.capsteps, sizeof(Step), "state")
     f.steps[f.nsteps].frm = frm
     f.steps[f.nsteps].to = to
     f.steps[f.nsteps].ts = ts
@@ -548,15 +554,8 @@ cdef int push_step(Facts *f, int frm, int to, uint64_t ts) except -1:
 
 
 cdef Att *push_att(Facts *f) except NULL:
-    cdef Att *q
     if f.natts == f.capatts:
-        if f.capatts >= HISTORY_MAX:
-            raise SnapshotDecodeError("Failed to decode snapshot: a run's attempt history is too long")
-        q = <Att *>realloc(f.atts, sizeof(Att) * (f.capatts * 2 + 8))
-        if q == NULL:
-            raise MemoryError()
-        f.atts = q
-        f.capatts = f.capatts * 2 + 8
+        grow_array(<void **>&f.atts, &f.capatts, sizeof(Att), "attempt")
     f.natts += 1
     return &f.atts[f.natts - 1]
 
