@@ -45,6 +45,8 @@ def test_a_follower_keeps_pace_with_a_fast_writer(tmp_path) -> None:
 
 
 def test_a_backlog_is_read_without_sleeping(tmp_path) -> None:
+    """A backlog spread over dozens of sealed segments is read through without a poll
+    interval per segment (a guard: a sleep after each file would take a minute here)."""
     n = 50_000
     with aq.WalWriter(tmp_path, durability="none", segment_bytes=128 << 10) as w:
         w.append_many(_events(n))

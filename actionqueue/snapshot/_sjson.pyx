@@ -260,6 +260,13 @@ cdef class Out:
         self.n += 38
         return 0
 
+    cdef inline int opt_integer(self, object v) except -1:
+        """``null`` or the integer (an ``Option`` field)."""
+        return self.put(b"null", 4) if v is None else self.integer(v)
+
+    cdef inline int opt_string(self, object v) except -1:
+        return self.put(b"null", 4) if v is None else self.string(v)
+
     cdef int ident(self, object v) except -1:
         if not isinstance(v, IdBase):
             raise TypeError(f"expected an identifier, got {type(v).__name__}")
@@ -719,18 +726,6 @@ cdef list _id_order(list ids):
     return np.lexsort((k[:, 1], k[:, 0])).tolist()
 
 
-def _sorted_ids(list ids):
-    """``ids`` (identifiers) in byte order."""
-    cdef Py_ssize_t i, n = len(ids)
-    keys = np.empty((n, 16), dtype=np.uint8)
-    cdef uint8_t[:, ::1] kv = keys
-    for i in range(n):
-        memcpy(&kv[i, 0], (<IdBase>ids[i]).raw, 16)
-    k = keys.view(">u8").reshape(n, 2)
-    order = np.lexsort((k[:, 1], k[:, 0]))
-    return [ids[j] for j in order.tolist()]
-
-
 # =========================================================================================
 # Writing the payload from a reducer
 # =========================================================================================
@@ -825,10 +820,7 @@ cdef int write_run(Out o, _Run rec, object base) except -1:
             o.put(b',"started_at":', 14)
             o.integer(a.started_at)
             o.put(b',"finished_at":', 15)
-            if a.finished_at is None:
-                o.put(b"null", 4)
-            else:
-                o.integer(a.finished_at)
+            o.opt_integer(a.finished_at)
             o.put(b',"result":', 10)
             if a.result is None:
                 o.put(b"null", 4)
@@ -836,10 +828,7 @@ cdef int write_run(Out o, _Run rec, object base) except -1:
                 k = result_index(a.result)
                 o.put(_RESULT_C[k], _RESULT_LEN[k])
             o.put(b',"error":', 9)
-            if a.error is None:
-                o.put(b"null", 4)
-            else:
-                o.string(a.error)
+            o.opt_string(a.error)
             o.put(b',"output":', 10)
             if a.output is None:
                 o.put(b"null", 4)
@@ -868,10 +857,7 @@ cdef int write_task(Out o, _Task t, Plan spec_plan) except -1:
     o.put(b',"created_at":', 14)
     o.integer(t.created_at)
     o.put(b',"updated_at":null,"canceled_at":', 33)
-    if t.canceled_at is None:
-        o.put(b"null", 4)
-    else:
-        o.integer(t.canceled_at)
+    o.opt_integer(t.canceled_at)
     return o.ch(125)
 
 

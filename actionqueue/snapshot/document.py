@@ -10,7 +10,6 @@ from it uses the bytes and the index directly, without a parse.
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -84,8 +83,3 @@ class Snapshot(Mapping[str, Any]):
         h = self.header
         return (f"Snapshot(wal_sequence={h['wal_sequence']}, tasks={h['task_count']}, runs={h['run_count']}, "
                 f"bytes={len(self.payload)})")
-
-
-def dumps_section(value: Any) -> str:
-    """Compact JSON of a small section (for messages)."""
-    return json.dumps(value, separators=(",", ":"))
