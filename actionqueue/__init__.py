@@ -11,24 +11,63 @@ forces the pure-Python one. ``actionqueue.backend`` says which one loaded.
 from __future__ import annotations
 
 import logging as _logging
+from typing import TYPE_CHECKING
 
 from . import _backend, _model
 
 if _backend.FORCED_PURE:
     _backend._run_sources()
 from ._model import *  # noqa: F403 - the event model is the public API
-from .errors import (
+from .errors import (  # every error type a user can catch
     ActionQueueError,
+    AlreadyExists,
+    ArchiveError,
+    AuthorityPoisoned,
+    CommandRejected,
+    Conflict,
+    CorruptedData,
     CrcMismatch,
     DecodeError,
+    DerivationRejected,
+    DuplicateEvent,
     EncodeError,
+    EngineControlCausality,
+    ImageError,
+    IncompatibleVersion,
+    InvalidCommand,
     InvalidLength,
+    InvalidTransition,
+    LeaseCausality,
+    MidLogCorruption,
+    MutationError,
+    NotFound,
     PayloadDecodeError,
+    PayloadTooLarge,
+    RecoveryError,
+    ReducerError,
+    RepairRefused,
+    ReplayWouldReject,
+    SegmentError,
+    SegmentMissing,
+    SequenceViolation,
+    SnapshotBootstrapError,
+    SnapshotCrcMismatch,
+    SnapshotDecodeError,
+    SnapshotError,
+    SnapshotIoError,
+    SnapshotMappingError,
+    TaskCausality,
+    TornTail,
     UnsupportedVersion,
     ValidationError,
+    WalCorruption,
+    WalLocked,
+    WalWriterError,
+    WriterClosed,
+    WriterPoisoned,
 )
 
-if _backend.NATIVE:
+if TYPE_CHECKING or _backend.NATIVE:  # type checkers see the native stubs
     from . import _codec as _codec_impl
 
     backend = "cython"
@@ -54,39 +93,20 @@ decode_batch = _codec_impl.decode_batch
 crc32 = _codec_impl.crc32
 
 from .wal import (  # noqa: E402 - needs the codec chosen above
-    PayloadTooLarge,
-    SegmentMissing,
     Durability,
     Layout,
-    MidLogCorruption,
     RepairPolicy,
-    SegmentError,
-    SequenceViolation,
-    TornTail,
-    WalCorruption,
-    WalLocked,
     WalReader,
     WalWriter,
-    WalWriterError,
-    WriterClosed,
-    WriterPoisoned,
     validate_file,
     verify,
 )
 
 from .reducer import (  # noqa: E402
-    CorruptedData,
-    DuplicateEvent,
-    EngineControlCausality,
-    InvalidTransition,
-    LeaseCausality,
-    ReducerError,
     ReplayReducer,
-    TaskCausality,
 )
 
 from .snapshot import (  # noqa: E402
-    SnapshotError,
     build_snapshot,
     take_snapshot,
     load_snapshot,
@@ -94,17 +114,12 @@ from .snapshot import (  # noqa: E402
     write_snapshot,
 )
 
-from .errors import RepairRefused  # noqa: E402
 from . import scan  # noqa: E402 - a module that is also the function: aq.scan(dir) and aq.scan.scan(dir)
 from .log.scan import SegmentScanner  # noqa: E402
-from .recovery import RecoveryError, RecoveryReport, Store, repair, replay_to  # noqa: E402
+from .recovery import RecoveryReport, Store, repair, replay_to  # noqa: E402
 from .authority import (  # noqa: E402
-    AuthorityPoisoned,
-    CommandRejected,
     MutationAuthority,
-    MutationError,
     MutationOutcome,
-    ReplayWouldReject,
 )
 from .recovery import open  # noqa: E402,A004 - actionqueue.open(data_dir) recovers a data dir
 
@@ -112,8 +127,75 @@ _logging.getLogger("actionqueue").addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0.dev0"
 
-__all__ = [  # noqa: PLE0604
-    *_model.__all__,
+# A static list (type checkers read it); tests/test_typing.py checks it against what the
+# package holds.
+__all__ = [
+    "U8",
+    "U32",
+    "U64",
+    "I32",
+    "TaskId",
+    "RunId",
+    "AttemptId",
+    "ActorId",
+    "TenantId",
+    "LedgerEntryId",
+    "SubscriptionId",
+    "RunState",
+    "AttemptResultKind",
+    "BudgetDimension",
+    "ConcurrencyKeyHoldPolicy",
+    "SafetyLevel",
+    "Role",
+    "Capability",
+    "TaskPayload",
+    "RunPolicy",
+    "OncePolicy",
+    "RepeatPolicy",
+    "CronPolicy",
+    "TaskConstraints",
+    "TaskMetadata",
+    "TaskSpec",
+    "RunInstance",
+    "EventFilter",
+    "TaskCompletedFilter",
+    "RunStateChangedFilter",
+    "BudgetThresholdFilter",
+    "CustomFilter",
+    "Event",
+    "WalEvent",
+    "EVENT_TYPES",
+    "TaskCreated",
+    "RunCreated",
+    "RunStateChanged",
+    "AttemptStarted",
+    "AttemptFinished",
+    "TaskCanceled",
+    "RunCanceled",
+    "LeaseAcquired",
+    "LeaseHeartbeat",
+    "LeaseExpired",
+    "LeaseReleased",
+    "EnginePaused",
+    "EngineResumed",
+    "DependencyDeclared",
+    "RunSuspended",
+    "RunResumed",
+    "BudgetAllocated",
+    "BudgetConsumed",
+    "BudgetExhausted",
+    "BudgetReplenished",
+    "SubscriptionCreated",
+    "SubscriptionTriggered",
+    "SubscriptionCanceled",
+    "ActorRegistered",
+    "ActorDeregistered",
+    "ActorHeartbeat",
+    "TenantCreated",
+    "RoleAssigned",
+    "CapabilityGranted",
+    "CapabilityRevoked",
+    "LedgerEntryAppended",
     "ActionQueueError",
     "ValidationError",
     "EncodeError",
@@ -177,4 +259,17 @@ __all__ = [  # noqa: PLE0604
     "CommandRejected",
     "ReplayWouldReject",
     "AuthorityPoisoned",
+    "NotFound",
+    "AlreadyExists",
+    "Conflict",
+    "InvalidCommand",
+    "DerivationRejected",
+    "ArchiveError",
+    "SnapshotIoError",
+    "SnapshotDecodeError",
+    "IncompatibleVersion",
+    "SnapshotCrcMismatch",
+    "SnapshotMappingError",
+    "SnapshotBootstrapError",
+    "ImageError",
 ]

@@ -104,6 +104,7 @@ def _run_sources() -> None:
             continue
         loader = importlib.machinery.SourceFileLoader(name, path)
         spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+        assert spec is not None, path  # a source file with a loader always has a spec
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:

@@ -4,6 +4,8 @@ from typing import Iterable
 
 from ._model import WalEvent
 
+__all__ = ["encode", "decode", "encode_payload", "decode_payload", "encode_batch", "decode_batch", "crc32", "CRC32_IMPL"]
+
 CYTHON_MODULE: int
 CRC32_IMPL: str
 

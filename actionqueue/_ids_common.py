@@ -18,8 +18,10 @@ def raw_from(value: Any, type_name: str) -> bytes:
     elif isinstance(value, _uuid.UUID):
         raw = value.bytes
     elif isinstance(value, str):
-        raw = _canonical(value)
-        if raw is None:
+        canonical = _canonical(value)
+        if canonical is not None:
+            raw = canonical
+        else:
             # the other forms uuid.UUID takes (simple, braced, urn:uuid:), but only hex
             # digits: int() inside it would also take "+" and "_", which no uuid text has
             core = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")

@@ -16,8 +16,16 @@ whose values are the serde names. ``Role`` and ``Capability`` (unit variants plu
 from __future__ import annotations
 
 import enum
+import sys
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Optional, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # 3.10: type checkers read the branch above; at run time the marker does nothing
+
+    def dataclass_transform(**_: Any) -> Callable[[Any], Any]:
+        return lambda decorated: decorated
 
 from . import _backend, _schema
 from .errors import ValidationError
@@ -32,6 +40,39 @@ __all__ = [
     "EventFilter", "TaskCompletedFilter", "RunStateChangedFilter", "BudgetThresholdFilter",
     "CustomFilter",
     "Event", "WalEvent", "EVENT_TYPES",
+    # the 31 event kinds, in variant order (a static list, so type checkers see them;
+    # tests/test_typing.py checks it against EVENT_TYPES)
+    "TaskCreated",
+    "RunCreated",
+    "RunStateChanged",
+    "AttemptStarted",
+    "AttemptFinished",
+    "TaskCanceled",
+    "RunCanceled",
+    "LeaseAcquired",
+    "LeaseHeartbeat",
+    "LeaseExpired",
+    "LeaseReleased",
+    "EnginePaused",
+    "EngineResumed",
+    "DependencyDeclared",
+    "RunSuspended",
+    "RunResumed",
+    "BudgetAllocated",
+    "BudgetConsumed",
+    "BudgetExhausted",
+    "BudgetReplenished",
+    "SubscriptionCreated",
+    "SubscriptionTriggered",
+    "SubscriptionCanceled",
+    "ActorRegistered",
+    "ActorDeregistered",
+    "ActorHeartbeat",
+    "TenantCreated",
+    "RoleAssigned",
+    "CapabilityGranted",
+    "CapabilityRevoked",
+    "LedgerEntryAppended",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -64,7 +105,12 @@ class _Value(_Serde):
         type(self).__aq_coerce__(self)  # type: ignore[attr-defined]
 
 
-def _value(cls):
+_V = TypeVar("_V", bound="_Value")
+
+
+# dataclass_transform: type checkers see each decorated class's constructor and frozenness.
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def _value(cls: type[_V]) -> type[_V]:
     assert issubclass(cls, _Value), cls
     return _schema.install(dataclass(frozen=True, slots=True)(cls))
 
@@ -72,7 +118,7 @@ def _value(cls):
 # --------------------------------------------------------------------------------------
 # Identifiers: 16 raw bytes, one class per Rust newtype over uuid::Uuid.
 # --------------------------------------------------------------------------------------
-if _backend.NATIVE:
+if TYPE_CHECKING or _backend.NATIVE:  # type checkers see one set of id types
     from ._ids import (
         ActorId,
         AttemptId,
@@ -516,13 +562,17 @@ class Event(_Value):
         return type(self).__name__
 
 
-EVENT_TYPES: list[type] = []
+_EVENT_TYPES: list[type[Event]] = []
 
 
-def _event(cls):
+_E = TypeVar("_E", bound="Event")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def _event(cls: type[_E]) -> type[_E]:
     cls = _value(cls)
-    cls.kind = len(EVENT_TYPES)
-    EVENT_TYPES.append(cls)
+    cls.kind = len(_EVENT_TYPES)
+    _EVENT_TYPES.append(cls)
     return cls
 
 
@@ -813,7 +863,8 @@ class LedgerEntryAppended(Event):
     timestamp: U64
 
 
-EVENT_TYPES = tuple(EVENT_TYPES)  # type: ignore[assignment]
+#: The 31 event classes, in postcard variant order (``EVENT_TYPES[e.kind] is type(e)``).
+EVENT_TYPES: tuple[type[Event], ...] = tuple(_EVENT_TYPES)
 Event._variants = EVENT_TYPES  # type: ignore[attr-defined]
 assert len(EVENT_TYPES) == 31
 
@@ -830,4 +881,3 @@ class WalEvent(_Value):
     def kind(self) -> int:
         return self.event.kind
 
-__all__ += [cls.__name__ for cls in EVENT_TYPES]

@@ -57,10 +57,10 @@ def spec_of(annotation: Any) -> tuple:
             raise TypeError(f"only Optional[X] unions are supported, got {annotation!r}")
         return ("opt", spec_of(args[0]))
     if origin is tuple:
-        args = typing.get_args(annotation)
-        if len(args) != 2 or args[1] is not Ellipsis:
+        items = typing.get_args(annotation)
+        if len(items) != 2 or items[1] is not Ellipsis:
             raise TypeError(f"only tuple[X, ...] is supported, got {annotation!r}")
-        return ("vec", spec_of(args[0]))
+        return ("vec", spec_of(items[0]))
     if annotation is str:
         return ("str",)
     if annotation is bytes:

@@ -36,5 +36,14 @@ REASON_NAMES = (
     "sequence_not_increasing",
 )
 
+
+
+def reason_name(code: int) -> str:
+    """The name of a walker's reason code for a bad record (0, no bad record, has none)."""
+    name = REASON_NAMES[code]
+    assert name is not None, "reason 0 means no bad record"
+    return name
+
+
 #: Readers refuse a payload length above this (as Rust's readers do), configurable.
 DEFAULT_MAX_PAYLOAD = 256 * 1024 * 1024

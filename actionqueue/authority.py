@@ -64,7 +64,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from . import _model as m
 from ._model import (
@@ -90,7 +90,17 @@ from ._model import (
     WalEvent,
 )
 from ._transitions import is_valid_transition
-from .errors import ActionQueueError
+from .errors import (  # the authority's errors live with every other error type
+    AlreadyExists,
+    AuthorityPoisoned,
+    CommandRejected,
+    Conflict,
+    DerivationRejected,
+    InvalidCommand,
+    MutationError,
+    NotFound,
+    ReplayWouldReject,
+)
 from .reducer import ReducerError, ReplayReducer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,87 +128,6 @@ _U64_MAX = 0xFFFFFFFFFFFFFFFF
 CRON_WINDOW_SIZE = 5
 
 
-# =========================================================================================
-# Errors
-# =========================================================================================
-class MutationError(ActionQueueError):
-    """Base of the errors the mutation authority raises itself."""
-
-
-class CommandRejected(MutationError):
-    """A command failed validation; nothing was written and nothing changed.
-
-    Attributes:
-        kind: the rule that failed, a stable name: Rust's ``MutationValidationError``
-            variant where Rust has the rule (``"UnknownRun"``, ``"LeaseOwnerMismatch"``...),
-            otherwise ours (``"AttemptInProgress"``, ``"InvalidArgument"``...).
-        command: the command's name (``"transition_run"``...).
-        fields: the values that explain the rejection (``run_id``, ``expected``...), also
-            available as attributes.
-    """
-
-    kind: str
-
-    def __init__(self, kind: str, command: str, reason: str, **fields: Any):
-        super().__init__(kind, command, reason)
-        self.kind = kind
-        self.command = command
-        self.reason = reason
-        self.fields = fields
-        for name, value in fields.items():
-            setattr(self, name, value)
-
-    def __str__(self) -> str:
-        return f"{self.command} rejected ({self.kind}): {self.reason}"
-
-    def __reduce__(self):
-        return (_rebuild_rejection, (type(self), self.kind, self.command, self.reason, self.fields))
-
-
-def _rebuild_rejection(cls: type, kind: str, command: str, reason: str, fields: dict) -> CommandRejected:
-    return cls(kind, command, reason, **fields)
-
-
-class NotFound(CommandRejected):
-    """The command names a task, run or subscription the projection does not hold."""
-
-
-class AlreadyExists(CommandRejected):
-    """The command creates a task, run or subscription whose id is taken."""
-
-
-class Conflict(CommandRejected):
-    """The command does not fit the current state (run state, lease, attempt, engine,
-    cancellation, sequence)."""
-
-
-class InvalidCommand(CommandRejected):
-    """The command's own values are invalid, whatever the state."""
-
-
-class ReplayWouldReject(CommandRejected):
-    """The final gate: the reducer would reject the event, so it is not written.
-
-    ``reducer_error`` is the :class:`~actionqueue.ReducerError` replay would raise (also
-    the ``__cause__``). The authority's own checks normally catch these first.
-    """
-
-    def __init__(self, kind: str, command: str, reason: str, **fields: Any):
-        super().__init__(kind, command, reason, **fields)
-        self.reducer_error = fields.get("reducer_error")
-
-
-class DerivationRejected(CommandRejected):
-    """Run derivation is impossible (Rust ``DerivationError``: ``kind`` is
-    ``"ArithmeticOverflow"`` or ``"InvalidPolicy"``)."""
-
-
-class AuthorityPoisoned(MutationError):
-    """The authority's projection may no longer match the log (an apply failed after a
-    durable append, or an append failed after its record reached the log). Every command
-    is refused; reopen the data dir (recovery replays the log)."""
-
-
 _NOT_FOUND = {"UnknownTask", "UnknownRun", "AttemptStartUnknownRun", "AttemptFinishUnknownRun",
               "LeaseUnknownRun", "UnknownSubscription"}  # fmt: skip
 _ALREADY_EXISTS = {"TaskAlreadyExists", "RunAlreadyExists", "SubscriptionAlreadyExists"}
@@ -221,13 +150,18 @@ def _reject(kind: str, command: str, reason: str, **fields: Any) -> CommandRejec
 # =========================================================================================
 # Outcome
 # =========================================================================================
+_EvT = TypeVar("_EvT", bound=Event)
+
+
 @dataclass(frozen=True, slots=True)
-class MutationOutcome:
+class MutationOutcome(Generic[_EvT]):
     """What a command wrote: its sequence and the event (Rust ``MutationOutcome``; the
-    event says more than Rust's ``AppliedMutation`` summary)."""
+    event says more than Rust's ``AppliedMutation`` summary). Generic in the event's type:
+    ``derive_runs`` gives ``MutationOutcome[RunCreated]``, so ``out.event.run_instance``
+    type-checks."""
 
     sequence: int
-    event: Event
+    event: _EvT
 
     @property
     def wal_event(self) -> WalEvent:
@@ -803,7 +737,7 @@ class MutationAuthority:
         return self._clock() if timestamp is None else timestamp
 
     # -- the pipeline --------------------------------------------------------------------
-    def submit(self, event: Event) -> MutationOutcome:
+    def submit(self, event: _EvT) -> MutationOutcome[_EvT]:
         """Validate, sequence, append and apply one event body (any command's event).
 
         The named command methods build their event and run this same pipeline; use it
@@ -814,7 +748,7 @@ class MutationAuthority:
             raise TypeError(f"submit takes an event body (TaskCreated, ...), not {type(event).__name__}")
         return self._submit([event])[0]
 
-    def _do(self, build: Callable[[int], Event], timestamp: int | None) -> MutationOutcome:
+    def _do(self, build: Callable[[int], _EvT], timestamp: int | None) -> MutationOutcome[_EvT]:
         """Build the event with its timestamp and submit it, under the lock: the clock is
         read there, so clock-stamped events get timestamps in sequence order."""
         with self._lock:
@@ -828,7 +762,7 @@ class MutationAuthority:
                 f"the mutation authority is poisoned: {self._poisoned}; reopen the data dir"
             ) from self._poisoned
 
-    def _submit(self, events: Sequence[Event]) -> list[MutationOutcome]:
+    def _submit(self, events: Sequence[_EvT]) -> list[MutationOutcome[_EvT]]:
         with self._lock:
             outcomes, pending = self._submit_locked(events)
         self._durable(pending)
@@ -846,7 +780,7 @@ class MutationAuthority:
         if self._snapshots is not None:
             self._snapshots.note(self._writer.current_sequence)
 
-    def _submit_locked(self, events: Sequence[Event]) -> tuple[list[MutationOutcome], PendingWrite]:
+    def _submit_locked(self, events: Sequence[_EvT]) -> tuple[list[MutationOutcome[_EvT]], PendingWrite]:
         """The pipeline, for events written as one write (the lock is held): validated,
         sequenced, written and applied; durable once the returned write's ``wait`` does.
         Writing and applying under the lock keeps the projection in the log's order; the
@@ -894,14 +828,14 @@ class MutationAuthority:
                 raise AuthorityPoisoned(
                     f"applying sequence {record.sequence} failed after it was appended: {exc}"
                 ) from exc
-        return [MutationOutcome(rec.sequence, rec.event) for rec in records], pending
+        return [MutationOutcome(latest + 1 + i, event) for i, event in enumerate(events)], pending
 
     # -- tasks and runs ------------------------------------------------------------------
-    def create_task(self, spec: TaskSpec, *, timestamp: int | None = None) -> MutationOutcome:
+    def create_task(self, spec: TaskSpec, *, timestamp: int | None = None) -> MutationOutcome[m.TaskCreated]:
         """Create a task (``TaskCreated``). Rejects: ``TaskAlreadyExists``."""
         return self._do(lambda ts: m.TaskCreated(spec, ts), timestamp)
 
-    def create_run(self, run: RunInstance) -> MutationOutcome:
+    def create_run(self, run: RunInstance) -> MutationOutcome[m.RunCreated]:
         """Create a run as given (``RunCreated``; Rust's ``RunCreate``). Rejects:
         ``UnknownTask``, ``RunAlreadyExists``, ``RunCreateRequiresScheduled``,
         ``RunCreateRequiresFreshRun``. :meth:`derive_runs` builds runs from the policy."""
@@ -913,7 +847,7 @@ class MutationAuthority:
         *,
         schedule_origin: int | None = None,
         timestamp: int | None = None,
-    ) -> list[MutationOutcome]:
+    ) -> list[MutationOutcome[m.RunCreated]]:
         """Create the runs the task's run policy calls for that do not exist yet (Rust's
         engine ``derive_runs``, with ``already_derived`` = the task's runs in the projection).
 
@@ -950,7 +884,7 @@ class MutationAuthority:
 
     def transition_run(
         self, run_id: RunId, previous_state: RunState, new_state: RunState, *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.RunStateChanged]:
         """Move a run along the state machine (``RunStateChanged``). Rejects: ``UnknownRun``,
         ``PreviousStateMismatch``, ``InvalidTransition``, ``AttemptInProgress`` (leaving
         Running other than to Canceled while an attempt is active)."""
@@ -958,7 +892,7 @@ class MutationAuthority:
 
     def start_attempt(
         self, run_id: RunId, attempt_id: AttemptId | None = None, *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.AttemptStarted]:
         """Start an attempt of a Running run (``AttemptStarted``; a new id by default).
         Rejects: ``AttemptStartUnknownRun``, ``AttemptStartRequiresRunning``,
         ``AttemptStartAlreadyActive``, ``AttemptIdReused``."""
@@ -973,7 +907,7 @@ class MutationAuthority:
         error: str | None = None,
         output: bytes | None = None,
         timestamp: int | None = None,
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.AttemptFinished]:
         """Finish the active attempt (``AttemptFinished``); the run stays Running.
         Success/Suspended take no error; Failure/Timeout need an error and take no output.
         Rejects: ``SuccessWithError``, ``NonSuccessWithoutError``, ``NonSuccessWithOutput``,
@@ -981,63 +915,63 @@ class MutationAuthority:
         ``AttemptFinishMissingActive``, ``AttemptFinishAttemptMismatch``."""
         return self._do(lambda ts: m.AttemptFinished(run_id, attempt_id, result, error, output, ts), timestamp)
 
-    def cancel_task(self, task_id: TaskId, *, timestamp: int | None = None) -> MutationOutcome:
+    def cancel_task(self, task_id: TaskId, *, timestamp: int | None = None) -> MutationOutcome[m.TaskCanceled]:
         """Mark a task canceled (``TaskCanceled``; its runs are not touched). Rejects:
         ``UnknownTask``, ``TaskAlreadyCanceled``."""
         return self._do(lambda ts: m.TaskCanceled(task_id, ts), timestamp)
 
-    def cancel_run(self, run_id: RunId, *, timestamp: int | None = None) -> MutationOutcome:
+    def cancel_run(self, run_id: RunId, *, timestamp: int | None = None) -> MutationOutcome[m.RunCanceled]:
         """Cancel a run from any non-terminal state (``RunCanceled``; drops an active
         attempt and the lease). Not in Rust's authority. Rejects: ``UnknownRun``,
         ``InvalidTransition`` (already terminal)."""
         return self._do(lambda ts: m.RunCanceled(run_id, ts), timestamp)
 
     # -- leases --------------------------------------------------------------------------
-    def acquire_lease(self, run_id: RunId, owner: str, expiry: int, *, timestamp: int | None = None) -> MutationOutcome:
+    def acquire_lease(self, run_id: RunId, owner: str, expiry: int, *, timestamp: int | None = None) -> MutationOutcome[m.LeaseAcquired]:
         """Lease a Ready or Leased run (``LeaseAcquired``). Rejects: ``InvalidArgument``
         (empty owner), ``LeaseUnknownRun``, ``LeaseInvalidRunState``, ``LeaseAlreadyActive``."""
         return self._do(lambda ts: m.LeaseAcquired(run_id, owner, expiry, ts), timestamp)
 
-    def heartbeat_lease(self, run_id: RunId, owner: str, expiry: int, *, timestamp: int | None = None) -> MutationOutcome:
+    def heartbeat_lease(self, run_id: RunId, owner: str, expiry: int, *, timestamp: int | None = None) -> MutationOutcome[m.LeaseHeartbeat]:
         """Extend the lease of a Leased or Running run (``LeaseHeartbeat``). Rejects:
         ``LeaseUnknownRun``, ``LeaseInvalidRunState``, ``LeaseMissingActive``,
         ``LeaseOwnerMismatch``, ``LeaseHeartbeatExpiryRegression``."""
         return self._do(lambda ts: m.LeaseHeartbeat(run_id, owner, expiry, ts), timestamp)
 
-    def release_lease(self, run_id: RunId, owner: str, expiry: int, *, timestamp: int | None = None) -> MutationOutcome:
+    def release_lease(self, run_id: RunId, owner: str, expiry: int, *, timestamp: int | None = None) -> MutationOutcome[m.LeaseReleased]:
         """Release the lease (``LeaseReleased``; a Leased run goes back to Ready). Rejects:
         ``LeaseUnknownRun``, ``LeaseInvalidRunState``, ``LeaseMissingActive``,
         ``LeaseOwnerMismatch``, ``LeaseExpiryMismatch``."""
         return self._do(lambda ts: m.LeaseReleased(run_id, owner, expiry, ts), timestamp)
 
-    def expire_lease(self, run_id: RunId, owner: str, expiry: int, *, timestamp: int | None = None) -> MutationOutcome:
+    def expire_lease(self, run_id: RunId, owner: str, expiry: int, *, timestamp: int | None = None) -> MutationOutcome[m.LeaseExpired]:
         """Expire the lease (``LeaseExpired``); same rules as :meth:`release_lease`."""
         return self._do(lambda ts: m.LeaseExpired(run_id, owner, expiry, ts), timestamp)
 
     # -- engine, dependencies, suspension ------------------------------------------------
-    def pause_engine(self, *, timestamp: int | None = None) -> MutationOutcome:
+    def pause_engine(self, *, timestamp: int | None = None) -> MutationOutcome[m.EnginePaused]:
         """Pause the engine (``EnginePaused``). Rejects: ``EngineAlreadyPaused``."""
         return self._do(lambda ts: m.EnginePaused(ts), timestamp)
 
-    def resume_engine(self, *, timestamp: int | None = None) -> MutationOutcome:
+    def resume_engine(self, *, timestamp: int | None = None) -> MutationOutcome[m.EngineResumed]:
         """Resume the engine (``EngineResumed``). Rejects: ``EngineNotPaused``,
         ``ResumeBeforePause``."""
         return self._do(lambda ts: m.EngineResumed(ts), timestamp)
 
     def declare_dependencies(
         self, task_id: TaskId, depends_on: Iterable[TaskId], *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.DependencyDeclared]:
         """Declare prerequisites of a task (``DependencyDeclared``; order kept, declarations
         accumulate). Rejects: ``EmptyDependencyList``, ``UnknownTask`` (the task, then each
         prerequisite in order)."""
         return self._do(lambda ts: m.DependencyDeclared(task_id, tuple(depends_on), ts), timestamp)
 
-    def suspend_run(self, run_id: RunId, reason: str | None = None, *, timestamp: int | None = None) -> MutationOutcome:
+    def suspend_run(self, run_id: RunId, reason: str | None = None, *, timestamp: int | None = None) -> MutationOutcome[m.RunSuspended]:
         """Suspend a Running run (``RunSuspended``). Rejects: ``UnknownRun``,
         ``RunSuspendRequiresRunning``, ``AttemptInProgress``."""
         return self._do(lambda ts: m.RunSuspended(run_id, reason, ts), timestamp)
 
-    def resume_run(self, run_id: RunId, *, timestamp: int | None = None) -> MutationOutcome:
+    def resume_run(self, run_id: RunId, *, timestamp: int | None = None) -> MutationOutcome[m.RunResumed]:
         """Resume a Suspended run to Ready (``RunResumed``). Rejects: ``UnknownRun``,
         ``RunResumeRequiresSuspended``."""
         return self._do(lambda ts: m.RunResumed(run_id, ts), timestamp)
@@ -1045,21 +979,21 @@ class MutationAuthority:
     # -- budgets -------------------------------------------------------------------------
     def allocate_budget(
         self, task_id: TaskId, dimension: BudgetDimension, limit: int, *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.BudgetAllocated]:
         """Allocate (or reset) a task's budget in one dimension (``BudgetAllocated``).
         Rejects: ``InvalidArgument`` (limit 0), ``UnknownTask``."""
         return self._do(lambda ts: m.BudgetAllocated(task_id, dimension, limit, ts), timestamp)
 
     def consume_budget(
         self, task_id: TaskId, dimension: BudgetDimension, amount: int, *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.BudgetConsumed]:
         """Record consumption (``BudgetConsumed``; without an allocation replay ignores it,
         as in Rust). Rejects: ``InvalidArgument`` (amount 0), ``UnknownTask``."""
         return self._do(lambda ts: m.BudgetConsumed(task_id, dimension, amount, ts), timestamp)
 
     def replenish_budget(
         self, task_id: TaskId, dimension: BudgetDimension, new_limit: int, *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.BudgetReplenished]:
         """Set a new limit and zero the consumption (``BudgetReplenished``). Rejects:
         ``InvalidArgument`` (limit 0), ``UnknownTask``, ``BudgetNotAllocated``."""
         return self._do(lambda ts: m.BudgetReplenished(task_id, dimension, new_limit, ts), timestamp)
@@ -1067,18 +1001,18 @@ class MutationAuthority:
     # -- subscriptions -------------------------------------------------------------------
     def create_subscription(
         self, subscription_id: SubscriptionId, task_id: TaskId, filter: EventFilter, *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.SubscriptionCreated]:
         """Subscribe a task to events (``SubscriptionCreated``). Rejects:
         ``InvalidArgument`` (threshold above 100, empty custom key), ``UnknownTask``,
         ``SubscriptionAlreadyExists``."""
         return self._do(lambda ts: m.SubscriptionCreated(subscription_id, task_id, filter, ts), timestamp)
 
-    def trigger_subscription(self, subscription_id: SubscriptionId, *, timestamp: int | None = None) -> MutationOutcome:
+    def trigger_subscription(self, subscription_id: SubscriptionId, *, timestamp: int | None = None) -> MutationOutcome[m.SubscriptionTriggered]:
         """Record that a subscription fired (``SubscriptionTriggered``; Rust checks nothing
         else, and replay ignores an unknown id)."""
         return self._do(lambda ts: m.SubscriptionTriggered(subscription_id, ts), timestamp)
 
-    def cancel_subscription(self, subscription_id: SubscriptionId, *, timestamp: int | None = None) -> MutationOutcome:
+    def cancel_subscription(self, subscription_id: SubscriptionId, *, timestamp: int | None = None) -> MutationOutcome[m.SubscriptionCanceled]:
         """Cancel a subscription (``SubscriptionCanceled``). Rejects: ``UnknownSubscription``,
         ``SubscriptionAlreadyCanceled``."""
         return self._do(lambda ts: m.SubscriptionCanceled(subscription_id, ts), timestamp)
@@ -1094,7 +1028,7 @@ class MutationAuthority:
         department: str | None = None,
         tenant_id: TenantId | None = None,
         timestamp: int | None = None,
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.ActorRegistered]:
         """Register (or re-register) an actor (``ActorRegistered``). Rejects
         ``InvalidArgument`` for what Rust's ``ActorRegistration`` refuses: empty identity,
         no or empty capabilities, a department outside 1..=128 bytes, interval 0."""
@@ -1104,36 +1038,36 @@ class MutationAuthority:
             timestamp,
         )
 
-    def heartbeat_actor(self, actor_id: ActorId, *, timestamp: int | None = None) -> MutationOutcome:
+    def heartbeat_actor(self, actor_id: ActorId, *, timestamp: int | None = None) -> MutationOutcome[m.ActorHeartbeat]:
         """Record an actor heartbeat (``ActorHeartbeat``; no other check, as in Rust)."""
         return self._do(lambda ts: m.ActorHeartbeat(actor_id, ts), timestamp)
 
-    def deregister_actor(self, actor_id: ActorId, *, timestamp: int | None = None) -> MutationOutcome:
+    def deregister_actor(self, actor_id: ActorId, *, timestamp: int | None = None) -> MutationOutcome[m.ActorDeregistered]:
         """Deregister an actor (``ActorDeregistered``; no other check, as in Rust)."""
         return self._do(lambda ts: m.ActorDeregistered(actor_id, ts), timestamp)
 
-    def create_tenant(self, tenant_id: TenantId, name: str, *, timestamp: int | None = None) -> MutationOutcome:
+    def create_tenant(self, tenant_id: TenantId, name: str, *, timestamp: int | None = None) -> MutationOutcome[m.TenantCreated]:
         """Create (or rename) a tenant (``TenantCreated``). Rejects ``InvalidArgument``
         (empty name)."""
         return self._do(lambda ts: m.TenantCreated(tenant_id, name, ts), timestamp)
 
     def assign_role(
         self, actor_id: ActorId, role: Role, tenant_id: TenantId, *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.RoleAssigned]:
         """Set an actor's role in a tenant (``RoleAssigned``). Rejects ``InvalidArgument``
         (empty custom role)."""
         return self._do(lambda ts: m.RoleAssigned(actor_id, role, tenant_id, ts), timestamp)
 
     def grant_capability(
         self, actor_id: ActorId, capability: Capability, tenant_id: TenantId, *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.CapabilityGranted]:
         """Grant a capability (``CapabilityGranted``; a re-grant clears a revocation).
         Rejects ``InvalidArgument`` (empty custom capability)."""
         return self._do(lambda ts: m.CapabilityGranted(actor_id, capability, tenant_id, ts), timestamp)
 
     def revoke_capability(
         self, actor_id: ActorId, capability: Capability, tenant_id: TenantId, *, timestamp: int | None = None
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.CapabilityRevoked]:
         """Revoke a capability (``CapabilityRevoked``; replay ignores one never granted, as
         in Rust). Rejects ``InvalidArgument`` (empty custom capability)."""
         return self._do(lambda ts: m.CapabilityRevoked(actor_id, capability, tenant_id, ts), timestamp)
@@ -1147,7 +1081,7 @@ class MutationAuthority:
         *,
         actor_id: ActorId | None = None,
         timestamp: int | None = None,
-    ) -> MutationOutcome:
+    ) -> MutationOutcome[m.LedgerEntryAppended]:
         """Append to the ledger (``LedgerEntryAppended``; append-only, ids not deduplicated).
         Rejects ``InvalidArgument`` (empty ledger key)."""
         return self._do(

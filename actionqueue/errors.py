@@ -9,6 +9,22 @@ implementations can be compared mechanically.
 from __future__ import annotations
 
 __all__ = [
+    "ReducerError",
+    "InvalidTransition",
+    "DuplicateEvent",
+    "CorruptedData",
+    "LeaseCausality",
+    "TaskCausality",
+    "EngineControlCausality",
+    "MutationError",
+    "CommandRejected",
+    "NotFound",
+    "AlreadyExists",
+    "Conflict",
+    "InvalidCommand",
+    "ReplayWouldReject",
+    "DerivationRejected",
+    "AuthorityPoisoned",
     "ArchiveError",
     "SnapshotError",
     "SnapshotIoError",
@@ -42,6 +58,7 @@ __all__ = [
 ]
 
 from pathlib import Path
+from typing import Any, ClassVar
 
 
 class ActionQueueError(Exception):
@@ -357,37 +374,405 @@ class RecoveryError(ActionQueueError):
     the log holds."""
 
 
-# ---- snapshots ----------------------------------------------------------------------
-class SnapshotError(ActionQueueError):
-    """Base of every snapshot error. ``loader_kind`` is the Rust ``SnapshotLoaderError``
-    variant the error corresponds to; ``kind`` is the same except for
-    :class:`SnapshotMappingError`, where it names the ``SnapshotMappingError`` variant."""
+# ---- replay: the reducer's errors (Rust ``ReplayReducerError``) ---------------------------
+def _rust_debug_str(s: str) -> str:
+    """A string as Rust's ``{:?}`` writes it (quotes; escapes for quotes, backslash, controls)."""
+    out = ['"']
+    for ch in s:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\0":
+            out.append("\\0")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{{{ord(ch):x}}}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
 
-    loader_kind = "IoError"
+
+def _rust_debug_value(value: Any, optional: bool = False) -> str:
+    from . import _model as m  # at call time: the model imports this module
+
+    if optional:
+        return "None" if value is None else f"Some({_rust_debug_value(value)})"
+    if isinstance(value, m._Id):
+        return f"{type(value).__name__}({value})"
+    if isinstance(value, m.RunState):
+        return value.value
+    if isinstance(value, str):
+        return _rust_debug_str(value)
+    return str(value)
+
+
+def _restore_error(cls: type, args: tuple, kwargs: dict) -> ReducerError:
+    return cls(*args, **kwargs)
+
+
+class ReducerError(ActionQueueError):
+    """The reducer rejected an event (Rust ``ReplayReducerError``); the projection is unchanged.
+
+    Attributes:
+        kind: the Rust variant name (``"InvalidTransition"``, ``"DuplicateEvent"``,
+            ``"CorruptedData"``, ``"LeaseCausality"``, ``"TaskCausality"``,
+            ``"EngineControlCausality"``), as on every error.
+        sequence: the sequence number of the rejected event (set by
+            :meth:`ReplayReducer.apply`; ``None`` when the error was built elsewhere).
+        reason: what exactly was wrong, for the variants whose Rust text says nothing
+            specific (``None`` for the causality errors, whose text is already specific).
+        rust_display: Rust's ``Display`` text of the error, byte for byte.
+        rust_debug: Rust's ``Debug`` text of the error.
+        detail_kind: the sub-error variant of the causality errors (``"UnknownRun"``...),
+            ``None`` for the others.
+
+    ``str(error)`` is ``rust_display`` followed by the reason and the sequence.
+    """
+
+    kind: ClassVar[str] = ""
+    _RUST_DISPLAY: ClassVar[str] = ""
+    detail_kind: str | None = None
+
+    def __init__(self, reason: str | None = None, *, sequence: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.sequence = sequence
 
     @property
-    def kind(self) -> str:
-        return self.loader_kind
+    def rust_display(self) -> str:
+        return self._RUST_DISPLAY
+
+    @property
+    def rust_debug(self) -> str:
+        return self.kind
+
+    def __str__(self) -> str:
+        text = self.rust_display
+        notes = []
+        if self.sequence is not None:
+            notes.append(f"sequence {self.sequence}")
+        if self.reason:
+            notes.append(self.reason)
+        return f"{text} ({': '.join(notes)})" if notes else text
+
+    def __reduce__(self):
+        return (_restore_error, (type(self), (self.reason,), {"sequence": self.sequence}))
+
+
+class InvalidTransition(ReducerError):
+    """Rust ``InvalidTransition``: an illegal run transition, an event for an unknown run, an
+    attempt event that does not fit the run, or a sequence not above the latest one."""
+
+    kind = "InvalidTransition"
+    _RUST_DISPLAY = "Invalid state transition during replay"
+
+
+class DuplicateEvent(ReducerError):
+    """Rust ``DuplicateEvent``: ``TaskCreated`` / ``RunCreated`` for an id that already exists."""
+
+    kind = "DuplicateEvent"
+    _RUST_DISPLAY = "Duplicate event detected"
+
+
+class CorruptedData(ReducerError):
+    """Rust ``CorruptedData``: the event contradicts the projection's own bookkeeping (attempt
+    history without the attempt, attempt counter overflow)."""
+
+    kind = "CorruptedData"
+    _RUST_DISPLAY = "Corrupted event data"
+
+
+class _CausalityError(ReducerError):
+    """A causality error with a typed sub-variant (``detail_kind``) and its fields as attributes."""
+
+    #: sub-variant -> its fields, in Rust declaration order.
+    _VARIANTS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    _OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    _PREFIX: ClassVar[str] = ""
+
+    def __init__(self, detail_kind: str, *, sequence: int | None = None, **fields: Any):
+        names = self._VARIANTS.get(detail_kind)
+        if names is None:
+            raise ValueError(f"unknown {type(self).__name__} kind {detail_kind!r}")
+        if set(fields) != set(names):
+            raise TypeError(f"{type(self).__name__}({detail_kind}) takes the fields {names}, got {tuple(fields)}")
+        super().__init__(None, sequence=sequence)
+        self.detail_kind = detail_kind
+        for name in self._all_fields():
+            setattr(self, name, fields.get(name))
+        self.fields = {name: fields[name] for name in names}
+        self.args = (self.details,)
+
+    @classmethod
+    def _all_fields(cls) -> list[str]:
+        seen: dict[str, None] = {}
+        for names in cls._VARIANTS.values():
+            seen.update(dict.fromkeys(names))
+        return list(seen)
+
+    @property
+    def details(self) -> str:
+        """The Display text of the Rust sub-error (the part after the prefix)."""
+        raise NotImplementedError
+
+    @property
+    def rust_display(self) -> str:
+        return f"{self._PREFIX}: {self.details}"
+
+    @property
+    def rust_debug(self) -> str:
+        parts = ", ".join(
+            f"{name}: {_rust_debug_value(value, name in self._OPTIONAL_FIELDS)}"
+            for name, value in self.fields.items()
+        )
+        return f"{self.kind}({self.detail_kind} {{ {parts} }})"
+
+    def __reduce__(self):
+        return (_restore_error, (type(self), (self.detail_kind,), {"sequence": self.sequence, **self.fields}))
+
+
+#: Lease event kinds of :class:`LeaseCausality` (``.event``), with their Rust Display text.
+LEASE_EVENT_TEXT = {
+    "Acquire": "lease acquire",
+    "Heartbeat": "lease heartbeat",
+    "Expire": "lease expire",
+    "Release": "lease release",
+}
+
+
+class LeaseCausality(_CausalityError):
+    """Rust ``LeaseCausality(LeaseCausalityError)``.
+
+    ``detail_kind`` is the ``LeaseCausalityError`` variant; the fields are attributes (``run_id``,
+    ``event`` = ``"Acquire"``/``"Heartbeat"``/``"Expire"``/``"Release"``, ``state``,
+    ``expected_owner``/``actual_owner``, ``expected_expiry``/``actual_expiry``,
+    ``previous_expiry``/``proposed_expiry``); those a variant lacks are ``None``.
+    """
+
+    kind = "LeaseCausality"
+    _PREFIX = "Lease causality violation during replay"
+    _VARIANTS = {
+        "UnknownRun": ("run_id", "event"),
+        "InvalidRunState": ("run_id", "event", "state"),
+        "MissingActiveLease": ("run_id", "event"),
+        "LeaseAlreadyActive": ("run_id",),
+        "OwnerMismatch": ("run_id", "event", "expected_owner", "actual_owner"),
+        "ExpiryMismatch": ("run_id", "event", "expected_expiry", "actual_expiry"),
+        "NonMonotonicHeartbeatExpiry": ("run_id", "previous_expiry", "proposed_expiry"),
+    }
+
+    def __init__(self, detail_kind: str, *, sequence: int | None = None, **fields: Any):
+        event = fields.get("event")
+        if event is not None and event not in LEASE_EVENT_TEXT:
+            raise ValueError(f"unknown lease event {event!r}")
+        super().__init__(detail_kind, sequence=sequence, **fields)
+
+    @property
+    def rust_debug(self) -> str:
+        # The lease event kind is a unit enum: unquoted in Debug output.
+        parts = ", ".join(
+            f"{name}: {value if name == 'event' else _rust_debug_value(value)}"
+            for name, value in self.fields.items()
+        )
+        return f"{self.kind}({self.detail_kind} {{ {parts} }})"
+
+    @property
+    def details(self) -> str:
+        kind = self.detail_kind
+        run = self.run_id  # type: ignore[attr-defined]
+        what = LEASE_EVENT_TEXT.get(self.event, "")  # type: ignore[attr-defined]
+        if kind == "UnknownRun":
+            return f"{what} rejected: unknown run {run}"
+        if kind == "InvalidRunState":
+            return f"{what} rejected for run {run}: invalid state {self.state.value}"  # type: ignore[attr-defined]
+        if kind == "MissingActiveLease":
+            return f"{what} rejected for run {run}: missing active lease"
+        if kind == "LeaseAlreadyActive":
+            return f"lease acquire rejected for run {run}: lease already active"
+        if kind == "OwnerMismatch":
+            return (
+                f"{what} rejected for run {run}: owner mismatch "
+                f"expected={self.expected_owner} actual={self.actual_owner}"  # type: ignore[attr-defined]
+            )
+        if kind == "ExpiryMismatch":
+            return (
+                f"{what} rejected for run {run}: expiry mismatch "
+                f"expected={self.expected_expiry} actual={self.actual_expiry}"  # type: ignore[attr-defined]
+            )
+        return (
+            f"lease heartbeat rejected for run {run}: expiry regression "
+            f"previous={self.previous_expiry} proposed={self.proposed_expiry}"  # type: ignore[attr-defined]
+        )
+
+
+class TaskCausality(_CausalityError):
+    """Rust ``TaskCausality(TaskCausalityError)``: ``detail_kind`` is ``"UnknownTask"`` (``task_id``)
+    or ``"AlreadyCanceled"`` (``task_id``, ``first_canceled_at``, ``duplicate_canceled_at``)."""
+
+    kind = "TaskCausality"
+    _PREFIX = "Task causality violation during replay"
+    _VARIANTS = {
+        "UnknownTask": ("task_id",),
+        "AlreadyCanceled": ("task_id", "first_canceled_at", "duplicate_canceled_at"),
+    }
+
+    @property
+    def details(self) -> str:
+        if self.detail_kind == "UnknownTask":
+            return f"task canceled rejected: unknown task {self.task_id}"  # type: ignore[attr-defined]
+        return (
+            f"task canceled rejected for task {self.task_id}: already canceled at "  # type: ignore[attr-defined]
+            f"{self.first_canceled_at}, duplicate timestamp {self.duplicate_canceled_at}"  # type: ignore[attr-defined]
+        )
+
+
+class EngineControlCausality(_CausalityError):
+    """Rust ``EngineControlCausality(EngineControlCausalityError)``: ``detail_kind`` is
+    ``"AlreadyPaused"`` (``first_paused_at`` (may be None), ``duplicate_paused_at``),
+    ``"NotPaused"`` (``attempted_resumed_at``) or ``"ResumeBeforePause"`` (``paused_at``,
+    ``resumed_at``)."""
+
+    kind = "EngineControlCausality"
+    _PREFIX = "Engine control causality violation during replay"
+    _VARIANTS = {
+        "AlreadyPaused": ("first_paused_at", "duplicate_paused_at"),
+        "NotPaused": ("attempted_resumed_at",),
+        "ResumeBeforePause": ("paused_at", "resumed_at"),
+    }
+    _OPTIONAL_FIELDS = frozenset({"first_paused_at"})
+
+    @property
+    def details(self) -> str:
+        kind = self.detail_kind
+        if kind == "AlreadyPaused":
+            first = self.first_paused_at  # type: ignore[attr-defined]
+            dup = self.duplicate_paused_at  # type: ignore[attr-defined]
+            if first is None:
+                return f"engine pause rejected: already paused, duplicate timestamp {dup}"
+            return f"engine pause rejected: already paused at {first}, duplicate timestamp {dup}"
+        if kind == "NotPaused":
+            return (
+                "engine resume rejected: engine not paused at timestamp "
+                f"{self.attempted_resumed_at}"  # type: ignore[attr-defined]
+            )
+        return (
+            f"engine resume rejected: resumed_at {self.resumed_at} precedes paused_at "  # type: ignore[attr-defined]
+            f"{self.paused_at}"  # type: ignore[attr-defined]
+        )
+
+
+# ---- commands: the mutation authority's errors --------------------------------------
+class MutationError(ActionQueueError):
+    """Base of the errors the mutation authority raises itself."""
+
+
+class CommandRejected(MutationError):
+    """A command failed validation; nothing was written and nothing changed.
+
+    Attributes:
+        kind: the rule that failed, a stable name: Rust's ``MutationValidationError``
+            variant where Rust has the rule (``"UnknownRun"``, ``"LeaseOwnerMismatch"``...),
+            otherwise ours (``"AttemptInProgress"``, ``"InvalidArgument"``...).
+        command: the command's name (``"transition_run"``...).
+        fields: the values that explain the rejection (``run_id``, ``expected``...), also
+            available as attributes.
+    """
+
+    kind: str
+
+    def __init__(self, kind: str, command: str, reason: str, **fields: Any):
+        super().__init__(kind, command, reason)
+        self.kind = kind
+        self.command = command
+        self.reason = reason
+        self.fields = fields
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __str__(self) -> str:
+        return f"{self.command} rejected ({self.kind}): {self.reason}"
+
+    def __reduce__(self):
+        return (_rebuild_rejection, (type(self), self.kind, self.command, self.reason, self.fields))
+
+
+def _rebuild_rejection(cls: type, kind: str, command: str, reason: str, fields: dict) -> CommandRejected:
+    return cls(kind, command, reason, **fields)
+
+
+class NotFound(CommandRejected):
+    """The command names a task, run or subscription the projection does not hold."""
+
+
+class AlreadyExists(CommandRejected):
+    """The command creates a task, run or subscription whose id is taken."""
+
+
+class Conflict(CommandRejected):
+    """The command does not fit the current state (run state, lease, attempt, engine,
+    cancellation, sequence)."""
+
+
+class InvalidCommand(CommandRejected):
+    """The command's own values are invalid, whatever the state."""
+
+
+class ReplayWouldReject(CommandRejected):
+    """The final gate: the reducer would reject the event, so it is not written.
+
+    ``reducer_error`` is the :class:`~actionqueue.ReducerError` replay would raise (also
+    the ``__cause__``). The authority's own checks normally catch these first.
+    """
+
+    def __init__(self, kind: str, command: str, reason: str, **fields: Any):
+        super().__init__(kind, command, reason, **fields)
+        self.reducer_error = fields.get("reducer_error")
+
+
+class DerivationRejected(CommandRejected):
+    """Run derivation is impossible (Rust ``DerivationError``: ``kind`` is
+    ``"ArithmeticOverflow"`` or ``"InvalidPolicy"``)."""
+
+
+class AuthorityPoisoned(MutationError):
+    """The authority's projection may no longer match the log (an apply failed after a
+    durable append, or an append failed after its record reached the log). Every command
+    is refused; reopen the data dir (recovery replays the log)."""
+
+
+# ---- snapshots ----------------------------------------------------------------------
+class SnapshotError(ActionQueueError):
+    """Base of every snapshot error. ``kind`` is the Rust ``SnapshotLoaderError`` variant
+    the error corresponds to; ``detail_kind`` the ``SnapshotMappingError`` variant of a
+    :class:`SnapshotMappingError` (``None`` on the others)."""
+
+    kind: ClassVar[str] = "IoError"
+    detail_kind: str | None = None
 
 
 class SnapshotIoError(SnapshotError):
     """The file could not be opened or read, or the payload is shorter than its length field
     (Rust reports that as ``IoError`` from ``read_exact``)."""
 
-    loader_kind = "IoError"
+    kind = "IoError"
 
 
 class SnapshotDecodeError(SnapshotError):
     """A truncated header, a length above :data:`MAX_SNAPSHOT_BYTES`, JSON that does not parse,
     or JSON that does not have the schema's shape and types (Rust ``DecodeError``)."""
 
-    loader_kind = "DecodeError"
+    kind = "DecodeError"
 
 
 class IncompatibleVersion(SnapshotError):
     """The frame version is not the expected one (Rust ``IncompatibleVersion``)."""
 
-    loader_kind = "IncompatibleVersion"
+    kind = "IncompatibleVersion"
 
     def __init__(self, expected: int, found: int) -> None:
         super().__init__(f"incompatible snapshot version: expected {expected}, found {found}")
@@ -398,7 +783,7 @@ class IncompatibleVersion(SnapshotError):
 class SnapshotCrcMismatch(SnapshotError):
     """The payload's CRC-32 differs from the header's (Rust ``CrcMismatch``)."""
 
-    loader_kind = "CrcMismatch"
+    kind = "CrcMismatch"
 
     def __init__(self, expected: int, actual: int) -> None:
         super().__init__(f"snapshot CRC-32 mismatch: expected 0x{expected:08x}, actual 0x{actual:08x}")
@@ -409,27 +794,24 @@ class SnapshotCrcMismatch(SnapshotError):
 class SnapshotMappingError(SnapshotError):
     """The snapshot breaks a consistency rule of :func:`validate_snapshot`.
 
-    ``kind`` is the Rust ``SnapshotMappingError`` variant name (``"TaskCountMismatch"``,
-    ``"InvalidRunStateHistoryTransition"``...); ``fields`` holds its fields.
+    ``kind`` is ``"MappingError"``; ``detail_kind`` the Rust ``SnapshotMappingError``
+    variant name (``"TaskCountMismatch"``, ``"InvalidRunStateHistoryTransition"``...);
+    ``fields`` holds its fields.
     """
 
-    loader_kind = "MappingError"
+    kind = "MappingError"
 
-    def __init__(self, kind: str, **fields: object) -> None:
+    def __init__(self, detail_kind: str, **fields: object) -> None:
         detail = ", ".join(f"{k}={v}" for k, v in fields.items())
-        super().__init__(f"{kind}({detail})" if detail else kind)
-        self._kind = kind
+        super().__init__(f"{detail_kind}({detail})" if detail else detail_kind)
+        self.detail_kind = detail_kind
         self.fields = fields
-
-    @property
-    def kind(self) -> str:
-        return self._kind
 
 
 class SnapshotBootstrapError(SnapshotError):
     """Hydrating a reducer from a snapshot failed (Rust ``RecoveryBootstrapError::SnapshotBootstrap``)."""
 
-    loader_kind = "SnapshotBootstrap"
+    kind = "SnapshotBootstrap"
 
 
 class ImageError(ActionQueueError, ValueError):

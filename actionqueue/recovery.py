@@ -15,6 +15,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from ._bulk import gc_paused
 from .errors import RecoveryError, RepairRefused
@@ -23,13 +25,13 @@ from . import snapshot as snapshot_module
 from .errors import ImageError
 from .snapshot import SnapshotError, image_path, reducer_from_image
 from .errors import TornTail
-from .log.catalog import Catalog, Layout
+from .log.catalog import Catalog, Layout, LayoutName
 from .log.files import OS, Files
 from .log.format import DEFAULT_MAX_PAYLOAD
 from .log.reader import WalReader
 from .log.repair import Cut, RepairPlan, repair_log
 from .log.validate import first_sequence
-from .log.writer import Durability, RepairPolicy, WalWriter
+from .log.writer import Durability, DurabilityName, RepairPolicy, RepairPolicyName, WalWriter
 
 log = logging.getLogger("actionqueue.recovery")
 
@@ -79,7 +81,7 @@ class Store:
         finally:
             self.writer.close()
 
-    def snapshot(self, timestamp: int | None = None) -> dict:
+    def snapshot(self, timestamp: int | None = None) -> Mapping[str, Any]:
         """Snapshot the projection into the data dir (``snapshot.bin`` and its image, see
         :func:`~actionqueue.snapshot.take_snapshot`); returns the snapshot. The writer is
         synced first, so the snapshot never covers an event the log could still lose.
@@ -180,14 +182,14 @@ def read_snapshot(
 
 
 def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
-    data_dir,
+    data_dir: str | os.PathLike[str],
     *,
-    repair_policy: RepairPolicy = RepairPolicy.STRICT,
-    durability: Durability | str = Durability.FSYNC,
-    layout: Layout | str = Layout.SEGMENTED,
+    repair_policy: RepairPolicy | RepairPolicyName = RepairPolicy.STRICT,
+    durability: Durability | DurabilityName = Durability.FSYNC,
+    layout: Layout | LayoutName = Layout.SEGMENTED,
     use_snapshot: bool = True,
     snapshot_every: int | None = None,
-    retain: str | None = None,
+    retain: Literal["delete", "archive"] | None = None,
     archive=None,
     fs: Files = OS,
     **writer_options,
@@ -210,7 +212,7 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
     started = time.perf_counter()
     data_dir = Path(data_dir)
     _prepare(data_dir, fs)
-    writer = WalWriter(data_dir, repair_policy, durability, layout=layout, fs=fs, **writer_options)
+    writer = WalWriter(data_dir, repair_policy=repair_policy, durability=durability, layout=layout, fs=fs, **writer_options)
     try:
         try:
             reducer, snap_seq, snap_error, source, loaded, applied = _recover(data_dir, writer, use_snapshot)
@@ -376,8 +378,9 @@ def _replay_verdict(data_dir: Path, events, cuts: list[Cut]) -> str:
     if not mid:  # torn tails only: what is left is what replayed before
         return f"starts after sequence {base}: replayable from a snapshot only"
     reducer, snap_seq, snap_error, _ = read_snapshot(data_dir)
-    covered = reducer is not None and snap_seq >= base and all(c.before_sequence - 1 <= snap_seq for c in mid)
-    if covered:
+    covered = reducer is not None and snap_seq >= base and all(
+        c.before_sequence is not None and c.before_sequence - 1 <= snap_seq for c in mid)
+    if covered and reducer is not None:
         failure = _replay_from(reducer, events(), snap_seq)
         if failure is None:
             return f"replays from the snapshot at sequence {snap_seq} (the cut ranges are below it)"

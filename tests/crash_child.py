@@ -51,7 +51,7 @@ def say(line: str) -> None:
 def worker(data_dir: str, durability: str, threads: int, salt: int, big: int, api: str, kw: dict) -> None:
     signal.signal(signal.SIGALRM, lambda *a: os._exit(3))
     signal.alarm(20)
-    writer = wal.WalWriter(data_dir, wal.RepairPolicy.TRUNCATE_PARTIAL, durability, **kw)
+    writer = wal.WalWriter(data_dir, repair_policy=wal.RepairPolicy.TRUNCATE_PARTIAL, durability=durability, **kw)
     say(f"ready {writer.current_sequence}")
     rng = random.Random(os.getpid() ^ int(time.time() * 1e6))
     if threads <= 1:
@@ -120,7 +120,7 @@ def fsize(data_dir: str, limit: int, salt: int, kw: dict) -> None:
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    writer = wal.WalWriter(data_dir, wal.RepairPolicy.STRICT, wal.Durability.FSYNC, **kw)
+    writer = wal.WalWriter(data_dir, repair_policy=wal.RepairPolicy.STRICT, durability=wal.Durability.FSYNC, **kw)
     seq = writer.current_sequence + 1
     phase = 0
     failures = 0

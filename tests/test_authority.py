@@ -577,7 +577,7 @@ def test_final_gate_catches_what_the_command_checks_do_not(world) -> None:
     w = world
     w.a.reducer.set_attempt_lineage_for_bootstrap(w.idle, 0xFFFFFFFF, None)
     err = assert_rejected(w.a, "ReplayWouldReject", lambda: w.a.start_attempt(w.idle), ReplayWouldReject)
-    assert err.reducer_error.rust_kind == "CorruptedData"
+    assert err.reducer_error.kind == "CorruptedData"
 
 
 class _Rebind:

@@ -298,7 +298,7 @@ def test_a_cleanly_closed_file_cut_at_a_record_boundary_is_refused(tmp_path, lay
         path, ends = w.path, w.size
     os.truncate(path, ends * 4 // 10 // 15 * 15)  # EnginePaused records are 15 bytes
     with pytest.raises(aq.SegmentError, match="records were lost"):
-        aq.WalWriter(tmp_path, aq.RepairPolicy.TRUNCATE_PARTIAL)
+        aq.WalWriter(tmp_path, repair_policy=aq.RepairPolicy.TRUNCATE_PARTIAL)
     assert not aq.verify(tmp_path).clean
 
 

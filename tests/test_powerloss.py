@@ -101,7 +101,7 @@ def _check_repair_state(state: Path, acked: list[int], durability: str) -> None:
 
 def _check_writer_state(state: Path, acked: list[int], durability: str) -> None:
     try:
-        with aq.WalWriter(state, aq.RepairPolicy.TRUNCATE_PARTIAL):
+        with aq.WalWriter(state, repair_policy=aq.RepairPolicy.TRUNCATE_PARTIAL):
             pass
         got = list(aq.WalReader(state))
     except aq.ActionQueueError:

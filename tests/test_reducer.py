@@ -123,19 +123,19 @@ def test_duplicate_engine_pause_rejected() -> None:
     h = Events()
     r = replay([h.pause(ts=1000)])
     e = rejects(r, h.pause(ts=1001), EngineControlCausality)
-    assert e.kind == "AlreadyPaused" and (e.first_paused_at, e.duplicate_paused_at) == (1000, 1001)
+    assert e.detail_kind == "AlreadyPaused" and (e.first_paused_at, e.duplicate_paused_at) == (1000, 1001)
 
 
 def test_engine_resume_without_pause_rejected() -> None:
     e = rejects(ReplayReducer(), Events().resume_engine(ts=7), EngineControlCausality)
-    assert e.kind == "NotPaused" and e.attempted_resumed_at == 7
+    assert e.detail_kind == "NotPaused" and e.attempted_resumed_at == 7
 
 
 def test_engine_resume_before_pause_rejected() -> None:
     h = Events()
     r = replay([h.pause(ts=50)])
     e = rejects(r, h.resume_engine(ts=49), EngineControlCausality)
-    assert e.kind == "ResumeBeforePause" and (e.paused_at, e.resumed_at) == (50, 49)
+    assert e.detail_kind == "ResumeBeforePause" and (e.paused_at, e.resumed_at) == (50, 49)
     r.apply(h.resume_engine(ts=50))  # equal is fine
 
 
@@ -260,10 +260,10 @@ def test_task_canceled_projection() -> None:
     assert r.get_task_record(task).canceled_at == 4242
     assert r.get_run_state(run) is S.RUNNING  # runs are not touched
     e = rejects(r, h.cancel_task(task, ts=4243), TaskCausality)
-    assert (e.kind, e.task_id, e.first_canceled_at, e.duplicate_canceled_at) == ("AlreadyCanceled", task, 4242, 4243)
+    assert (e.detail_kind, e.task_id, e.first_canceled_at, e.duplicate_canceled_at) == ("AlreadyCanceled", task, 4242, 4243)
     unknown = aq.TaskId.new()
     e = rejects(r, h.cancel_task(unknown), TaskCausality)
-    assert (e.kind, e.task_id) == ("UnknownTask", unknown)
+    assert (e.detail_kind, e.task_id) == ("UnknownTask", unknown)
 
 
 def test_attempt_lifecycle_ordering_and_ownership() -> None:
@@ -366,7 +366,7 @@ def test_terminal_transition_clears_lease_projection(terminal) -> None:
     r.apply(h.change(run, S.RUNNING, terminal))
     assert r.get_lease(run) is None and r.get_lease_metadata(run) is None
     e = rejects(r, h.heartbeat(run), LeaseCausality)
-    assert (e.kind, e.state) == ("InvalidRunState", terminal)
+    assert (e.detail_kind, e.state) == ("InvalidRunState", terminal)
 
 
 def test_non_terminal_transitions_keep_the_lease() -> None:
@@ -398,7 +398,7 @@ def test_lease_expired_between_attempts() -> None:
     # expire in RetryWait is not allowed (state must be Ready/Leased/Running)
     with pytest.raises(LeaseCausality) as info:
         replay(events)
-    assert (info.value.kind, info.value.event, info.value.state) == ("InvalidRunState", "Expire", S.RETRY_WAIT)
+    assert (info.value.detail_kind, info.value.event, info.value.state) == ("InvalidRunState", "Expire", S.RETRY_WAIT)
     # the valid order: the lease expires while the run is still Running
     h = Events()
     events, _, run = running_run(h, owner="worker-1", expiry=5000)
@@ -428,21 +428,21 @@ def test_lease_causality_errors() -> None:
     unknown = aq.RunId.new()
     for make, what in ((h.acquire, "Acquire"), (h.heartbeat, "Heartbeat"), (h.expire, "Expire"), (h.release, "Release")):
         e = rejects(r, make(unknown), LeaseCausality)
-        assert (e.kind, e.run_id, e.event) == ("UnknownRun", unknown, what)
+        assert (e.detail_kind, e.run_id, e.event) == ("UnknownRun", unknown, what)
     e = rejects(r, h.acquire(run), LeaseCausality)
-    assert (e.kind, e.state) == ("InvalidRunState", S.RUNNING)
+    assert (e.detail_kind, e.state) == ("InvalidRunState", S.RUNNING)
     e = rejects(r, h.heartbeat(run, "owner-b", 200), LeaseCausality)
-    assert (e.kind, e.expected_owner, e.actual_owner) == ("OwnerMismatch", "owner-a", "owner-b")
+    assert (e.detail_kind, e.expected_owner, e.actual_owner) == ("OwnerMismatch", "owner-a", "owner-b")
     e = rejects(r, h.heartbeat(run, "owner-a", 99), LeaseCausality)
-    assert (e.kind, e.previous_expiry, e.proposed_expiry) == ("NonMonotonicHeartbeatExpiry", 100, 99)
+    assert (e.detail_kind, e.previous_expiry, e.proposed_expiry) == ("NonMonotonicHeartbeatExpiry", 100, 99)
     e = rejects(r, h.release(run, "owner-a", 101), LeaseCausality)
-    assert (e.kind, e.event, e.expected_expiry, e.actual_expiry) == ("ExpiryMismatch", "Release", 100, 101)
+    assert (e.detail_kind, e.event, e.expected_expiry, e.actual_expiry) == ("ExpiryMismatch", "Release", 100, 101)
     e = rejects(r, h.expire(run, "owner-b", 100), LeaseCausality)
-    assert (e.kind, e.event) == ("OwnerMismatch", "Expire")
+    assert (e.detail_kind, e.event) == ("OwnerMismatch", "Expire")
     r.apply(h.release(run, "owner-a", 100))
     for make, what in ((h.heartbeat, "Heartbeat"), (h.expire, "Expire"), (h.release, "Release")):
         e = rejects(r, make(run, "owner-a", 100), LeaseCausality)
-        assert (e.kind, e.event) == ("MissingActiveLease", what)
+        assert (e.detail_kind, e.event) == ("MissingActiveLease", what)
 
 
 def test_lease_acquire_twice_and_in_scheduled() -> None:
@@ -450,12 +450,12 @@ def test_lease_acquire_twice_and_in_scheduled() -> None:
     task, run = aq.TaskId.new(), aq.RunId.new()
     r = replay([h.task(task), h.run(task, run)])
     e = rejects(r, h.acquire(run), LeaseCausality)
-    assert (e.kind, e.event, e.state) == ("InvalidRunState", "Acquire", S.SCHEDULED)
+    assert (e.detail_kind, e.event, e.state) == ("InvalidRunState", "Acquire", S.SCHEDULED)
     assert r.latest_sequence == 2
     r.apply(h.change(run, S.SCHEDULED, S.READY))
     r.apply(h.acquire(run))
     e = rejects(r, h.acquire(run, "someone-else"), LeaseCausality)
-    assert e.kind == "LeaseAlreadyActive" and e.event is None
+    assert e.detail_kind == "LeaseAlreadyActive" and e.event is None
 
 
 def test_completed_run_stays_completed_on_replay() -> None:
@@ -730,7 +730,7 @@ def test_error_hierarchy_and_texts() -> None:
     ]:
         e = cls("why", sequence=3)
         assert isinstance(e, ReducerError) and isinstance(e, aq.ActionQueueError)
-        assert e.rust_kind == cls.__name__ and e.rust_display == display and e.rust_debug == cls.__name__
+        assert e.kind == cls.__name__ and e.rust_display == display and e.rust_debug == cls.__name__
         assert e.detail_kind is None and str(e) == f"{display} (sequence 3: why)"
         assert str(cls()) == display
     run = aq.RunId("00112233-4455-6677-8899-aabbccddeeff")

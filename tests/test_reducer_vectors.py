@@ -177,7 +177,7 @@ def test_invalid_case_matches_rust_reducer(case: dict) -> None:
             assert index == expected["failed_event_index"]
             assert index == expected["events_applied_before_failure"]
             assert exc.sequence == expected["failed_event_sequence"] == event.sequence
-            assert exc.rust_kind == expected["error_kind"] == type(exc).__name__
+            assert exc.kind == expected["error_kind"] == type(exc).__name__
             assert exc.detail_kind == expected["error_detail_kind"]
             assert exc.rust_display == expected["error_display"]
             assert exc.rust_debug == expected["error_debug"]

@@ -242,7 +242,7 @@ def _mutated(tmp_path, change) -> SnapshotError:
 def test_schema_version_7(tmp_path) -> None:
     err = _mutated(tmp_path, lambda s: s["metadata"].update(schema_version=7))
     assert isinstance(err, SnapshotMappingError)
-    assert (err.loader_kind, err.kind, err.fields) == ("MappingError", "UnsupportedSchemaVersion", {"expected": 8, "found": 7})
+    assert (err.kind, err.detail_kind, err.fields) == ("MappingError", "UnsupportedSchemaVersion", {"expected": 8, "found": 7})
 
 
 @pytest.mark.parametrize(
@@ -266,7 +266,7 @@ def test_schema_version_7(tmp_path) -> None:
 )  # fmt: skip
 def test_mapping_errors(tmp_path, change, kind: str) -> None:
     err = _mutated(tmp_path, change)
-    assert isinstance(err, SnapshotMappingError) and err.kind == kind
+    assert isinstance(err, SnapshotMappingError) and err.detail_kind == kind
 
 
 def test_count_mismatch_through_validate_directly() -> None:

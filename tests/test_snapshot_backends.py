@@ -56,7 +56,7 @@ def _both(data: bytes):
 def _same_outcome(native, pure) -> None:
     if isinstance(pure, Exception) or isinstance(native, Exception):
         assert type(native) is type(pure), (native, pure)
-        assert native.kind == pure.kind, (native, pure)
+        assert (native.kind, native.detail_kind) == (pure.kind, pure.detail_kind), (native, pure)
     else:
         assert native == pure
 

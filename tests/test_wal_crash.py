@@ -142,7 +142,7 @@ class DirState:
 
 def verify_and_extend(st: DirState, kw: dict, contiguous: bool, where: str) -> bool:
     """Reopen with TRUNCATE_PARTIAL, check the log, append one event; True if it repaired."""
-    with wal.WalWriter(st.path, wal.RepairPolicy.TRUNCATE_PARTIAL, wal.Durability.FSYNC, **kw) as w:
+    with wal.WalWriter(st.path, repair_policy=wal.RepairPolicy.TRUNCATE_PARTIAL, durability=wal.Durability.FSYNC, **kw) as w:
         got = read_all(st.path)
         seqs = [e.sequence for e in got]
         assert all(a < b for a, b in itertools.pairwise(seqs)), f"{where}: sequences not increasing"
@@ -285,7 +285,7 @@ def test_file_size_limit_efbig(tmp_path, layout) -> None:
     assert states[2][0] == states[2][1] == full + tiny_bytes <= limit, lines
     # nothing acknowledged is lost, nothing else is there
     expected = [make_event(s, salt) for s in range(1, k + 1)] + [aq.WalEvent(s, aq.EnginePaused(s)) for s in tiny]
-    with wal.WalWriter(tmp_path, wal.RepairPolicy.STRICT, **KW[layout]) as w:
+    with wal.WalWriter(tmp_path, repair_policy=wal.RepairPolicy.STRICT, **KW[layout]) as w:
         assert w.repaired is None and w.current_sequence == expected[-1].sequence
         assert read_all(tmp_path) == expected
 
@@ -318,7 +318,7 @@ def test_full_tmpfs_enospc(small_tmpfs, layout) -> None:
     filler.write_bytes(b"\0" * (400 << 10))
     salt = 11
     acked = []
-    w = wal.WalWriter(data, wal.RepairPolicy.STRICT, wal.Durability.FSYNC, **KW[layout])
+    w = wal.WalWriter(data, repair_policy=wal.RepairPolicy.STRICT, durability=wal.Durability.FSYNC, **KW[layout])
     failure = None
     for seq in range(1, 100_000):
         try:
@@ -342,7 +342,7 @@ def test_full_tmpfs_enospc(small_tmpfs, layout) -> None:
         with pytest.raises(wal.WriterPoisoned):
             w.append(make_event(acked[-1] + 1, salt))
         w.close()
-        w = wal.WalWriter(data, wal.RepairPolicy.TRUNCATE_PARTIAL, wal.Durability.FSYNC, **KW[layout])
+        w = wal.WalWriter(data, repair_policy=wal.RepairPolicy.TRUNCATE_PARTIAL, durability=wal.Durability.FSYNC, **KW[layout])
         assert w.current_sequence >= acked[-1]
     nxt = w.current_sequence + 1
     w.append(make_event(nxt, salt))  # usable again once there is space

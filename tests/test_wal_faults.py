@@ -93,7 +93,7 @@ def record_file(data_dir):
 def assert_log(data_dir, expected, kw, policy=STRICT):
     """The log holds exactly ``expected``; reopening it needs no repair and appends go on."""
     assert read_all(data_dir) == expected
-    with wal.WalWriter(data_dir, policy, **kw) as w:
+    with wal.WalWriter(data_dir, repair_policy=policy, **kw) as w:
         assert w.repaired is None
         assert w.current_sequence == (expected[-1].sequence if expected else 0)
 
@@ -125,7 +125,7 @@ def arm_write_failure(faults, data_dir, plan) -> None:
 @pytest.mark.parametrize("failure", list(WRITE_FAILURES))
 def test_failed_write_leaves_previous_length(data_dir, faults, kw, failure, api) -> None:
     acked = events(1, 6, salt=1)
-    w = wal.WalWriter(data_dir, STRICT, FSYNC, **kw)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=FSYNC, **kw)
     w.append(acked[0])
     w.append_many(acked[1:])
     path, size = w.path, w.size
@@ -166,7 +166,7 @@ def test_failed_undo_poisons(data_dir, faults, kw, partial) -> None:
     """A failed write whose truncate-back also fails leaves bytes the writer cannot vouch
     for: every later call raises WriterPoisoned; a reopen repairs and keeps what was acked."""
     acked = events(1, 5, salt=2)
-    w = wal.WalWriter(data_dir, STRICT, FSYNC, **kw)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=FSYNC, **kw)
     w.append_many(acked)
     faults.on("write", short_write_then(errno.ENOSPC, partial), where=record_file(data_dir))
     faults.fail("write", errno.ENOSPC, where=record_file(data_dir))
@@ -188,8 +188,8 @@ def test_failed_undo_poisons(data_dir, faults, kw, partial) -> None:
     faults.clear()
     if partial:
         with pytest.raises(wal.TornTail):
-            wal.WalWriter(data_dir, STRICT, **kw)
-    with wal.WalWriter(data_dir, TRUNCATE, **kw) as w2:
+            wal.WalWriter(data_dir, repair_policy=STRICT, **kw)
+    with wal.WalWriter(data_dir, repair_policy=TRUNCATE, **kw) as w2:
         assert (w2.repaired is not None) == bool(partial)
         assert w2.current_sequence == 5
         w2.append(make_event(6, 2))
@@ -202,7 +202,7 @@ def test_failed_undo_poisons(data_dir, faults, kw, partial) -> None:
 @pytest.mark.parametrize("durability", [FSYNC, GROUP, NONE], ids=lambda d: d.value)
 def test_failed_fsync_poisons_and_is_never_retried(data_dir, faults, kw, durability) -> None:
     acked = events(1, 4, salt=3)
-    w = wal.WalWriter(data_dir, STRICT, durability, **kw)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=durability, **kw)
     w.append_many(acked)
     w.sync()
     faults.fail("fsync", errno.EIO)  # the next fsync of a file, whatever it is
@@ -219,7 +219,7 @@ def test_failed_fsync_poisons_and_is_never_retried(data_dir, faults, kw, durabil
     assert faults.count("fsync") == n + 1, "a failed fsync must never be retried (fsyncgate)"
     faults.clear()
     # reopening validates and works; the failed append may or may not be there
-    with wal.WalWriter(data_dir, TRUNCATE, **kw) as w2:
+    with wal.WalWriter(data_dir, repair_policy=TRUNCATE, **kw) as w2:
         got = read_all(data_dir)
         assert got[:4] == acked and got[4:] in ([], [make_event(5, 3)])
         w2.append(make_event(w2.current_sequence + 1, 3))
@@ -230,7 +230,7 @@ def test_failed_fsync_poisons_and_is_never_retried(data_dir, faults, kw, durabil
 def test_group_fsync_failure_wakes_every_waiter(data_dir, faults, kw, threads, api) -> None:
     """A group-commit fsync fails while every other appender waits for it: all of them
     get WriterPoisoned (none hangs, none succeeds), and the fsync is not retried."""
-    w = wal.WalWriter(data_dir, STRICT, GROUP, **kw)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=GROUP, **kw)
     w.append(tiny(1))
     entered, release = threading.Event(), threading.Event()
 
@@ -276,7 +276,7 @@ def test_group_fsync_failure_wakes_every_waiter(data_dir, faults, kw, threads, a
     w.close()
     assert faults.count("fsync") == fsyncs0 + 1
     faults.clear()
-    with wal.WalWriter(data_dir, TRUNCATE, **kw):
+    with wal.WalWriter(data_dir, repair_policy=TRUNCATE, **kw):
         got = read_all(data_dir)
     assert got[0] == tiny(1) and all(isinstance(e.event, aq.EnginePaused) for e in got)
 
@@ -304,7 +304,7 @@ def test_fail_nth_call(tmp_path, monkeypatch, op, persistent) -> None:
                 faults.fail("ftruncate", errno.EIO, times=None)
             acked = run_with_faults(d, kw)
             fired = faults.rules[0].fired
-        with wal.WalWriter(d, TRUNCATE, **kw) as w:
+        with wal.WalWriter(d, repair_policy=TRUNCATE, **kw) as w:
             got = read_all(d)
             seqs = [e.sequence for e in got]
             assert seqs == list(range(1, len(seqs) + 1)), (nth, seqs)
@@ -318,7 +318,7 @@ def test_fail_nth_call(tmp_path, monkeypatch, op, persistent) -> None:
 def run_with_faults(d: Path, kw: dict) -> list[int]:
     acked: list[int] = []
     try:
-        w = wal.WalWriter(d, TRUNCATE, FSYNC, **kw)
+        w = wal.WalWriter(d, repair_policy=TRUNCATE, durability=FSYNC, **kw)
     except (OSError, wal.WalWriterError):
         return acked
     seq = 1
@@ -366,7 +366,7 @@ def test_group_commit_covers_every_append(data_dir, faults, kw, threads, per_thr
         completed.append((*local.start, next(ticks)))
 
     faults.before_fsync, faults.after_fsync = before, after
-    w = wal.WalWriter(data_dir, STRICT, GROUP, **kw)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=GROUP, **kw)
     alloc = SeqAllocator(1)
     returned: dict[int, int] = {}
 
@@ -423,7 +423,7 @@ def test_power_loss_keeps_acknowledged(data_dir, faults, kw, durability, seed) -
     n = rng.randrange(5, 60)
     cut = PowerLoss(faults, nth=rng.randrange(1, n + 8))
     salt = 8
-    w = wal.WalWriter(data_dir, TRUNCATE, durability, **kw)
+    w = wal.WalWriter(data_dir, repair_policy=TRUNCATE, durability=durability, **kw)
     if durability is GROUP:
         alloc = SeqAllocator(1)
         use_next = HAS_APPEND_NEXT and seed % 2 == 1
@@ -451,7 +451,7 @@ def test_power_loss_keeps_acknowledged(data_dir, faults, kw, durability, seed) -
     cut.cut_now()  # if the Nth fsync never came: power lost after the last append
     w.close()
     notes = cut.crash(rng)
-    with wal.WalWriter(data_dir, TRUNCATE, FSYNC, **kw) as w2:
+    with wal.WalWriter(data_dir, repair_policy=TRUNCATE, durability=FSYNC, **kw) as w2:
         got = read_all(data_dir)
         seqs = [e.sequence for e in got]
         assert all(a < b for a, b in itertools.pairwise(seqs))
@@ -563,7 +563,7 @@ def test_second_writer_same_process_is_locked(data_dir, kw) -> None:
     w.append(make_event(1))
     for policy in (STRICT, TRUNCATE):
         with pytest.raises(wal.WalLocked):
-            wal.WalWriter(data_dir, policy, **kw)
+            wal.WalWriter(data_dir, repair_policy=policy, **kw)
     w.append(make_event(2))  # the refused opener disturbed nothing
     w.close()
     with wal.WalWriter(data_dir, **kw) as w2:  # free again once closed
@@ -576,7 +576,7 @@ def test_second_writer_other_process_is_locked(data_dir, kw) -> None:
         import sys
         from actionqueue import wal
         try:
-            w = wal.WalWriter(sys.argv[1], wal.RepairPolicy.TRUNCATE_PARTIAL, **{kw!r})
+            w = wal.WalWriter(sys.argv[1], repair_policy=wal.RepairPolicy.TRUNCATE_PARTIAL, **{kw!r})
         except wal.WalLocked:
             print("locked")
         else:
@@ -603,7 +603,7 @@ def test_interrupted_write_does_not_corrupt(data_dir, faults, kw) -> None:
     """Regression: a KeyboardInterrupt (a signal handler) between two partial writes of
     one record left the fragment and an unpoisoned writer; the next append landed after
     it and the log no longer opened (MidLogCorruption)."""
-    w = wal.WalWriter(data_dir, STRICT, FSYNC, **kw)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=FSYNC, **kw)
     w.append_many(events(1, 3, 9))
 
     def half_then_interrupt(real, fd, data, *rest):
@@ -630,7 +630,7 @@ def test_failed_first_write_of_segment_then_gap(data_dir, faults) -> None:
     if not hasattr(wal, "Layout"):
         pytest.skip("no segmented layout")
     kw = {"layout": "segmented", "segment_bytes": 40}
-    w = wal.WalWriter(data_dir, STRICT, FSYNC, **kw)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=FSYNC, **kw)
     for s in range(1, 3):
         w.append(tiny(s))
     faults.fail("write", errno.ENOSPC, where=record_file(data_dir))
@@ -640,14 +640,14 @@ def test_failed_first_write_of_segment_then_gap(data_dir, faults) -> None:
     w.append(tiny(4))  # gaps are allowed
     w.close()
     assert [e.sequence for e in read_all(data_dir)] == [1, 2, 4]
-    with wal.WalWriter(data_dir, STRICT, **kw) as w2:
+    with wal.WalWriter(data_dir, repair_policy=STRICT, **kw) as w2:
         assert w2.current_sequence == 4
 
 
 def test_group_leader_interrupted_does_not_strand_waiters(data_dir, faults) -> None:
     """Regression: a KeyboardInterrupt out of the group-commit leader's fsync cleared the
     'syncing' flag without waking anyone: the appenders waiting for it slept forever."""
-    w = wal.WalWriter(data_dir, STRICT, GROUP)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=GROUP)
     w.append(tiny(1))
     entered, release = threading.Event(), threading.Event()
     writes0 = faults.count("write")
@@ -697,7 +697,7 @@ def test_repaired_to_empty_segment_then_gap(data_dir) -> None:
     if not hasattr(wal, "Layout"):
         pytest.skip("no segmented layout")
     kw = {"layout": "segmented", "segment_bytes": 40}
-    w = wal.WalWriter(data_dir, STRICT, FSYNC, **kw)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=FSYNC, **kw)
     w.append(tiny(1))
     w.append(tiny(2))
     w.append(tiny(5))  # a gap (e.g. sequence 3 and 4 were overtaken in group commit): rotates
@@ -705,16 +705,16 @@ def test_repaired_to_empty_segment_then_gap(data_dir) -> None:
     w.close()
     (data_dir / "wal" / wal.CHECKPOINT_NAME).unlink()  # a kill leaves no clean close's checkpoint
     torn.write_bytes(torn.read_bytes()[:5])  # what a kill inside that write leaves
-    with wal.WalWriter(data_dir, TRUNCATE, FSYNC, **kw) as w2:
+    with wal.WalWriter(data_dir, repair_policy=TRUNCATE, durability=FSYNC, **kw) as w2:
         assert w2.repaired is not None and w2.current_sequence == 2
         w2.append(tiny(3))
     assert [e.sequence for e in read_all(data_dir)] == [1, 2, 3]
-    with wal.WalWriter(data_dir, STRICT, **kw) as w3:
+    with wal.WalWriter(data_dir, repair_policy=STRICT, **kw) as w3:
         assert w3.current_sequence == 3
 
 
 def test_close_reports_a_failed_fsync_as_poisoned(data_dir, faults) -> None:
-    w = wal.WalWriter(data_dir, STRICT, wal.Durability.NONE)
+    w = wal.WalWriter(data_dir, repair_policy=STRICT, durability=wal.Durability.NONE)
     w.append_many(events(1, 3, 9))
     faults.on("fsync", lambda real, fd, *rest: (_ for _ in ()).throw(OSError(5, "EIO")))
     with pytest.raises(wal.WriterPoisoned):
@@ -732,7 +732,7 @@ def test_append_racing_close_is_refused_not_lost(data_dir) -> None:
     for durability in (wal.Durability.GROUP, FSYNC):
         d = data_dir / durability.value
         d.mkdir()
-        w = wal.WalWriter(d, STRICT, durability)
+        w = wal.WalWriter(d, repair_policy=STRICT, durability=durability)
         w.append_many(events(1, 3, 9))
         outcomes = []
 

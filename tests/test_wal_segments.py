@@ -246,7 +246,7 @@ def test_records_after_the_checkpoint_are_checked(tmp_path) -> None:
     with pytest.raises(wal.TornTail) as info:
         wal.WalWriter(tmp_path, layout="rust")
     assert info.value.records_before == 15
-    with wal.WalWriter(tmp_path, wal.RepairPolicy.TRUNCATE_PARTIAL) as writer:
+    with wal.WalWriter(tmp_path, repair_policy=wal.RepairPolicy.TRUNCATE_PARTIAL) as writer:
         assert writer.current_sequence == 15 and writer.repaired is not None
 
 
@@ -275,11 +275,11 @@ def test_a_checkpoint_that_does_not_match_is_not_trusted(tmp_path, damage) -> No
         # a clean close had on disk are gone, and that is said, under every policy
         path.write_bytes(bytes(data[: len(data) // 2]))
         with pytest.raises(wal.SegmentError, match="records were lost"):
-            wal.WalWriter(tmp_path, wal.RepairPolicy.TRUNCATE_PARTIAL)
+            wal.WalWriter(tmp_path, repair_policy=wal.RepairPolicy.TRUNCATE_PARTIAL)
         assert aq.repair(tmp_path) is not None  # an explicit repair accepts the loss
         ckpt_path.unlink(missing_ok=True)
     try:
-        with wal.WalWriter(tmp_path, wal.RepairPolicy.TRUNCATE_PARTIAL) as writer:
+        with wal.WalWriter(tmp_path, repair_policy=wal.RepairPolicy.TRUNCATE_PARTIAL) as writer:
             expected = [e.sequence for e in wal.WalReader(tmp_path)]
             assert writer.current_sequence == (expected[-1] if expected else 0)
     except wal.WalCorruption:

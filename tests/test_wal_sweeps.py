@@ -146,20 +146,20 @@ def check_damaged(data_dir: Path, path: Path, damaged: bytes, evs: list, starts:
         assert type(problem) is type(report.corruption) and problem.offset == end, (what, problem)
     # STRICT refuses anything but a clean file
     if outcome == "clean":
-        with wal.WalWriter(data_dir, STRICT, **kw) as w:
+        with wal.WalWriter(data_dir, repair_policy=STRICT, **kw) as w:
             assert w.current_sequence == (evs[k - 1].sequence if k else 0)
         return outcome
     with pytest.raises(type(report.corruption)) as info:
-        wal.WalWriter(data_dir, STRICT, **kw)
+        wal.WalWriter(data_dir, repair_policy=STRICT, **kw)
     assert info.value.offset == end
     assert path.read_bytes() == damaged, f"{what}: a refused open changed the file"
     if outcome == "mid-log":
         with pytest.raises(wal.MidLogCorruption):
-            wal.WalWriter(data_dir, TRUNCATE, **kw)
+            wal.WalWriter(data_dir, repair_policy=TRUNCATE, **kw)
         assert path.read_bytes() == damaged, f"{what}: TRUNCATE_PARTIAL cut valid records"
         return outcome
     # TRUNCATE_PARTIAL repairs to the end of the last whole record, appends go on
-    with wal.WalWriter(data_dir, TRUNCATE, wal.Durability.NONE, **kw) as w:
+    with wal.WalWriter(data_dir, repair_policy=TRUNCATE, durability=wal.Durability.NONE, **kw) as w:
         assert w.repaired is not None and w.repaired.offset == end, what
         assert w.size == end and path.stat().st_size == end, what
         assert w.current_sequence == (evs[k - 1].sequence if k else 0), what
@@ -167,7 +167,7 @@ def check_damaged(data_dir: Path, path: Path, damaged: bytes, evs: list, starts:
         w.append(new)
     got, problem = read_prefix(data_dir, evs[:k] + [new])
     assert problem is None and got == evs[:k] + [new], what
-    with wal.WalWriter(data_dir, STRICT, **kw) as w:
+    with wal.WalWriter(data_dir, repair_policy=STRICT, **kw) as w:
         assert w.repaired is None and w.current_sequence == new.sequence
     return outcome
 

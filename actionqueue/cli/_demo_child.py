@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
     watchdog.daemon = True
     watchdog.start()
 
-    store = aq.open(data_dir, durability=durability)
+    store = aq.open(data_dir, durability=aq.Durability(durability))
     say(f"ready {store.reducer.latest_sequence}")
     clock = monotonic_clock()
     authority = aq.MutationAuthority.from_store(store, clock=clock)

@@ -77,6 +77,7 @@ def plan_tasks(seed: int, count: int, first_index: int = 0, tenant: m.TenantId |
     for i in range(first_index, first_index + count):
         rng = random.Random(f"{seed}:{i}")
         task_id = _id(m.TaskId, rng)
+        policy: m.RunPolicy
         if rng.random() < 0.6:
             policy, nruns = m.RunPolicy.ONCE, 1
         else:

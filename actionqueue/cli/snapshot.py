@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 from ..recovery import open as recover
 from ..snapshot import snapshot_path
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     meta = snap["metadata"]
-    info = {
+    info: dict[str, Any] = {
         "file": str(path),
         "bytes": path.stat().st_size,
         "sequence": int(meta["wal_sequence"]),
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if info["previous_snapshot_error"]:
         prev = f"previous snapshot unusable ({info['previous_snapshot_error']})"
     sys.stdout.write(
-        f"wrote {path} ({fmt_bytes(info['bytes'])}): sequence {info['sequence']}, {info['tasks']:,} tasks, "
+        f"wrote {path} ({fmt_bytes(int(info['bytes']))}): sequence {info['sequence']}, {info['tasks']:,} tasks, "
         f"{info['runs']:,} runs, timestamp {ts}\n"
         f"recovered in {report.duration_s:.2f} s: {prev}, {info['events_replayed']:,} log events replayed\n"
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .. import _backend
 
-if _backend.NATIVE:
+if TYPE_CHECKING or _backend.NATIVE:  # type checkers see the native stubs
     from .. import _codec as codec
     from .. import _wal as walker
 else:

@@ -30,6 +30,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import xxhash
 
@@ -74,6 +75,10 @@ class Layout(enum.Enum):
     SEGMENTED = "segmented"
 
 
+#: The string spellings the ``layout`` options take beside the enum.
+LayoutName = Literal["rust", "segmented"]
+
+
 def segment_name(first_sequence: int) -> str:
     """The file name of the segment whose first record has ``first_sequence``."""
     assert 0 <= first_sequence < 10**20
@@ -98,11 +103,13 @@ def _digest(body: dict) -> str:
 _SEQUENCE_MAX = (1 << 64) - 1
 
 
-def _int(obj: dict, key: str, nullable: bool = False) -> int | None:
+def _int(obj: dict, key: str) -> int:
+    return _u64(obj[key], key)
+
+
+def _opt_int(obj: dict, key: str) -> int | None:
     value = obj[key]
-    if value is None and nullable:
-        return None
-    return _u64(value, key)
+    return None if value is None else _u64(value, key)
 
 
 def _u64(value, what: str) -> int:
@@ -152,7 +159,7 @@ class Seal:
             seal = cls(
                 _int(obj, "first_sequence"), _int(obj, "last_sequence"), _int(obj, "records"),
                 _int(obj, "length"), digest,
-                _int(obj, "prev_sequence", True) if obj["format"] == SEAL_FORMAT else None,
+                _opt_int(obj, "prev_sequence") if obj["format"] == SEAL_FORMAT else None,
             )  # fmt: skip
         except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
             raise SegmentError(path, 0, "seal_invalid", f"the seal does not parse: {exc}") from None
@@ -361,7 +368,7 @@ class Catalog:
             raise SegmentError(wal_dir / segment_name(unexpected[0]), 0, "segment_unexpected",
                                "a segment file the MANIFEST does not list (left by an interrupted repair? "
                                "'actionqueue repair' settles it)")
-        adopted = [(f, None) for f in firsts if f > high]
+        adopted: list[tuple[int, int | None]] = [(f, None) for f in firsts if f > high]
         plan = list(manifest.entries) + adopted
         segments = cls._with_seals(wal_dir, plan, fs)
         return cls(wal_dir, Layout.SEGMENTED, segments, manifest.base, manifest, bool(adopted or strays), strays,

@@ -25,6 +25,7 @@ from .format import DEFAULT_MAX_PAYLOAD
 from .validate import first_sequence, validate_buffer
 
 if TYPE_CHECKING:
+    from .._model import WalEvent
     from .writer import WalWriter
 
 __all__ = ["WalReader"]
@@ -66,7 +67,7 @@ class WalReader:
             return [Segment(self.source, None)]
         return Catalog.load(self.source, self.fs).from_sequence(self.from_sequence)
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[WalEvent]:
         for batch in self.batches():
             yield from batch
 
@@ -102,7 +103,7 @@ class WalReader:
             last = None
         return SegmentMissing(segment.path, first, last, "it was removed while this reader was reading the log")
 
-    def follow(self, poll_interval: float = 0.1, stop: "threading.Event | None" = None) -> Iterator:
+    def follow(self, poll_interval: float = 0.1, stop: "threading.Event | None" = None) -> Iterator[WalEvent]:
         """Yield every event, then keep yielding new ones as another process appends them
         (``tail -f``), until ``stop`` is set (checked between polls). It sleeps
         ``poll_interval`` only after a poll that found nothing new: it keeps pace with a
@@ -195,7 +196,7 @@ class WalReader:
         if size == 0:
             return 0, 0, prev
         with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mapped:
-            return walker.skip_below(mapped, 0, prev, self.from_sequence)
+            return walker.skip_below(mapped, 0, prev, self.from_sequence or 0)
 
     def _batches(self, f, path: Path, prev: int | None, first: int | None) -> Iterator[tuple[list, int | None]]:
         """``(events, last sequence walked)`` per chunk of one file: every record is checked,

@@ -28,7 +28,7 @@ from typing import Iterable
 import numpy as np
 
 from .. import _model
-from .._wal_common import REASON_NAMES
+from .._wal_common import reason_name
 from ..errors import SegmentError, SegmentMissing, TornTail, WalCorruption
 from ._walker import walker as _walker
 from .catalog import Catalog, Segment, parse_segment_name
@@ -115,6 +115,7 @@ class SegmentScanner:
         self.path = Path(path)
         self.max_payload = max_payload
         self._map: mmap.mmap | None = None
+        self._buf: mmap.mmap | bytes
         #: the sequences of the first and last records the latest :meth:`columns` call walked
         self.first_sequence: int | None = None
         self.last_sequence: int | None = None
@@ -163,7 +164,7 @@ class SegmentScanner:
         if report.corruption is not None:
             return report.corruption
         # the scan's structural check found what the full check did not: report it as is
-        return TornTail(self.path, end, REASON_NAMES[reason])  # pragma: no cover
+        return TornTail(self.path, end, reason_name(reason))  # pragma: no cover
 
     def events(self, offsets: Iterable[int]) -> list:
         """Decode the records at ``offsets`` (fully checked) into events."""
@@ -223,8 +224,10 @@ def scan(
         parts.append((cols, index))
     if not parts:
         empty = (np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint64), np.empty(0, np.uint8), np.empty(0, np.uint64))
-        return ScanColumns(*empty, np.empty(0, np.uint32), ())
-    cat = [np.concatenate([getattr(c, name) for c, _ in parts]) for name in ("offset", "length", "sequence", "kind", "time")]
+        return ScanColumns(*empty, np.empty(0, np.uint32), ())  # type: ignore[arg-type, call-arg]
+    offset, length, sequence, kind, time = (
+        np.concatenate([getattr(c, name) for c, _ in parts]) for name in ("offset", "length", "sequence", "kind", "time")
+    )
     file_col = np.concatenate([np.full(len(c), i, np.uint32) for c, i in parts])
-    return ScanColumns(*cat, file_col, tuple(files))
+    return ScanColumns(offset, length, sequence, kind, time, file_col, tuple(files))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._wal_common import REASON_NAMES
+from .._wal_common import reason_name
 from ..errors import MidLogCorruption, TornTail, WalCorruption
 from ._walker import walker
 from .files import OS, Files, read_fd
@@ -68,6 +68,7 @@ def validate_buffer(
         start, before, prev_sequence = _checked.length, _checked.records, _checked.last_sequence
     end, count, last, reason, detail, _ = walker.walk(buf, start, prev_sequence, max_payload)
     count += before
+    first: int | None
     if _checked is not None:
         first = _checked.first_sequence
     else:
@@ -77,7 +78,7 @@ def validate_buffer(
 
 
 def _classify(buf, path, end: int, reason: int, detail, count: int, max_payload: int) -> WalCorruption:
-    name = REASON_NAMES[reason]
+    name = reason_name(reason)
     if name == "sequence_not_increasing":
         return MidLogCorruption(path, end, name, detail, count)
     # Is anything valid left after the bad record? Then it is not a torn tail: an

@@ -8,7 +8,7 @@ import mmap
 import os
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Literal
 
 import xxhash
 
@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ._group import PendingWrite, _Gate, _GroupCommit
 from ._walker import codec, walker
-from .catalog import Catalog, Layout, Manifest, Seal, Segment, segment_name, wal_dir_of, write_seal
+from .catalog import Catalog, Layout, LayoutName, Manifest, Seal, Segment, segment_name, wal_dir_of, write_seal
 from .checkpoint import Checkpoint
 from . import notify
 from .files import OS, Files, write_all
@@ -49,6 +49,10 @@ class RepairPolicy(enum.Enum):
     TRUNCATE_PARTIAL = "truncate_partial"
 
 
+#: The string spellings the ``repair_policy`` options take beside the enum.
+RepairPolicyName = Literal["strict", "truncate_partial"]
+
+
 class Durability(enum.Enum):
     """When an append returns, relative to its bytes reaching stable storage."""
 
@@ -60,6 +64,10 @@ class Durability(enum.Enum):
     #: no fsync (the OS writes back when it likes). A crash of the machine may lose any
     #: number of appends that had returned. Call :meth:`WalWriter.sync` to make them durable.
     NONE = "none"
+
+
+#: The string spellings the ``durability`` options take beside the enum.
+DurabilityName = Literal["fsync", "group", "none"]
 
 
 class WalWriter:
@@ -83,11 +91,11 @@ class WalWriter:
 
     def __init__(
         self,
-        data_dir,
-        repair_policy: RepairPolicy = RepairPolicy.STRICT,
-        durability: Durability | str = Durability.FSYNC,
+        data_dir: str | os.PathLike[str],
         *,
-        layout: Layout | str = Layout.SEGMENTED,
+        repair_policy: RepairPolicy | RepairPolicyName = RepairPolicy.STRICT,
+        durability: Durability | DurabilityName = Durability.FSYNC,
+        layout: Layout | LayoutName = Layout.SEGMENTED,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         fs: Files = OS,

@@ -18,6 +18,8 @@ Two backends with the same files, checks and errors:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._backend import NATIVE
 from ..errors import (
     IncompatibleVersion,
@@ -32,7 +34,7 @@ from ..reducer import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION
 from ._py import MAX_SNAPSHOT_BYTES, parse_snapshot_bytes, snapshot_path
 from .document import Snapshot
 
-if NATIVE:
+if TYPE_CHECKING or NATIVE:  # type checkers see the native API
     from .fast import (
         build_snapshot,
         encode_snapshot,
@@ -49,7 +51,7 @@ if NATIVE:
     from .image import image_path
 else:
     from ._image_py import image_path
-    from ._py import (
+    from ._py import (  # type: ignore[assignment]  # dict where native gives Snapshot (both Mappings)
         build_snapshot,
         encode_snapshot,
         load_hydrated,

@@ -475,6 +475,19 @@ class _Run:
         "task_id",
     )  # fmt: skip
 
+    attempt_count: Any
+    attempts: Any
+    created_at: Any
+    current_attempt_id: Any
+    effective_priority: Any
+    history: Any
+    id: Any
+    last_state_change_at: Any
+    lease: Any
+    scheduled_at: Any
+    state: Any
+    task_id: Any
+
 
 class _Parsed:
     __slots__ = (
@@ -494,6 +507,22 @@ class _Parsed:
         "tenants",
         "wal_sequence",
     )  # fmt: skip
+
+    actors: Any
+    budgets: Any
+    dependencies: Any
+    engine: Any
+    grants: Any
+    ledger: Any
+    roles: Any
+    run_count: Any
+    runs: Any
+    schema_version: Any
+    subscriptions: Any
+    task_count: Any
+    tasks: Any
+    tenants: Any
+    wal_sequence: Any
 
 
 def _parse_run(obj: Any, where: str) -> _Run:

@@ -1,6 +1,6 @@
 """Stubs of the native snapshot codec (``_sjson.pyx``)."""
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -11,7 +11,28 @@ from ..reducer import ReplayReducer
 DEPTH_MAX: int
 UNKNOWN_KEYS_MAX: int
 HISTORY_MAX: int
+ESCAPED_KEYS_MAX: int
+#: the run state machine's transitions, as the native run rules read them
+TRANSITIONS: Any
 
+@final
+class Out:
+    """The native writer's output buffer (opaque)."""
+
+@final
+class Plan:
+    """One compiled node of the wire schema (opaque)."""
+
+@final
+class FactsBox:
+    """A run's facts for the run rules (opaque)."""
+
+@final
+class Keys:
+    """The known keys of one object kind (opaque)."""
+    def __init__(self, *args: Any) -> None: ...
+
+@final
 class Spans:
     task_ids: npt.NDArray[np.uint8]
     task_start: npt.NDArray[np.uint64]
@@ -20,12 +41,20 @@ class Spans:
     run_task: npt.NDArray[np.uint8]
     run_start: npt.NDArray[np.uint64]
     run_end: npt.NDArray[np.uint64]
+    task_canon: npt.NDArray[np.uint8]
+    run_canon: npt.NDArray[np.uint8]
     top: dict[str, tuple[int, int]]
     def __init__(self, ntasks: int, nruns: int) -> None: ...
     def shrink(self, ntasks: int, nruns: int) -> None: ...
 
 def encode_projection(
-    r: ReplayReducer, timestamp: int, version: int, schema: int, small: dict[str, Any]
+    r: ReplayReducer,
+    timestamp: int,
+    version: int,
+    schema: int,
+    small: dict[str, Any],
+    cold_tasks: _Cold | None = None,
+    cold_runs: _Cold | None = None,
 ) -> tuple[bytes, Spans, SnapshotMappingError | None]: ...
 def encode_builtins(snapshot: Any, version: int) -> bytes: ...
 def crc32(data: Any) -> int: ...

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .. import _model as m
 from .._codec import decode_batch
@@ -165,7 +165,7 @@ def decode_tasks(records: bytes, tasks: list) -> list[tuple[m.TaskCreated, int |
         where = f"tasks[{i}].task_spec" if i >= 0 else "a task_spec"
         raise SnapshotDecodeError(f"Failed to decode snapshot: {where}: {exc}") from exc
     assert len(events) == len(tasks)
-    return [(e.event, t[3]) for e, t in zip(events, tasks)]
+    return [(cast(m.TaskCreated, e.event), t[3]) for e, t in zip(events, tasks)]
 
 
 def _check_runs(spans: Any, run_error: tuple[int, SnapshotMappingError] | None) -> None:

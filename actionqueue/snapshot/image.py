@@ -130,7 +130,7 @@ def _parse_body(body: memoryview, payload_len: int, seq: int) -> tuple[dict[str,
     if header.get("wal_sequence") != seq or header.get("task_count") != n or header.get("run_count") != m:
         raise ImageError("the index disagrees with its header")
     spans = _sjson.Spans(0, 0)
-    arrays = []
+    arrays: list[Any] = []
     for size, kind in zip(sizes, "iooiiooff"):  # ids, offsets, flags
         if kind == "o":
             arrays.append(np.frombuffer(body, dtype="<u8", count=size // 8, offset=pos).astype(np.uint64))
