@@ -1,4 +1,6 @@
-"""Validation of cron expressions, matching the Rust ``cron`` crate 0.12.1.
+"""Cron expressions as the Rust ``cron`` crate 0.12.1 reads them: validation
+(:func:`validate_cron_expression`) and evaluation (:func:`cron_occurrences_after`, the
+one home of the schedule arithmetic; the authority's run derivation calls it).
 
 ``validate_cron_expression`` accepts exactly what ``cron::Schedule::from_str``
 (0.12.1) accepts:
@@ -25,6 +27,8 @@ fields, ``MON2000`` is a weekday and a year).
 
 from __future__ import annotations
 
+import bisect
+import datetime as _dt
 import re
 from collections.abc import Callable
 from typing import Any
@@ -207,3 +211,100 @@ def validate_cron_expression(expression: str) -> None:
             raise fail(why)
     if pos != end:
         raise fail(f"unexpected trailing input at position {pos}")
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation: the occurrences of a valid expression (UTC), for run derivation
+# --------------------------------------------------------------------------------------
+_SHORTHAND_FIELDS = {
+    "@yearly": "0 0 0 1 1 * *",
+    "@monthly": "0 0 0 1 * * *",
+    "@weekly": "0 0 0 * * 1 *",
+    "@daily": "0 0 0 * * * *",
+    "@hourly": "0 0 * * * * *",
+}
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def _cron_fields(expression: str) -> list[list[int]]:
+    """The sorted values of the 7 fields (seconds ... year) of a valid expression."""
+    text = _SHORTHAND_FIELDS.get(expression.strip(_WS_CHARS), expression)
+    parser, pos = _Parser(text), 0
+    out: list[list[int]] = []
+    for unit in _UNITS:
+        label, low, high, names, any_ok = unit
+        if len(out) == 6 and pos == len(text):
+            out.append(list(range(low, high + 1)))  # no year field: every year
+            break
+        parsed = parser.field(pos, any_ok)
+        if parsed is None:  # pragma: no cover - the policy was validated on construction
+            raise ValueError(f"invalid cron expression {expression!r}")
+        items, pos = parsed
+
+        def num(v: Any) -> int:
+            return v if isinstance(v, int) else names[v.lower()]  # type: ignore[index]
+
+        def span(spec: tuple) -> tuple[int, int]:
+            kind = spec[0]
+            if kind == "all":
+                return low, high
+            if kind in ("point", "name"):
+                return num(spec[1]), num(spec[1])
+            return num(spec[1]), num(spec[2])
+
+        values: set[int] = set()
+        for item in items:
+            if item[0] == "step":
+                a, b = span(item[1])
+                if item[1][0] == "point":
+                    b = high  # N/S: from N up to the field's maximum
+                values.update(range(a, b + 1, item[2]))
+            else:
+                a, b = span(item)
+                values.update(range(a, b + 1))
+        out.append(sorted(values))
+    return out
+
+
+def cron_occurrences_after(expression: str, after: int, count: int) -> list[int]:
+    """The first ``count`` times (Unix seconds, UTC) strictly after ``after`` that match
+    the cron expression, fewer when the schedule ends (years stop at 2100).
+
+    Day of month and day of week must both match (day of week 1 = Sunday), as in the cron
+    crate.
+    """
+    if count <= 0:
+        return []
+    secs, mins, hours, doms, months, dows, years = _cron_fields(expression)
+    years_set, months_set, doms_set, dows_set = set(years), set(months), set(doms), set(dows)
+    times = sorted(h * 3600 + mi * 60 + s for h in hours for mi in mins for s in secs)
+    last_year = years[-1]
+    out: list[int] = []
+    t = after + 1
+    while len(out) < count:
+        if t >= int((_dt.datetime(last_year + 1, 1, 1, tzinfo=_dt.timezone.utc) - _EPOCH).total_seconds()):
+            break
+        start = _EPOCH + _dt.timedelta(seconds=t)
+        day = start.date()
+        first_second = start.hour * 3600 + start.minute * 60 + start.second
+        found = None
+        while day.year <= last_year:
+            if day.year not in years_set:
+                day, first_second = _dt.date(day.year + 1, 1, 1), 0
+                continue
+            if day.month not in months_set:
+                nxt = _dt.date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+                day, first_second = nxt, 0
+                continue
+            if day.day in doms_set and (day.isoweekday() % 7 + 1) in dows_set:
+                i = bisect.bisect_left(times, first_second)
+                if i < len(times):
+                    found = int((_dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc) - _EPOCH)
+                                .total_seconds()) + times[i]  # fmt: skip
+                    break
+            day, first_second = day + _dt.timedelta(days=1), 0
+        if found is None:
+            break
+        out.append(found)
+        t = found + 1
+    return out

@@ -58,8 +58,6 @@ one authority do not share fsyncs with each other (they still share with other a
 
 from __future__ import annotations
 
-import bisect
-import datetime as _dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -89,6 +87,7 @@ from ._model import (
     TenantId,
     WalEvent,
 )
+from ._cron import cron_occurrences_after
 from ._transitions import is_valid_transition
 from .errors import (  # the authority's errors live with every other error type
     AlreadyExists,
@@ -517,105 +516,6 @@ _COMMANDS: dict[type, tuple[str, _Validator]] = {
     m.LedgerEntryAppended: ("append_ledger_entry", _v_ledger_entry_appended),
 }
 assert set(_COMMANDS) == set(m.EVENT_TYPES)
-
-
-# =========================================================================================
-# Cron occurrences (UTC, the cron 0.12 crate's 7-field syntax) for run derivation
-# =========================================================================================
-_SHORTHAND_FIELDS = {
-    "@yearly": "0 0 0 1 1 * *",
-    "@monthly": "0 0 0 1 * * *",
-    "@weekly": "0 0 0 * * 1 *",
-    "@daily": "0 0 0 * * * *",
-    "@hourly": "0 0 * * * * *",
-}
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-
-
-def _cron_fields(expression: str) -> list[list[int]]:
-    """The sorted values of the 7 fields (seconds ... year) of a valid expression."""
-    from . import _cron
-
-    text = _SHORTHAND_FIELDS.get(expression.strip(_cron._WS_CHARS), expression)
-    parser, pos = _cron._Parser(text), 0
-    out: list[list[int]] = []
-    for unit in _cron._UNITS:
-        label, low, high, names, any_ok = unit
-        if len(out) == 6 and pos == len(text):
-            out.append(list(range(low, high + 1)))  # no year field: every year
-            break
-        parsed = parser.field(pos, any_ok)
-        if parsed is None:  # pragma: no cover - the policy was validated on construction
-            raise ValueError(f"invalid cron expression {expression!r}")
-        items, pos = parsed
-
-        def num(v: Any) -> int:
-            return v if isinstance(v, int) else names[v.lower()]  # type: ignore[index]
-
-        def span(spec: tuple) -> tuple[int, int]:
-            kind = spec[0]
-            if kind == "all":
-                return low, high
-            if kind in ("point", "name"):
-                return num(spec[1]), num(spec[1])
-            return num(spec[1]), num(spec[2])
-
-        values: set[int] = set()
-        for item in items:
-            if item[0] == "step":
-                a, b = span(item[1])
-                if item[1][0] == "point":
-                    b = high  # N/S: from N up to the field's maximum
-                values.update(range(a, b + 1, item[2]))
-            else:
-                a, b = span(item)
-                values.update(range(a, b + 1))
-        out.append(sorted(values))
-    return out
-
-
-def cron_occurrences_after(expression: str, after: int, count: int) -> list[int]:
-    """The first ``count`` times (Unix seconds, UTC) strictly after ``after`` that match
-    the cron expression, fewer when the schedule ends (years stop at 2100).
-
-    Day of month and day of week must both match (day of week 1 = Sunday), as in the cron
-    crate.
-    """
-    if count <= 0:
-        return []
-    secs, mins, hours, doms, months, dows, years = _cron_fields(expression)
-    years_set, months_set, doms_set, dows_set = set(years), set(months), set(doms), set(dows)
-    times = sorted(h * 3600 + mi * 60 + s for h in hours for mi in mins for s in secs)
-    last_year = years[-1]
-    out: list[int] = []
-    t = after + 1
-    while len(out) < count:
-        if t >= int((_dt.datetime(last_year + 1, 1, 1, tzinfo=_dt.timezone.utc) - _EPOCH).total_seconds()):
-            break
-        start = _EPOCH + _dt.timedelta(seconds=t)
-        day = start.date()
-        first_second = start.hour * 3600 + start.minute * 60 + start.second
-        found = None
-        while day.year <= last_year:
-            if day.year not in years_set:
-                day, first_second = _dt.date(day.year + 1, 1, 1), 0
-                continue
-            if day.month not in months_set:
-                nxt = _dt.date(day.year + (day.month == 12), day.month % 12 + 1, 1)
-                day, first_second = nxt, 0
-                continue
-            if day.day in doms_set and (day.isoweekday() % 7 + 1) in dows_set:
-                i = bisect.bisect_left(times, first_second)
-                if i < len(times):
-                    found = int((_dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc) - _EPOCH)
-                                .total_seconds()) + times[i]  # fmt: skip
-                    break
-            day, first_second = day + _dt.timedelta(days=1), 0
-        if found is None:
-            break
-        out.append(found)
-        t = found + 1
-    return out
 
 
 # =========================================================================================

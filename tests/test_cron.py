@@ -181,3 +181,14 @@ def test_error_message(expression: str, reason: str) -> None:
         validate_cron_expression(expression)
     assert repr(expression) in str(info.value)
     assert reason in str(info.value)
+
+
+def test_evaluation_is_a_public_function_of_the_cron_module() -> None:
+    from actionqueue._cron import cron_occurrences_after
+
+    # midnight UTC each day; noon on Sundays (1970-01-04 was a Sunday; 1 = Sunday)
+    assert cron_occurrences_after("0 0 0 * * * *", 0, 2) == [86_400, 172_800]
+    assert cron_occurrences_after("@daily", 86_399, 1) == [86_400]
+    assert cron_occurrences_after("0 0 12 * * 1 *", 0, 2) == [302_400, 907_200]
+    assert cron_occurrences_after("0 0 0 1 1 * 1970", 0, 3) == []  # the schedule ended
+    assert cron_occurrences_after("0 0 0 * * * *", 0, 0) == []
