@@ -1148,6 +1148,7 @@ class ReplayReducer:
             return None
         return (rec.lease_owner, rec.lease_expiry)
 
+    #: An alias of :meth:`get_lease`, on purpose: the name earlier releases documented.
     active_lease = get_lease
 
     def get_lease_metadata(self, run_id: RunId) -> LeaseMetadata | None:

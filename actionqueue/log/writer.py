@@ -477,6 +477,8 @@ class WalWriter:
                 with self._fsync_lock:
                     self._fsync_or_poison()
 
+    #: An alias of :meth:`sync`, on purpose: the file-object spelling, so a writer can
+    #: stand where code expects ``flush()``.
     flush = sync
 
     # -- segments ---------------------------------------------------------------------
