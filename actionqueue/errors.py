@@ -524,10 +524,13 @@ class _CausalityError(ReducerError):
     def rust_display(self) -> str:
         return f"{self._PREFIX}: {self.details}"
 
+    #: fields that are unit enums, written unquoted in Debug output
+    _UNIT_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
     @property
     def rust_debug(self) -> str:
         parts = ", ".join(
-            f"{name}: {_rust_debug_value(value, name in self._OPTIONAL_FIELDS)}"
+            f"{name}: {value if name in self._UNIT_FIELDS else _rust_debug_value(value, name in self._OPTIONAL_FIELDS)}"
             for name, value in self.fields.items()
         )
         return f"{self.kind}({self.detail_kind} {{ {parts} }})"
@@ -556,6 +559,7 @@ class LeaseCausality(_CausalityError):
 
     kind = "LeaseCausality"
     _PREFIX = "Lease causality violation during replay"
+    _UNIT_FIELDS = frozenset({"event"})  # the lease event kind is a unit enum
     _VARIANTS = {
         "UnknownRun": ("run_id", "event"),
         "InvalidRunState": ("run_id", "event", "state"),
@@ -571,15 +575,6 @@ class LeaseCausality(_CausalityError):
         if event is not None and event not in LEASE_EVENT_TEXT:
             raise ValueError(f"unknown lease event {event!r}")
         super().__init__(detail_kind, sequence=sequence, **fields)
-
-    @property
-    def rust_debug(self) -> str:
-        # The lease event kind is a unit enum: unquoted in Debug output.
-        parts = ", ".join(
-            f"{name}: {value if name == 'event' else _rust_debug_value(value)}"
-            for name, value in self.fields.items()
-        )
-        return f"{self.kind}({self.detail_kind} {{ {parts} }})"
 
     @property
     def details(self) -> str:
