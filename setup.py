@@ -29,20 +29,20 @@ if not os.environ.get("ACTIONQUEUE_PUREPYTHON") and platform.python_implementati
     ext_modules = cythonize(
         [
             Extension(
-                "actionqueue._ids",
-                ["actionqueue/_ids.pyx"],
+                "actionqueue.model._ids",
+                ["actionqueue/model/_ids.pyx"],
                 include_dirs=["actionqueue/includes"],
                 extra_compile_args=extra_compile_args,
             ),
             Extension(
-                "actionqueue._codec",
-                ["actionqueue/_codec.pyx"],
+                "actionqueue.codec._codec",
+                ["actionqueue/codec/_codec.pyx"],
                 include_dirs=["actionqueue/includes"],
                 extra_compile_args=extra_compile_args,
             ),
             Extension(
-                "actionqueue._wal",
-                ["actionqueue/_wal.pyx"],
+                "actionqueue.log._walk",
+                ["actionqueue/log/_walk.pyx"],
                 include_dirs=["actionqueue/includes"],
                 extra_compile_args=extra_compile_args,
             ),
@@ -53,7 +53,7 @@ if not os.environ.get("ACTIONQUEUE_PUREPYTHON") and platform.python_implementati
                 extra_compile_args=extra_compile_args,
             ),
             # plain Python compiled with the types of reducer.pxd (the .py is the only source)
-            Extension("actionqueue.reducer", ["actionqueue/reducer.py"], extra_compile_args=extra_compile_args),
+            Extension("actionqueue.state.reducer", ["actionqueue/state/reducer.py"], extra_compile_args=extra_compile_args),
         ],
         compiler_directives=directives,
     )

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging as _logging
 from typing import TYPE_CHECKING
 
-from . import _backend, _model
+from . import _backend
 
 if _backend.FORCED_PURE:
     _backend._run_sources()
-from ._model import *  # noqa: F403 - the event model is the public API
+from .model import *  # noqa: F403 - the event model is the public API
 from .errors import (  # every error type a user can catch
     ActionQueueError,
     AlreadyExists,
@@ -68,11 +68,11 @@ from .errors import (  # every error type a user can catch
 )
 
 if TYPE_CHECKING or _backend.NATIVE:  # type checkers see the native stubs
-    from . import _codec as _codec_impl
+    from .codec import _codec as _codec_impl
 
     backend = "cython"
 else:
-    from . import _codec_py as _codec_impl  # type: ignore[no-redef]
+    from .codec import _codec_py as _codec_impl  # type: ignore[no-redef]
 
     backend = "python"
     _backend.warn_unavailable()  # one line, unless ACTIONQUEUE_PUREPYTHON chose this
@@ -102,7 +102,7 @@ from .wal import (  # noqa: E402 - needs the codec chosen above
     verify,
 )
 
-from .reducer import (  # noqa: E402
+from .state.reducer import (  # noqa: E402
     ReplayReducer,
 )
 
@@ -117,7 +117,7 @@ from .snapshot import (  # noqa: E402
 from . import scan  # noqa: E402 - a module that is also the function: aq.scan(dir) and aq.scan.scan(dir)
 from .log.scan import SegmentScanner  # noqa: E402
 from .recovery import RecoveryReport, Store, repair, replay_to  # noqa: E402
-from .authority import (  # noqa: E402
+from .state.authority import (  # noqa: E402
     MutationAuthority,
     MutationOutcome,
 )

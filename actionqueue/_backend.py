@@ -12,7 +12,7 @@ import os
 import warnings
 
 #: The native modules; they are built together and used together, or not at all.
-NATIVE_MODULES = ("_ids", "_codec", "_wal", "snapshot._sjson")
+NATIVE_MODULES = ("model._ids", "codec._codec", "log._walk", "snapshot._sjson")
 
 #: Set when the user asked for the pure-Python implementation.
 FORCED_PURE = bool(os.environ.get("ACTIONQUEUE_PUREPYTHON"))
@@ -41,13 +41,18 @@ else:
         NATIVE = False
         UNAVAILABLE_REASON = "not built: " + ", ".join(f"{__package__}.{n}" for n in _missing)
     else:
-        try:
-            from . import _ids  # noqa: F401 - loads (a build for another Python fails here)
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            NATIVE = False
-            UNAVAILABLE_REASON = str(exc)
-        else:
-            NATIVE = True
+        # Built for this interpreter (the suffixes carry its ABI). Whether they load is
+        # seen when the first of them is imported (actionqueue.model.ids, before any other
+        # module reads NATIVE), which calls fall_back() if it does not.
+        NATIVE = True
+
+
+def fall_back(reason: str) -> None:
+    """The native modules are built but do not load (``reason``): run the pure-Python
+    twins. Called only by the first native import, before anything else has chosen."""
+    global NATIVE, UNAVAILABLE_REASON
+    NATIVE = False
+    UNAVAILABLE_REASON = reason
 
 
 class NativeModulesUnavailable(RuntimeWarning):
@@ -85,7 +90,7 @@ _WARNED: dict = {}
 
 #: Modules that are plain Python compiled into native modules when built (the .py is their
 #: only source): with the pure-Python backend, the .py is what runs.
-COMPILED_PY_MODULES = ("actionqueue.reducer",)
+COMPILED_PY_MODULES = ("actionqueue.state.reducer",)
 
 
 def _run_sources() -> None:
@@ -99,7 +104,7 @@ def _run_sources() -> None:
     for name in COMPILED_PY_MODULES:
         if name in sys.modules:
             continue
-        path = os.path.join(here, name.rpartition(".")[2] + ".py")
+        path = os.path.join(here, *name.split(".")[1:]) + ".py"
         if not os.path.exists(path):  # pragma: no cover - an install without sources
             continue
         loader = importlib.machinery.SourceFileLoader(name, path)

@@ -57,6 +57,7 @@ __all__ = [
     "RecoveryError",
 ]
 
+import enum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -398,16 +399,15 @@ def _rust_debug_str(s: str) -> str:
 
 
 def _rust_debug_value(value: Any, optional: bool = False) -> str:
-    from . import _model as m  # at call time: the model imports this module
-
+    # Told apart by shape, not by class: the model imports this module, never the reverse.
     if optional:
         return "None" if value is None else f"Some({_rust_debug_value(value)})"
-    if isinstance(value, m._Id):
-        return f"{type(value).__name__}({value})"
-    if isinstance(value, m.RunState):
-        return value.value
     if isinstance(value, str):
         return _rust_debug_str(value)
+    if isinstance(value, enum.Enum):  # RunState: Debug is the variant name, its value
+        return str(value.value)
+    if isinstance(getattr(value, "bytes", None), bytes) and hasattr(value, "uuid"):  # an id newtype
+        return f"{type(value).__name__}({value})"
     return str(value)
 
 

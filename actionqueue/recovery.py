@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from ._bulk import gc_paused
 from .errors import RecoveryError, RepairRefused
-from .reducer import ReducerError, ReplayReducer
+from .state.reducer import ReducerError, ReplayReducer
 from . import snapshot as snapshot_module
 from .errors import ImageError
 from .snapshot import SnapshotError, image_path, reducer_from_image

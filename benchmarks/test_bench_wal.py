@@ -24,7 +24,7 @@ pytest.importorskip("pytest_benchmark")
 from wal_compare import sealed_segment, write_sealed
 
 import actionqueue as aq
-from actionqueue import _wal
+from actionqueue.log import _walk as _wal
 from actionqueue.scan import SegmentScanner
 from actionqueue.wal import Durability, WalReader, WalWriter
 

@@ -28,9 +28,9 @@ import atheris
 
 with atheris.instrument_imports(include=["actionqueue"]):
     import actionqueue as aq
-    from actionqueue import _codec_py as py
+    from actionqueue.codec import _codec_py as py
 
-from actionqueue import _codec as cy  # native: not instrumented, compared against
+from actionqueue.codec import _codec as cy  # native: not instrumented, compared against
 
 assert getattr(cy, "CYTHON_MODULE", 0) == 1, "the native codec is required for differential fuzzing"
 

@@ -30,7 +30,7 @@ VECTORS_MISSING = (
 )
 
 PUREPYTHON = bool(os.environ.get("ACTIONQUEUE_PUREPYTHON"))
-BACKENDS = {"cython": "actionqueue._codec", "python": "actionqueue._codec_py"}
+BACKENDS = {"cython": "actionqueue.codec._codec", "python": "actionqueue.codec._codec_py"}
 
 
 def load_backend(name: str):

@@ -10,7 +10,7 @@ import pytest
 from aq_testlib import VECTORS_DIR, VECTORS_MISSING
 
 import actionqueue as aq
-from actionqueue.reducer import ReplayReducer, projection_to_snapshot_builtins
+from actionqueue.state.reducer import ReplayReducer, projection_to_snapshot_builtins
 
 #: Golden histories: ``valid/<name>/`` (with Rust's snapshot) and ``invalid/cases.json``.
 VALID_DIR = VECTORS_DIR / "replay" / "valid"
@@ -225,7 +225,7 @@ def load_jsonl_events(path: Path) -> list[aq.WalEvent]:
 def history_is_snapshot_valid(r: ReplayReducer, run_id) -> str | None:
     """The history/lineage checks Rust's ``validate_snapshot`` runs for one run (spec
     snapshot-and-recovery.md section 5); returns the failing check's name or None."""
-    from actionqueue._transitions import is_valid_transition
+    from actionqueue.state.rules import is_valid_transition
 
     inst = r.get_run_instance(run_id)
     history = r.get_run_history(run_id) or ()

@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from reducer_testlib import deep_state
 
 import actionqueue as aq
-from actionqueue import authority as au
-from actionqueue._transitions import valid_transitions
-from actionqueue.authority import (
+from actionqueue.state import authority as au
+from actionqueue.state.rules import valid_transitions
+from actionqueue.state.authority import (
     AlreadyExists,
     AuthorityPoisoned,
     CommandRejected,
@@ -40,7 +40,7 @@ from actionqueue.authority import (
     NotFound,
     ReplayWouldReject,
 )
-from actionqueue.reducer import LeaseMetadata, ReplayReducer
+from actionqueue.state.reducer import LeaseMetadata, ReplayReducer
 
 S = aq.RunState
 R = aq.AttemptResultKind

@@ -134,7 +134,7 @@ _GUARD_PAGE_CHILD = textwrap.dedent(
     """
     import ctypes, mmap, os, sys
     import actionqueue as aq
-    from actionqueue import _codec
+    from actionqueue.codec import _codec
 
     # A Python object of type ``object`` (16 bytes) placed at the very end of a readable
     # page, followed by a page that cannot be read: reading any slot of it faults.

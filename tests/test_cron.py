@@ -1,4 +1,4 @@
-"""Tests for actionqueue._cron (parity with the Rust cron crate 0.12.1).
+"""Tests for actionqueue.model.cron (parity with the Rust cron crate 0.12.1).
 
 Every expected outcome below was derived from the crate's v0.12.1 source
 (src/parsing.rs for the grammar, src/time_unit/*.rs for value ranges and
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 try:
-    from actionqueue._cron import validate_cron_expression
+    from actionqueue.model.cron import validate_cron_expression
 except ImportError:  # package not importable yet: load the module by path
-    _path = Path(__file__).resolve().parents[1] / "actionqueue" / "_cron.py"
+    _path = Path(__file__).resolve().parents[1] / "actionqueue" / "model" / "cron.py"
     _spec = importlib.util.spec_from_file_location("_cron_under_test", _path)
     assert _spec is not None and _spec.loader is not None
     _module = importlib.util.module_from_spec(_spec)
@@ -184,7 +184,7 @@ def test_error_message(expression: str, reason: str) -> None:
 
 
 def test_evaluation_is_a_public_function_of_the_cron_module() -> None:
-    from actionqueue._cron import cron_occurrences_after
+    from actionqueue.model.cron import cron_occurrences_after
 
     # midnight UTC each day; noon on Sundays (1970-01-04 was a Sunday; 1 = Sunday)
     assert cron_occurrences_after("0 0 0 * * * *", 0, 2) == [86_400, 172_800]

@@ -14,8 +14,8 @@ import actionqueue as aq
 
 
 #: Public modules whose ``__all__`` is checked besides the package's own.
-MODULES = ["actionqueue", "actionqueue.scan", "actionqueue.wal", "actionqueue.segments", "actionqueue.reducer",
-           "actionqueue.snapshot", "actionqueue.recovery", "actionqueue.authority", "actionqueue.errors"]  # fmt: skip
+MODULES = ["actionqueue", "actionqueue.scan", "actionqueue.wal", "actionqueue.segments", "actionqueue.state.reducer",
+           "actionqueue.snapshot", "actionqueue.recovery", "actionqueue.state.authority", "actionqueue.errors"]  # fmt: skip
 
 
 def _public_callables() -> list[str]:

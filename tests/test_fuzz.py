@@ -112,7 +112,7 @@ def native_wal():
 
     if _backend.FORCED_PURE or not _backend.NATIVE:
         pytest.skip("the native walker needs the native backend")
-    from actionqueue import _wal
+    from actionqueue.log import _walk as _wal
 
     return _wal
 
@@ -121,7 +121,7 @@ def _walk_verdicts(data: bytes) -> list[tuple]:
     """How each walker judges ``SEEDS[0] + data``: native without collecting (records
     judged by the structural skim where it can), native collecting (every record decoded),
     and the pure-Python twin."""
-    from actionqueue import _wal_py
+    from actionqueue.log import _walk_py as _wal_py
 
     _wal = native_wal()
     buf = SEEDS[0] + data
@@ -370,7 +370,7 @@ def _model_rule_cases():
 def test_walk_judges_model_rules_like_the_decoder(name: str) -> None:
     """Each rule of the model checked by the structural pre-check, or handed to the decoder:
     every walker accepts exactly what decoding accepts."""
-    from actionqueue import _codec_py
+    from actionqueue.codec import _codec_py
 
     _wal = native_wal()
 

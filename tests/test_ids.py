@@ -8,11 +8,11 @@ import uuid
 import pytest
 
 import actionqueue as aq
-from actionqueue import _ids_py
+from actionqueue.model import _ids_py
 
 BASES = [pytest.param(_ids_py.IdBase, id="python")]
 try:
-    from actionqueue import _ids
+    from actionqueue.model import _ids
 
     BASES.append(pytest.param(_ids.IdBase, id="cython"))
 except ImportError:  # pragma: no cover - pure-Python install

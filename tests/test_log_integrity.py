@@ -16,7 +16,7 @@ import pytest
 from wal_testlib import make_event
 
 import actionqueue as aq
-from actionqueue.authority import MutationAuthority
+from actionqueue.state.authority import MutationAuthority
 from actionqueue.cli import main as cli_main
 from actionqueue.log.files import Files
 from actionqueue.log.repair import repair_log

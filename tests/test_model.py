@@ -26,7 +26,7 @@ def test_backend_selected() -> None:
     """A missing native build must not pass silently (see conftest's codec fixture)."""
     expected = "python" if os.environ.get("ACTIONQUEUE_PUREPYTHON") else "cython"
     assert aq.backend == expected
-    module = __import__(f"actionqueue.{'_codec_py' if expected == 'python' else '_codec'}", fromlist=["x"])
+    module = __import__(f"actionqueue.codec.{'_codec_py' if expected == 'python' else '_codec'}", fromlist=["x"])
     assert aq.encode is module.encode and aq.decode_batch is module.decode_batch
 
 

@@ -69,13 +69,27 @@ def test_missing_native_modules_fall_back_with_one_line(tmp_path, keep) -> None:
     proc = run_probe(tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.split("\n")
-    assert out[0].startswith("python not built: ") and out[0].endswith("actionqueue._codec, actionqueue._wal, actionqueue.snapshot._sjson")
-    assert ("actionqueue._ids" in out[0]) == (keep == ())
+    assert out[0].startswith("python not built: ") and out[0].endswith("actionqueue.codec._codec, actionqueue.log._walk, actionqueue.snapshot._sjson")
+    assert ("actionqueue.model._ids" in out[0]) == (keep == ())
     assert out[-2] == "ok"
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr  # one line: no source excerpt, no repeat
     line = lines[0]
     assert "NativeModulesUnavailable" in line and "pure-Python" in line and "ACTIONQUEUE_PUREPYTHON=1" in line
+
+
+def test_native_modules_that_do_not_load_fall_back_with_one_line(tmp_path) -> None:
+    """Built for this interpreter but unloadable (here: the identifiers' library replaced by
+    junk): the first native import sends the whole package to the twins, in one line."""
+    copy_package(tmp_path, keep=("_ids", "_codec", "_walk", "_sjson"))
+    (ids_so,) = [p for p in (tmp_path / "actionqueue" / "model").glob("_ids.*") if p.name.endswith(NATIVE_SUFFIXES)]
+    ids_so.write_bytes(b"not a shared library")
+    proc = run_probe(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.split("\n")
+    assert out[0].startswith("python ") and "_ids" in out[0] and out[-2] == "ok"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NativeModulesUnavailable" in lines[0], proc.stderr
 
 
 def test_no_warning_when_pure_python_is_chosen(tmp_path) -> None:
@@ -90,4 +104,4 @@ def test_native_install_is_silent() -> None:
     if aq._backend.FORCED_PURE:
         pytest.skip("running on the pure-Python implementation")
     assert aq.backend == "cython" and aq._backend.UNAVAILABLE_REASON is None
-    assert aq._backend.NATIVE_MODULES == ("_ids", "_codec", "_wal", "snapshot._sjson")
+    assert aq._backend.NATIVE_MODULES == ("model._ids", "codec._codec", "log._walk", "snapshot._sjson")

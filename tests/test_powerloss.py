@@ -24,7 +24,7 @@ from powerloss_fs import PowerCut, SimFiles
 from wal_testlib import intact, make_event
 
 import actionqueue as aq
-from actionqueue.authority import MutationAuthority
+from actionqueue.state.authority import MutationAuthority
 
 SEED = int(os.environ.get("ACTIONQUEUE_POWERLOSS_SEED", random.randrange(1 << 30)))
 STATES = int(os.environ.get("ACTIONQUEUE_POWERLOSS_STATES", "400"))

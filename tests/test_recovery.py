@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import actionqueue as aq
 from actionqueue import recovery
 from actionqueue._backend import NATIVE
-from actionqueue.reducer import projection_to_snapshot_builtins
+from actionqueue.state.reducer import projection_to_snapshot_builtins
 
 from test_reducer_properties import simulations
 

@@ -11,8 +11,8 @@ import pytest
 from reducer_testlib import Events, R, S, deep_state, history_is_snapshot_valid, replay
 
 import actionqueue as aq
-from actionqueue import _transitions
-from actionqueue.reducer import (
+from actionqueue.state import rules as _transitions
+from actionqueue.state.reducer import (
     AttemptHistoryEntry,
     CorruptedData,
     DuplicateEvent,

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from reducer_testlib import Events, R, S, deep_state, history_is_snapshot_valid
 
 import actionqueue as aq
-from actionqueue._transitions import valid_transitions
-from actionqueue.reducer import ReducerError, ReplayReducer
+from actionqueue.state.rules import valid_transitions
+from actionqueue.state.reducer import ReducerError, ReplayReducer
 
 RESULTS = list(R)
 OWNERS = ["w1", "w2", ""]

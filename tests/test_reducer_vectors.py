@@ -29,7 +29,7 @@ from reducer_testlib import (
 )
 
 import actionqueue as aq
-from actionqueue.reducer import (
+from actionqueue.state.reducer import (
     ReducerError,
     ReplayReducer,
     projection_to_snapshot_builtins,

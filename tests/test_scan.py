@@ -8,13 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import actionqueue as aq
-from actionqueue import _wal_py, scan, wal
+from actionqueue import scan, wal
+from actionqueue.log import _walk_py as _wal_py
 
 from aq_testlib import VECTORS_DIR
 
 WALKERS = [pytest.param(_wal_py, id="python")]
 try:
-    from actionqueue import _wal
+    from actionqueue.log import _walk as _wal
 
     WALKERS.append(pytest.param(_wal, id="cython"))
 except ImportError:  # pragma: no cover
@@ -125,7 +126,8 @@ def test_skim_never_accepts_less_than_decode(data) -> None:
     and time; where the skim rejects, decoding rejects too."""
     if len(WALKERS) < 2:
         pytest.skip("the native walker is not built")
-    from actionqueue import _codec, _wal
+    from actionqueue.codec import _codec
+    from actionqueue.log import _walk as _wal
 
     buf = ALL_VARIANTS.read_bytes()
     offsets = record_offsets(buf)

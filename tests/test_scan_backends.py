@@ -19,12 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import actionqueue as aq
-from actionqueue import _codec_py, _wal_common, _wal_py
+from actionqueue.codec import _codec_py
+from actionqueue.log import _walk_common as _wal_common
+from actionqueue.log import _walk_py as _wal_py
 from aq_testlib import VECTORS_DIR, frame, wal_events
 
 WALKERS = [("python", _wal_py)]
 try:
-    from actionqueue import _wal
+    from actionqueue.log import _walk as _wal
 except ImportError:  # pure-Python run (ACTIONQUEUE_PUREPYTHON=1): the twin is judged alone
     _wal = None
 else:

@@ -21,13 +21,14 @@ from pathlib import Path
 import pytest
 
 import actionqueue as aq
-from actionqueue import _backend, _model, errors
+from actionqueue import _backend, errors
+from actionqueue import model as _model
 
 ROOT = Path(__file__).resolve().parent.parent
 TYPING = Path(__file__).resolve().parent / "typing"
 #: where the package under test lives (an editable install is invisible to mypy otherwise)
 PACKAGE_PARENT = Path(aq.__file__).resolve().parent.parent
-NATIVE_STUBBED = ("actionqueue._ids", "actionqueue._codec", "actionqueue._wal", "actionqueue.snapshot._sjson")
+NATIVE_STUBBED = ("actionqueue.model._ids", "actionqueue.codec._codec", "actionqueue.log._walk", "actionqueue.snapshot._sjson")
 
 mypy_api = pytest.importorskip("mypy.api", reason="mypy is in the test extras")
 

@@ -24,10 +24,11 @@ import pytest
 from wal_testlib import HAS_LAYOUT, make_event
 
 import actionqueue as aq
-from actionqueue import _wal_py, wal
+from actionqueue import wal
+from actionqueue.log import _walk_py as _wal_py
 
 try:
-    from actionqueue import _wal as _wal_native
+    from actionqueue.log import _walk as _wal_native
 except ImportError:  # pragma: no cover - pure-Python install
     _wal_native = None
 

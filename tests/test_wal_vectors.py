@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 import actionqueue as aq
-from actionqueue import _wal_py, wal
-from actionqueue._wal_common import REASON_NAMES
+from actionqueue import wal
+from actionqueue.log import _walk_py as _wal_py
+from actionqueue.log._walk_common import REASON_NAMES
 
 from aq_testlib import VECTORS_DIR
 
@@ -33,7 +34,7 @@ NON_MONOTONIC = "c20_nonmonotonic_sequences.wal"
 
 WALKERS = [pytest.param(_wal_py, id="python")]
 try:
-    from actionqueue import _wal
+    from actionqueue.log import _walk as _wal
 
     WALKERS.append(pytest.param(_wal, id="cython"))
 except ImportError:  # pragma: no cover

@@ -12,7 +12,7 @@ inside each sample; the result is freed after the clock stops):
 
 * encode: our native codec ``aq.encode_batch(events)`` (one buffer of framed records,
   what Rust's benchmark does) and per event ``[aq.encode(e) for e in events]``; the
-  pure-Python twin (``actionqueue._codec_py``); msgspec msgpack with equivalent
+  pure-Python twin (``actionqueue.codec._codec_py``); msgspec msgpack with equivalent
   ``Struct``s (array_like, tagged union by int kind, typed) as one msgpack array and per
   event; pickle protocol 5 of the same ``aq`` objects, as one list and per event.
 * decode: ``aq.decode_batch(buf)`` (version, length and CRC-32 checked, postcard into
@@ -43,7 +43,7 @@ from types import ModuleType
 import numpy as np
 
 import actionqueue as aq
-from actionqueue import _codec_py
+from actionqueue.codec import _codec_py
 
 from . import workload
 from .harness import Report, sample

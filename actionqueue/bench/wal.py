@@ -7,7 +7,7 @@ each sample; results are freed after the clock stops; temp data dirs live under 
 default the system temp dir, and are removed at the end):
 
 * scanner, reference workload (``workload.py``: 999,998 events, 54,059,988 bytes):
-  ``actionqueue._wal.scan_columns`` over the WAL bytes in memory, and
+  ``actionqueue.log._walk.scan_columns`` over the WAL bytes in memory, and
   ``SegmentScanner(path).columns()`` (open + mmap + scan + close) over a *sealed* segment
   holding the workload, written through ``WalWriter`` (page cache warm). Every record's
   framing, CRC-32, payload structure and sequence order are checked. Beside them: the
@@ -63,9 +63,9 @@ from . import workload
 from .harness import Report, sample
 
 if _backend.NATIVE:
-    from actionqueue import _wal
+    from actionqueue.log import _walk as _wal
 else:  # ACTIONQUEUE_PUREPYTHON=1: the same rows, measured on the pure-Python walker
-    from actionqueue import _wal_py as _wal  # type: ignore[no-redef]
+    from actionqueue.log import _walk_py as _wal  # type: ignore[no-redef]
 
 # Rust ActionQueue 0.1.2 figures on the project's standard machine (rust-reference-bench.md)
 RUST = {
@@ -179,7 +179,7 @@ def scanner_rows(rep, tag, data, seg_path, n, R, *, with_copy=True):
     cols = _wal.scan_columns(data)
     assert cols[2] == 0 and cols[1] == size and len(cols[0][0]) == n, (cols[1:], size, n)
     del cols
-    rep.row("scan", "_wal.scan_columns(bytes) in memory", n, *sample(lambda: _wal.scan_columns(data), R), size, key=f"scan.{tag}.mem")
+    rep.row("scan", "_walk.scan_columns(bytes) in memory", n, *sample(lambda: _wal.scan_columns(data), R), size, key=f"scan.{tag}.mem")
 
     def seg_scan():
         with SegmentScanner(seg_path) as s:
@@ -188,7 +188,7 @@ def scanner_rows(rep, tag, data, seg_path, n, R, *, with_copy=True):
 
     assert len(seg_scan()) == n
     rep.row("scan", "SegmentScanner(sealed seg).columns() (mmap)", n, *sample(seg_scan, R), size, key=f"scan.{tag}.seg")
-    rep.row("scan", "_wal.scan_frames(bytes) (framing + CRC only)", n, *sample(lambda: _wal.scan_frames(data), R), size,
+    rep.row("scan", "_walk.scan_frames(bytes) (framing + CRC only)", n, *sample(lambda: _wal.scan_frames(data), R), size,
             key=f"scan.{tag}.frames")
     rep.row("mem", "aq.crc32(bytes)", n, *sample(lambda: aq.crc32(data), R), size, key=f"crc.{tag}.aq")
     rep.row("mem", "zlib.crc32(bytes)", n, *sample(lambda: zlib.crc32(data), R), size, key=f"crc.{tag}.zlib")

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .. import _model
+from .. import model as _model
 from ..log.catalog import Catalog
 from ..recovery import read_snapshot, require_log_start
-from ..reducer import ReducerError, ReplayReducer
+from ..state.reducer import ReducerError, ReplayReducer
 from ..snapshot import snapshot_path
 from ..wal import RUST_WAL_NAME, TornTail, WalCorruption, WalReader, log_files
 

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import _model as m
-from ..authority import MutationAuthority, MutationOutcome
+from .. import model as m
+from ..state.authority import MutationAuthority, MutationOutcome
 
 __all__ = ["Workload", "TaskPlan", "RunPlan", "Stop", "plan_tasks", "expected_events", "monotonic_clock", "MAX_ATTEMPTS"]
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import _model as m
-from ..authority import MutationAuthority
+from .. import model as m
+from ..state.authority import MutationAuthority
 from ..recovery import open as recover
 from ..recovery import replay_to
 from ..snapshot import load_snapshot

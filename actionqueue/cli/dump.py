@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import _model
+from .. import model as _model
 from ._common import (
     data_dir,
     event_time,

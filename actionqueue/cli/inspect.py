@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from .. import _model
-from ..reducer import ReplayReducer
+from .. import model as _model
+from ..state.reducer import ReplayReducer
 from ._common import (
     CliError,
     Replayed,

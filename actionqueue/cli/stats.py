@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _model
-from ..reducer import ReplayReducer
+from .. import model as _model
+from ..state.reducer import ReplayReducer
 from ..scan import SegmentScanner
 from ..snapshot import SnapshotError, load_snapshot
 from ..log.catalog import Catalog

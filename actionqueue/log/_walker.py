@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from .. import _backend
 
 if TYPE_CHECKING or _backend.NATIVE:  # type checkers see the native stubs
-    from .. import _codec as codec
-    from .. import _wal as walker
+    from ..codec import _codec as codec
+    from . import _walk as walker
 else:
-    from .. import _codec_py as codec  # type: ignore[no-redef]
-    from .. import _wal_py as walker  # type: ignore[no-redef]
+    from ..codec import _codec_py as codec  # type: ignore[no-redef]
+    from . import _walk_py as walker  # type: ignore[no-redef]
 
 __all__ = ["codec", "walker"]

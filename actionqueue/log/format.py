@@ -1,14 +1,14 @@
 """The log's format constants: the one copy of every name and limit the log files use.
 
 Record framing (12-byte header: u32 version, u32 payload length, u32 CRC-32, all little
-endian) is the codec's (:mod:`actionqueue._codec_common`); this module adds what the files
+endian) is the codec's (:mod:`actionqueue.codec._codec_common`); this module adds what the files
 around the records are called and how big things may get.
 """
 
 from __future__ import annotations
 
-from .._codec_common import HEADER_LEN, VERSION
-from .._wal_common import DEFAULT_MAX_PAYLOAD
+from ..codec._codec_common import HEADER_LEN, VERSION
+from ._walk_common import DEFAULT_MAX_PAYLOAD
 
 __all__ = [
     "HEADER_LEN",

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from .._wal_common import R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD
+from ._walk_common import R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD
 from ..errors import MidLogCorruption, SegmentError, SegmentMissing
 from ._walker import walker
 from . import notify
@@ -25,7 +25,7 @@ from .format import DEFAULT_MAX_PAYLOAD
 from .validate import first_sequence, validate_buffer
 
 if TYPE_CHECKING:
-    from .._model import WalEvent
+    from ..model import WalEvent
     from .writer import WalWriter
 
 __all__ = ["WalReader"]

@@ -27,8 +27,8 @@ from typing import Iterable
 
 import numpy as np
 
-from .. import _model
-from .._wal_common import reason_name
+from .. import model as _model
+from ._walk_common import reason_name
 from ..errors import SegmentError, SegmentMissing, TornTail, WalCorruption
 from ._walker import walker as _walker
 from .catalog import Catalog, Segment, parse_segment_name

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._wal_common import reason_name
+from ._walk_common import reason_name
 from ..errors import MidLogCorruption, TornTail, WalCorruption
 from ._walker import walker
 from .files import OS, Files, read_fd

@@ -12,7 +12,7 @@ from typing import Iterable, Literal
 
 import xxhash
 
-from .. import _model
+from .. import model as _model
 from ..errors import (
     PayloadTooLarge,
     SegmentError,

@@ -1,5 +1,5 @@
 """Snapshots: the projection as framed JSON (Rust's schema v8), written atomically, loaded,
-validated and hydrated back into a :class:`~actionqueue.reducer.ReplayReducer`.
+validated and hydrated back into a :class:`~actionqueue.state.reducer.ReplayReducer`.
 
 File format (``shared/spec/snapshot-and-recovery.md`` sections 2-3), identical to Rust's:
 ``u32 LE frame version (4)``, ``u32 LE length``, ``u32 LE CRC-32 of the JSON``, then the JSON
@@ -30,7 +30,7 @@ from ..errors import (
     SnapshotIoError,
     SnapshotMappingError,
 )
-from ..reducer import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION
+from ..state.reducer import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION
 from ._py import MAX_SNAPSHOT_BYTES, parse_snapshot_bytes, snapshot_path
 from .document import Snapshot
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from .._model import RunId, TaskId
+from ..model import RunId, TaskId
 from ..errors import ImageError
 
 IMAGE_NAME = "snapshot.image"
@@ -218,7 +218,7 @@ class ColdProjection:
 
     def _task_at(self, i: int) -> Any:
         """The reducer's record of task ``i`` (nothing marked)."""
-        from ..reducer import _Task
+        from ..state.reducer import _Task
         from ._py import SnapshotError, parse_task_entry
 
         try:

@@ -1,5 +1,5 @@
 """Snapshots: the projection as framed JSON (schema v8), written atomically, loaded, validated
-and hydrated back into a :class:`~actionqueue.reducer.ReplayReducer`.
+and hydrated back into a :class:`~actionqueue.state.reducer.ReplayReducer`.
 
 File format (``shared/spec/snapshot-and-recovery.md`` sections 2-3), identical to Rust's:
 ``u32 LE frame version (4)``, ``u32 LE length``, ``u32 LE CRC-32 of the JSON``, then the JSON
@@ -44,19 +44,19 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from .. import _model as m
+from .. import model as m
 from .._bulk import gc_paused
 from ..errors import ImageError
 from ._image_py import encode_image, image_path, read_image
-from .._json import dumps as _json_dumps
-from .._json import from_builtins as _from_builtins
-from .._model import (
+from ..model.json import dumps as _json_dumps
+from ..model.json import from_builtins as _from_builtins
+from ..model import (
     AttemptId,
     AttemptResultKind,
     RunInstance,
     RunState,
 )
-from .._transitions import is_valid_transition
+from ..state.rules import is_valid_transition
 from ..errors import (
     ActionQueueError,
     IncompatibleVersion,
@@ -68,7 +68,7 @@ from ..errors import (
     SnapshotMappingError,
 )
 from ..log.files import OS, Files, atomic_write
-from ..reducer import (
+from ..state.reducer import (
     SNAPSHOT_SCHEMA_VERSION,
     SNAPSHOT_VERSION,
     AttemptHistoryEntry,
@@ -77,8 +77,8 @@ from ..reducer import (
     ReplayReducer,
     projection_to_snapshot_builtins,
 )
-from ..reducer import _RUN_INSTANCE_SETTERS, _attempt_records, _new_object
-from ..reducer import _Run as _RunRecord
+from ..state.reducer import _RUN_INSTANCE_SETTERS, _attempt_records, _new_object
+from ..state.reducer import _Run as _RunRecord
 
 __all__ = [
     "MAX_SNAPSHOT_BYTES",
@@ -125,7 +125,7 @@ def build_snapshot(reducer: ReplayReducer, timestamp: int) -> dict[str, Any]:
     """The projection as a schema-v8 snapshot (JSON builtins) taken at ``timestamp``.
 
     Content as Rust's ``build_snapshot_from_projection``; lists sorted as the golden vectors
-    sort them (see :func:`~actionqueue.reducer.projection_to_snapshot_builtins`). Validated
+    sort them (see :func:`~actionqueue.state.reducer.projection_to_snapshot_builtins`). Validated
     with :func:`validate_snapshot` (raises :class:`SnapshotMappingError`), as in Rust.
     """
     with gc_paused():

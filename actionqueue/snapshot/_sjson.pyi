@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import SnapshotMappingError
-from ..reducer import ReplayReducer
+from ..state.reducer import ReplayReducer
 
 DEPTH_MAX: int
 UNKNOWN_KEYS_MAX: int

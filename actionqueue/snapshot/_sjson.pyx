@@ -20,13 +20,13 @@ from libc.string cimport memcmp, memcpy, memmove, memset
 
 import numpy as np
 
-from .._ids cimport IdBase
-from ..reducer cimport ReplayReducer, _Attempt, _Run, _Task
+from ..model._ids cimport IdBase
+from ..state.reducer cimport ReplayReducer, _Attempt, _Run, _Task
 
-from .. import _model as m
-from .._ids import AttemptId, RunId, TaskId
-from .._ids_common import raw_from
-from .._transitions import TRANSITIONS
+from .. import model as m
+from ..model._ids import AttemptId, RunId, TaskId
+from ..model._ids_common import raw_from
+from ..state.rules import TRANSITIONS
 from ..errors import SnapshotDecodeError, SnapshotMappingError
 
 from cpython.object cimport PyObject
@@ -374,7 +374,7 @@ cdef dict _PLANS = {}
 
 
 def _plan(tuple spec):
-    from .._json import _SKIP_NONE, variant_name
+    from ..model.json import _SKIP_NONE, variant_name
 
     cdef Plan p = Plan()
     kind = spec[0]
@@ -418,8 +418,8 @@ def _plan(tuple spec):
 
 
 def _struct_plan(cls):
-    from .._codec_py import _encoder
-    from .._json import _DEFAULTS, _SKIP_NONE
+    from ..codec._codec_py import _encoder
+    from ..model.json import _DEFAULTS, _SKIP_NONE
 
     cdef Plan p = _PLANS.get(cls)
     if p is not None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._bulk import gc_paused
-from .._model import RunId, TaskId
+from ..model import RunId, TaskId
 from ..errors import ImageError, SnapshotError
 from . import _sjson
 from ._py import record_of
@@ -130,7 +130,7 @@ class SpanProjection:
         return task
 
     def _task_at(self, i: int) -> Any:
-        from ..reducer import _Task
+        from ..state.reducer import _Task
 
         from .fast import decode_tasks
 

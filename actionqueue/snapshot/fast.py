@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from .. import _model as m
-from .._codec import decode_batch
+from .. import model as m
+from ..codec._codec import decode_batch
 from .._bulk import gc_paused
 from ..errors import (
     DecodeError,
@@ -30,7 +30,7 @@ from ..errors import (
     ValidationError,
 )
 from ..log.files import OS, Files, atomic_write
-from ..reducer import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION, ReducerError, ReplayReducer, snapshot_sections
+from ..state.reducer import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION, ReducerError, ReplayReducer, snapshot_sections
 from . import _py, _sjson
 from . import image as _image
 from .cold import SpanProjection

@@ -29,7 +29,7 @@ def snapshot_through(data_dir: Path, through: int, timestamp: int) -> dict[str, 
     from .._bulk import gc_paused
     from ..errors import RecoveryError, TornTail
     from ..log.reader import WalReader
-    from ..reducer import ReplayReducer
+    from ..state.reducer import ReplayReducer
     from . import build_snapshot, write_snapshot
 
     started = time.perf_counter()

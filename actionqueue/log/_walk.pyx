@@ -13,9 +13,9 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from ._codec cimport check_payload, decode_payload_at, payload_sequence, scan_payload
-from ._wal_common import DEFAULT_MAX_PAYLOAD
-from .errors import DecodeError
+from ..codec._codec cimport check_payload, decode_payload_at, payload_sequence, scan_payload
+from ._walk_common import DEFAULT_MAX_PAYLOAD
+from ..errors import DecodeError
 
 cdef extern from "aq_crc32.h":
     uint32_t aq_crc32_update(uint32_t crc, const unsigned char *buf, size_t len) nogil

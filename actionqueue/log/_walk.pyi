@@ -5,7 +5,7 @@ from typing import Any, Iterable, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
-from ._model import WalEvent
+from ..model import WalEvent
 
 DEFAULT_MAX_PAYLOAD: int
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _codec_py
-from ._codec_common import HEADER, HEADER_LEN, VERSION
-from ._wal_common import (
+from ..codec import _codec_py
+from ..codec._codec_common import HEADER, HEADER_LEN, VERSION
+from ._walk_common import (
     DEFAULT_MAX_PAYLOAD,
     R_CRC_MISMATCH,
     R_DECODE_FAILURE,
@@ -19,7 +19,7 @@ from ._wal_common import (
     R_SEQUENCE_NOT_INCREASING,
     R_UNSUPPORTED_VERSION,
 )
-from .errors import DecodeError
+from ..errors import DecodeError
 
 
 def _classify_frame(data: memoryview, pos: int, max_payload: int) -> tuple[int, int]:

@@ -14,36 +14,55 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from . import _model as m
-from .errors import ValidationError
+from ..errors import ValidationError
+from . import _serde
+from ._base import _NamedVariant, _Value, _WireEnum
+from .events import AttemptFinished, Event
+from .ids import IdBase
+from .types import (
+    BudgetThresholdFilter,
+    ConcurrencyKeyHoldPolicy,
+    CronPolicy,
+    CustomFilter,
+    EventFilter,
+    OncePolicy,
+    RepeatPolicy,
+    RunInstance,
+    RunPolicy,
+    RunStateChangedFilter,
+    SafetyLevel,
+    TaskCompletedFilter,
+    TaskConstraints,
+    TaskSpec,
+)
 
 __all__ = ["to_builtins", "from_builtins", "dumps", "loads"]
 
 # Serde variant names of the union variants whose Python class name differs.
 _VARIANT_NAMES: dict[type, str] = {
-    m.OncePolicy: "Once",
-    m.RepeatPolicy: "Repeat",
-    m.CronPolicy: "Cron",
-    m.TaskCompletedFilter: "TaskCompleted",
-    m.RunStateChangedFilter: "RunStateChanged",
-    m.BudgetThresholdFilter: "BudgetThreshold",
-    m.CustomFilter: "Custom",
+    OncePolicy: "Once",
+    RepeatPolicy: "Repeat",
+    CronPolicy: "Cron",
+    TaskCompletedFilter: "TaskCompleted",
+    RunStateChangedFilter: "RunStateChanged",
+    BudgetThresholdFilter: "BudgetThreshold",
+    CustomFilter: "Custom",
 }
 
 # Fields serde omits when None (skip_serializing_if = "Option::is_none").
-_SKIP_NONE: dict[type, frozenset[str]] = {m.CronPolicy: frozenset({"max_occurrences"})}
+_SKIP_NONE: dict[type, frozenset[str]] = {CronPolicy: frozenset({"max_occurrences"})}
 
 # Fields with #[serde(default)]: the value used when the key is missing.
 _DEFAULTS: dict[type, dict[str, Any]] = {
-    m.AttemptFinished: {"output": None},
-    m.TaskSpec: {"parent_task_id": None, "tenant_id": None},
-    m.TaskConstraints: {
-        "concurrency_key_hold_policy": m.ConcurrencyKeyHoldPolicy.HOLD_DURING_RETRY,
-        "safety_level": m.SafetyLevel.PURE,
+    AttemptFinished: {"output": None},
+    TaskSpec: {"parent_task_id": None, "tenant_id": None},
+    TaskConstraints: {
+        "concurrency_key_hold_policy": ConcurrencyKeyHoldPolicy.HOLD_DURING_RETRY,
+        "safety_level": SafetyLevel.PURE,
         "required_capabilities": None,
     },
-    m.RunInstance: {"last_state_change_at": 0},
-    m.CronPolicy: {"max_occurrences": None},
+    RunInstance: {"last_state_change_at": 0},
+    CronPolicy: {"max_occurrences": None},
 }
 
 
@@ -126,19 +145,19 @@ def _is_tagged(cls: type) -> bool:
     ``CronPolicy`` are Rust structs of their own and serialize as such when given alone
     (inside a ``TaskSpec`` they are tagged, as ``RunPolicy`` variants).
     """
-    return issubclass(cls, (m.Event, m.EventFilter, m.OncePolicy))
+    return issubclass(cls, (Event, EventFilter, OncePolicy))
 
 
 def to_builtins(value: Any) -> Any:
     """The serde_json shape of any model value."""
     cls = type(value)
-    if isinstance(value, m._Value):
+    if isinstance(value, _Value):
         return _union_to(value) if _is_tagged(cls) else _struct_to(cls)(value)
-    if isinstance(value, m._Id):
+    if isinstance(value, IdBase):
         return str(value)
-    if isinstance(value, m._WireEnum):
+    if isinstance(value, _WireEnum):
         return value.value
-    if isinstance(value, m._NamedVariant):
+    if isinstance(value, _NamedVariant):
         return {"Custom": value.name} if value.is_custom else value.name
     raise TypeError(f"not an actionqueue model value: {cls.__name__}")
 
@@ -295,7 +314,7 @@ def _parser_for(cls: type) -> Callable[[Any], Any]:
     """The function that parses the serde shape of ``cls`` (built once per class)."""
     if not isinstance(cls, type):
         raise TypeError(f"not an actionqueue model class: {cls!r}")
-    for base in (m.Event, m.EventFilter, m.RunPolicy):
+    for base in (Event, EventFilter, RunPolicy):
         if cls is base or (issubclass(cls, base) and _is_tagged(cls)):
             union = _union_from(base)
             if cls is base:
@@ -308,13 +327,13 @@ def _parser_for(cls: type) -> Callable[[Any], Any]:
                 return value
 
             return parse_variant
-    if issubclass(cls, m._Value):
+    if issubclass(cls, _Value):
         return _struct_from(cls)
-    if issubclass(cls, m._Id):
+    if issubclass(cls, IdBase):
         return _from(("id", cls), cls.__name__)
-    if issubclass(cls, m._WireEnum):
+    if issubclass(cls, _WireEnum):
         return _from(("enum", cls), cls.__name__)
-    if issubclass(cls, m._NamedVariant):
+    if issubclass(cls, _NamedVariant):
         return _from(("named", cls), cls.__name__)
     raise TypeError(f"not an actionqueue model class: {cls!r}")
 
@@ -325,3 +344,6 @@ def from_builtins(cls: type, obj: Any) -> Any:
     if parse is None:
         parse = _parsers[cls] = _parser_for(cls)
     return parse(obj)
+
+
+_serde.bind(to_builtins, from_builtins, dumps, loads)  # every model type's to_json & co.

@@ -30,9 +30,9 @@ from libc.string cimport memcpy, memset
 
 import types
 
-from . import _backend
-from . import _model as m
-from ._ids cimport IdBase
+from .. import _backend
+from .. import model as m
+from ..model._ids cimport IdBase
 
 if not _backend.NATIVE or not issubclass(m.TaskId, IdBase):
     raise ImportError("the native codec needs the native identifier types (ACTIONQUEUE_PUREPYTHON is set)")
@@ -45,7 +45,7 @@ from ._codec_common import (
     length_exceeds,
     too_short,
 )
-from .errors import (
+from ..errors import (
     CrcMismatch,
     EncodeError,
     InvalidLength,

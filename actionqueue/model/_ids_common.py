@@ -7,7 +7,7 @@ import os
 import uuid as _uuid
 from typing import Any
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 
 def raw_from(value: Any, type_name: str) -> bytes:

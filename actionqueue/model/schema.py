@@ -20,7 +20,7 @@ declaration (= wire) order. A spec is a small tuple:
 ``("vec", spec)``     varint count + values (a tuple in Python)
 ====================  ===========================================================
 
-The codecs (``_codec_py``, ``_codec``) and the JSON mapping (``_json``) read these
+The codecs (``codec._codec_py``, ``codec._codec``) and the JSON mapping (:mod:`.json`) read these
 specs; the construction-time coercion of fields is generated here from them too.
 """
 
@@ -31,7 +31,9 @@ import typing
 import uuid as _uuid
 from typing import Any, Callable
 
-from .errors import ValidationError
+from ..errors import ValidationError
+from ._base import _NamedVariant, _Value, _WireEnum
+from .ids import IdBase
 
 _INT_RANGES = {
     "u8": (0, 0xFF),
@@ -43,8 +45,6 @@ _INT_RANGES = {
 
 def spec_of(annotation: Any) -> tuple:
     """Translate one resolved annotation into a spec tuple."""
-    from . import _model as m
-
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         base, tag = typing.get_args(annotation)[:2]
@@ -66,13 +66,13 @@ def spec_of(annotation: Any) -> tuple:
     if annotation is bytes:
         return ("bytes",)
     if isinstance(annotation, type):
-        if issubclass(annotation, m._Id):
+        if issubclass(annotation, IdBase):
             return ("id", annotation)
-        if issubclass(annotation, m._WireEnum):
+        if issubclass(annotation, _WireEnum):
             return ("enum", annotation)
-        if issubclass(annotation, m._NamedVariant):
+        if issubclass(annotation, _NamedVariant):
             return ("named", annotation)
-        if issubclass(annotation, m._Value):
+        if issubclass(annotation, _Value):
             if "__dataclass_fields__" in annotation.__dict__:
                 return ("struct", annotation)
             return ("union", annotation)

@@ -2,7 +2,7 @@
 
 from typing import Iterable
 
-from ._model import WalEvent
+from ..model import WalEvent
 
 __all__ = ["encode", "decode", "encode_payload", "decode_payload", "encode_batch", "decode_batch", "crc32", "CRC32_IMPL"]
 

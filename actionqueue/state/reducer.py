@@ -38,9 +38,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
-from . import _model as m
-from ._json import dumps as _json_dumps
-from ._model import (
+from .. import model as m
+from ..model._base import _WireEnum
+from ..model.json import dumps as _json_dumps
+from ..model import (
     ActorId,
     AttemptId,
     AttemptResultKind,
@@ -58,9 +59,9 @@ from ._model import (
     TenantId,
     WalEvent,
 )
-from ._transitions import ALLOWED_BY_STATE as _ALLOWED
-from ._transitions import TERMINAL_STATES as _TERMINAL
-from .errors import (  # the reducer's errors live with every other error type
+from .rules import ALLOWED_BY_STATE as _ALLOWED
+from .rules import TERMINAL_STATES as _TERMINAL
+from ..errors import (  # the reducer's errors live with every other error type
     LEASE_EVENT_TEXT,
     CorruptedData,
     DuplicateEvent,
@@ -131,7 +132,7 @@ def _builtin(value: Any) -> Any:
         return value
     if isinstance(value, (bytes, bytearray)):
         return list(value)
-    if isinstance(value, m._WireEnum):
+    if isinstance(value, _WireEnum):
         return value.value
     if isinstance(value, tuple):
         return [_builtin(v) for v in value]

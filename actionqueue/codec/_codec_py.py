@@ -1,7 +1,7 @@
 """Pure-Python postcard codec for WAL v5 records (the reference twin of ``_codec.pyx``).
 
 Selected with ``ACTIONQUEUE_PUREPYTHON=1`` or when the native module is unavailable.
-It is built from the model's wire schema (:mod:`actionqueue._schema`) at import:
+It is built from the model's wire schema (:mod:`actionqueue.model.schema`) at import:
 each type gets one encoder and one decoder closure. It raises exactly the errors the
 native codec raises, with the same reasons and offsets.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 import zlib
 from typing import Any, Callable, Iterable
 
-from . import _model as m
+from .. import model as m
+from ..model._base import _NamedVariant
 from ._codec_common import (
     HEADER,
     HEADER_LEN,
@@ -25,7 +26,7 @@ from ._codec_common import (
     length_exceeds,
     too_short,
 )
-from .errors import (
+from ..errors import (
     CrcMismatch,
     EncodeError,
     InvalidLength,
@@ -235,8 +236,8 @@ def _decoder(spec: tuple) -> Callable[[bytes, int], tuple[Any, int]]:
 
 
 def _named_maker(cls: type) -> Callable[[int, str], Any]:
-    set_index = m._NamedVariant.__dict__["index"].__set__
-    set_name = m._NamedVariant.__dict__["name"].__set__
+    set_index = _NamedVariant.__dict__["index"].__set__
+    set_name = _NamedVariant.__dict__["name"].__set__
 
     def make(index: int, name: str) -> Any:
         obj = object.__new__(cls)

@@ -13,6 +13,7 @@ from libc.string cimport memcmp, memcpy
 
 import uuid as _uuid
 
+from . import _serde
 from ._ids_common import random_v4, raw_from, text
 
 cdef extern from "aq_compat.h":
@@ -89,7 +90,7 @@ cdef class IdBase:
         return (type(self), (self.bytes,))
 
     # JSON in serde's shape (the same methods as _serde.Serde, which a native type
-    # cannot inherit; the work is done by _json).
+    # cannot inherit; the work is done by the JSON mapping _serde is bound to).
     def to_builtins(self):
         """The serde_json shape: the canonical text."""
         return text(self.bytes)
@@ -97,22 +98,16 @@ cdef class IdBase:
     @classmethod
     def from_builtins(cls, obj):
         """Parse the serde_json shape (a UUID string)."""
-        from ._json import from_builtins
-
-        return from_builtins(cls, obj)
+        return _serde._from_builtins(cls, obj)
 
     def to_json(self):
         """Compact JSON, as Rust's ``serde_json::to_string`` writes it."""
-        from ._json import dumps
-
-        return dumps(self.to_builtins())
+        return _serde._dumps(self.to_builtins())
 
     @classmethod
     def from_json(cls, text):
         """Parse the JSON that Rust's ``serde_json`` writes for this type."""
-        from ._json import loads
-
-        return cls.from_builtins(loads(text))
+        return cls.from_builtins(_serde._loads(text))
 
 
 cdef class TaskId(IdBase):

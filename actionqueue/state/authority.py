@@ -64,8 +64,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from . import _model as m
-from ._model import (
+from .. import model as m
+from ..model import (
     ActorId,
     AttemptId,
     AttemptResultKind,
@@ -87,9 +87,9 @@ from ._model import (
     TenantId,
     WalEvent,
 )
-from ._cron import cron_occurrences_after
-from ._transitions import is_valid_transition
-from .errors import (  # the authority's errors live with every other error type
+from ..model.cron import cron_occurrences_after
+from .rules import is_valid_transition
+from ..errors import (  # the authority's errors live with every other error type
     AlreadyExists,
     AuthorityPoisoned,
     CommandRejected,
@@ -103,8 +103,8 @@ from .errors import (  # the authority's errors live with every other error type
 from .reducer import ReducerError, ReplayReducer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recovery import Store
-    from .wal import PendingWrite, WalWriter
+    from ..recovery import Store
+    from ..wal import PendingWrite, WalWriter
 
 # Its errors (CommandRejected and the rest) are in actionqueue.errors; imported above so
 # that the old import path keeps working, and not listed here: one home, one list.
@@ -592,11 +592,11 @@ class MutationAuthority:
         covers an event the log could still lose, and a poisoned authority or writer
         raises instead of writing one.
         """
-        from . import snapshot as snapshot_module
-        from ._backend import NATIVE
-        from ._bulk import gc_paused
+        from .. import snapshot as snapshot_module
+        from .._backend import NATIVE
+        from .._bulk import gc_paused
         from .reducer import projection_to_snapshot_builtins
-        from .snapshot.background import Snapshotter
+        from ..snapshot.background import Snapshotter
 
         with self._snapshot_lock:
             with self._lock:

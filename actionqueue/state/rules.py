@@ -10,7 +10,7 @@ no self loops.
 
 from __future__ import annotations
 
-from ._model import RunState
+from ..model import RunState
 
 __all__ = [
     "TRANSITIONS",
