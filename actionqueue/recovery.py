@@ -9,7 +9,6 @@ the end. :func:`replay_to` rebuilds the state as it was at a past sequence.
 
 from __future__ import annotations
 
-import builtins
 import logging
 import os
 import time
@@ -20,23 +19,22 @@ from typing import Any, Literal
 
 from ._bulk import gc_paused
 from .errors import RecoveryError, RepairRefused
-from .state.reducer import ReducerError, ReplayReducer
-from . import snapshot as snapshot_module
+from .errors import ReducerError
+from .state.reducer import ReplayReducer
 from .errors import ImageError
-from .snapshot import SnapshotError, image_path, reducer_from_image
+from .snapshot import image_path
+from .snapshot.newest import read_snapshot
 from .errors import TornTail
 from .log.catalog import Catalog, Layout, LayoutName
 from .log.files import OS, Files
 from .log.format import DEFAULT_MAX_PAYLOAD
 from .log.reader import WalReader
 from .log.repair import Cut, RepairPlan, repair_log
-from .log.validate import first_sequence
 from .log.writer import Durability, DurabilityName, RepairPolicy, RepairPolicyName, WalWriter
 
 log = logging.getLogger("actionqueue.recovery")
 
-__all__ = ["RecoveryError", "RecoveryReport", "Store", "open", "read_snapshot", "replay_to", "repair",
-           "require_log_start"]
+__all__ = ["RecoveryError", "RecoveryReport", "Store", "open", "replay_to", "repair", "require_log_start"]
 
 
 @dataclass(frozen=True)
@@ -82,14 +80,14 @@ class Store:
             self.writer.close()
 
     def snapshot(self, timestamp: int | None = None) -> Mapping[str, Any]:
-        """Snapshot the projection into the data dir (``snapshot.bin`` and its image, see
-        :func:`~actionqueue.snapshot.take_snapshot`); returns the snapshot. The writer is
-        synced first, so the snapshot never covers an event the log could still lose.
-        Nothing may change the projection meanwhile (with a mutation authority, hold its
-        ``lock``)."""
-        from .snapshot import take_snapshot
-
-        return take_snapshot(self.data_dir, self.reducer, timestamp, writer=self.writer)
+        """Snapshot the projection into the data dir (``snapshot.bin`` and its image);
+        ``timestamp`` defaults to now. Returns the snapshot. The one way to take a snapshot
+        on request, with or without a :class:`~actionqueue.MutationAuthority` running
+        commands meanwhile (an authority made with ``from_store`` does the same in its
+        ``snapshot``): see :meth:`~actionqueue.snapshot.background.Snapshotter.take_live`.
+        The log is synced first, so the snapshot never covers an event it could still lose;
+        commands wait at most for a small projection's build."""
+        return self.snapshots.take_live(self.reducer, timestamp)
 
     def __enter__(self) -> "Store":
         return self
@@ -148,37 +146,6 @@ def _replay_tail(
             if done:
                 break
     return applied
-
-
-def read_snapshot(
-    data_dir, at_most: int | None = None, *, write_image: bool = False, read_only: bool = False, fs: Files = OS
-) -> tuple[ReplayReducer | None, int, str | None, str | None]:
-    """``(reducer, sequence, error, source)`` of the data dir's snapshot, for recovery:
-    the reducer is None when there is none, it is damaged (``error`` says why) or newer
-    than ``at_most``. Read from its image when there is a matching one (``source``
-    ``"image"``), else from ``snapshot.bin`` (``"json"``), parsed and validated once.
-
-    ``write_image``: after reading the JSON, write its image for next time (the caller
-    holds the writer). ``read_only``: a caller that cannot write the image skips a JSON
-    that would take longer than replaying the whole log
-    (:func:`json_snapshot_costs_more_than_replay`)."""
-    data_dir = Path(data_dir)
-    if read_only and json_snapshot_costs_more_than_replay(data_dir):
-        return None, 0, None, None
-    reducer = reducer_from_image(data_dir)
-    if reducer is not None and (at_most is None or reducer.latest_sequence <= at_most):
-        return reducer, reducer.latest_sequence, None, "image"
-    try:
-        loaded = snapshot_module.load_hydrated(data_dir, fs, write_image)
-    except (SnapshotError, ReducerError, ValueError) as exc:
-        log.warning("ignoring the snapshot of %s: %s", data_dir, exc)
-        return None, 0, f"{type(exc).__name__}: {exc}", None
-    if loaded is None:
-        return None, 0, None, None
-    reducer, sequence = loaded
-    if at_most is not None and sequence > at_most:
-        return None, 0, None, None
-    return reducer, sequence, None, "json"
 
 
 def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
@@ -271,44 +238,12 @@ def _recover(data_dir: Path, writer: WalWriter, use_snapshot: bool) -> tuple:
     return reducer, snap_seq, snap_error, source, loaded, applied
 
 
-#: A snapshot's JSON is parsed about this many times slower per byte than the log replays.
-_JSON_COST_PER_LOG_BYTE = 5
-
-
-def json_snapshot_costs_more_than_replay(data_dir) -> bool:
-    """Whether reading the data dir's ``snapshot.bin`` (no usable image: its JSON would be
-    parsed) would take longer than replaying the whole log, and the log is whole (its
-    first record has sequence 1, so a full replay gives the same state).
-
-    Read-only callers (:func:`replay_to`, the CLI's ``inspect``/``stats``) then replay the
-    log instead: they cannot write the image that makes the next read fast, as
-    :func:`open` does. (Judged by sizes: about 5x the log's bytes in JSON.)
-    """
-    data_dir = Path(data_dir)
-    try:
-        json_bytes = snapshot_module.snapshot_path(data_dir).stat().st_size
-        files = Catalog.load(data_dir).files
-        if not files:
-            return False
-        log_bytes = sum(f.stat().st_size for f in files)
-        if json_bytes * _JSON_COST_PER_LOG_BYTE <= log_bytes or image_path(data_dir).exists():
-            return False
-        with builtins.open(files[0], "rb") as f:
-            head = f.read(12)
-            if len(head) < 12:
-                return False
-            buf = head + f.read(int.from_bytes(head[4:8], "little"))
-    except OSError:
-        return False
-    return first_sequence(buf, DEFAULT_MAX_PAYLOAD) == 1
-
-
 def replay_to(data_dir, sequence: int, *, use_snapshot: bool = True) -> ReplayReducer:
     """The projection as it was after the last event with a sequence <= ``sequence``.
 
     Read-only (no writer, no repair); uses the snapshot when it is not newer than
     ``sequence`` (and, without an image, when parsing its JSON is not slower than
-    replaying the whole log: :func:`json_snapshot_costs_more_than_replay`). Handy for
+    replaying the whole log: :func:`~actionqueue.snapshot.newest.json_snapshot_costs_more_than_replay`). Handy for
     debugging: what did the state look like back then?
     """
     data_dir = Path(data_dir)

@@ -10,7 +10,8 @@ import pytest
 from aq_testlib import VECTORS_DIR, VECTORS_MISSING
 
 import actionqueue as aq
-from actionqueue.state.reducer import ReplayReducer, projection_to_snapshot_builtins
+from actionqueue.snapshot.shape import projection_to_snapshot_builtins
+from actionqueue.state.reducer import ReplayReducer
 
 #: Golden histories: ``valid/<name>/`` (with Rust's snapshot) and ``invalid/cases.json``.
 VALID_DIR = VECTORS_DIR / "replay" / "valid"

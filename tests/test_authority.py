@@ -27,20 +27,21 @@ from hypothesis import strategies as st
 from reducer_testlib import deep_state
 
 import actionqueue as aq
-from actionqueue.state import authority as au
+from actionqueue.model.cron import cron_occurrences_after
 from actionqueue.state.rules import valid_transitions
-from actionqueue.state.authority import (
+from actionqueue.errors import (
     AlreadyExists,
     AuthorityPoisoned,
     CommandRejected,
     Conflict,
     DerivationRejected,
     InvalidCommand,
-    MutationAuthority,
     NotFound,
     ReplayWouldReject,
 )
-from actionqueue.state.reducer import LeaseMetadata, ReplayReducer
+from actionqueue.state.authority import MutationAuthority
+from actionqueue.state.records import LeaseMetadata
+from actionqueue.state.reducer import ReplayReducer
 
 S = aq.RunState
 R = aq.AttemptResultKind
@@ -319,7 +320,7 @@ def test_derive_once_repeat_cron(auth) -> None:
 
 
 def test_cron_occurrences_by_hand() -> None:
-    occ = au.cron_occurrences_after
+    occ = cron_occurrences_after
     # 2024-02-29 00:00:00 UTC = 1709164800; "0 0 0 29 2 * *" fires only on leap days
     assert occ("0 0 0 29 2 * *", 1709164800 - 1, 2) == [1709164800, 1709164800 + (366 + 365 * 3) * 86400]
     assert occ("@daily", 86400 * 10 + 5, 2) == [86400 * 11, 86400 * 12]
@@ -974,22 +975,30 @@ def test_group_commit_commands_share_fsyncs(tmp_path, monkeypatch) -> None:
 
 def test_authority_snapshot_reads_under_the_lock_and_writes_after(tmp_path, monkeypatch) -> None:
     """MutationAuthority.snapshot: the log synced and the projection copied under the
-    lock; writing happens after it is released (commands can run meanwhile)."""
-    from actionqueue import snapshot as snapshot_module
+    projection's lock; writing happens after it is released (a command on another thread
+    runs to completion while the snapshot is written)."""
+    import importlib
+
+    # the snapshot codec this backend writes with
+    writer_module = importlib.import_module("actionqueue.snapshot." + ("fast" if aq.backend == "cython" else "_py"))
 
     a = open_authority(tmp_path, "group")
     t = aq.TaskId.new()
     a.create_task(aq.TaskSpec(t, run_policy=aq.RunPolicy.repeat(3, 10)))
     a.derive_runs(t)
     held_while_writing = []
-    real_write = snapshot_module.write_snapshot
 
-    def write(data_dir, snapshot, **kw):
-        held_while_writing.append(a.lock.locked())
-        a.pause_engine()  # a command runs while the snapshot is written
-        return real_write(data_dir, snapshot, **kw)
+    def hooked(real):
+        def atomic_write(path, data, *args, **kw):
+            if path.name == "snapshot.bin":  # a command, from another thread, mid-write
+                command = threading.Thread(target=a.pause_engine)
+                command.start()
+                command.join(10)
+                held_while_writing.append(command.is_alive())
+            return real(path, data, *args, **kw)
+        return atomic_write
 
-    monkeypatch.setattr(snapshot_module, "write_snapshot", write)
+    monkeypatch.setattr(writer_module, "atomic_write", hooked(writer_module.atomic_write))
     snap = a.snapshot(timestamp=1_800_000_000)
     assert held_while_writing == [False]
     assert snap["metadata"]["wal_sequence"] == 4 and snap["metadata"]["run_count"] == 3

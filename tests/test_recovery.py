@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import actionqueue as aq
 from actionqueue import recovery
 from actionqueue._backend import NATIVE
-from actionqueue.state.reducer import projection_to_snapshot_builtins
+from actionqueue.snapshot.shape import projection_to_snapshot_builtins
 
 from test_reducer_properties import simulations
 
@@ -525,7 +525,7 @@ def test_read_only_replays_skip_a_json_snapshot_slower_than_the_log(tmp_path) ->
     """Without an image, replay_to (which may not write one) replays a whole log rather
     than parse a snapshot JSON bigger than it; same state either way."""
     from actionqueue.snapshot import image_path
-    from actionqueue.recovery import json_snapshot_costs_more_than_replay
+    from actionqueue.snapshot.newest import json_snapshot_costs_more_than_replay
 
     events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(1, 11)]
     write_log(tmp_path, events)
@@ -543,7 +543,7 @@ def test_read_only_replays_skip_a_json_snapshot_slower_than_the_log(tmp_path) ->
 
 
 def test_a_log_that_does_not_start_at_one_keeps_its_snapshot(tmp_path) -> None:
-    from actionqueue.recovery import json_snapshot_costs_more_than_replay
+    from actionqueue.snapshot.newest import json_snapshot_costs_more_than_replay
 
     events = [aq.WalEvent(i, aq.EnginePaused(i) if i % 2 else aq.EngineResumed(i)) for i in range(5, 11)]
     write_log(tmp_path, events)

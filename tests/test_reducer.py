@@ -12,22 +12,19 @@ from reducer_testlib import Events, R, S, deep_state, history_is_snapshot_valid,
 
 import actionqueue as aq
 from actionqueue.state import rules as _transitions
-from actionqueue.state.reducer import (
-    AttemptHistoryEntry,
+from actionqueue.errors import (
     CorruptedData,
     DuplicateEvent,
     EngineControlCausality,
     InvalidTransition,
     LeaseCausality,
-    LeaseMetadata,
     ReducerError,
-    ReplayReducer,
-    RunStateHistoryEntry,
     TaskCausality,
-    capability_key,
-    normalize_attempt_outcome,
-    projection_to_snapshot_builtins,
 )
+from actionqueue.snapshot.shape import projection_to_snapshot_builtins
+from actionqueue.state.records import AttemptHistoryEntry, LeaseMetadata, RunStateHistoryEntry, capability_key
+from actionqueue.state.reducer import ReplayReducer
+from actionqueue.state.rules import normalize_attempt_outcome
 
 D = aq.BudgetDimension
 

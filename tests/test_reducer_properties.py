@@ -23,7 +23,8 @@ from reducer_testlib import Events, R, S, deep_state, history_is_snapshot_valid
 
 import actionqueue as aq
 from actionqueue.state.rules import valid_transitions
-from actionqueue.state.reducer import ReducerError, ReplayReducer
+from actionqueue.errors import ReducerError
+from actionqueue.state.reducer import ReplayReducer
 
 RESULTS = list(R)
 OWNERS = ["w1", "w2", ""]

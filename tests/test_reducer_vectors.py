@@ -29,11 +29,9 @@ from reducer_testlib import (
 )
 
 import actionqueue as aq
-from actionqueue.state.reducer import (
-    ReducerError,
-    ReplayReducer,
-    projection_to_snapshot_builtins,
-)
+from actionqueue.errors import ReducerError
+from actionqueue.snapshot.shape import projection_to_snapshot_builtins
+from actionqueue.state.reducer import ReplayReducer
 
 pytestmark = pytest.mark.vectors
 

@@ -21,7 +21,8 @@ from aq_testlib import VECTORS_MISSING, frame
 from reducer_testlib import INVALID_DIR, VALID_DIR, Events, R, S, invalid_case, load_wal_events, replay, valid_names
 
 import actionqueue as aq
-from actionqueue.state.reducer import ReplayReducer, projection_to_snapshot_builtins
+from actionqueue.snapshot.shape import projection_to_snapshot_builtins
+from actionqueue.state.reducer import ReplayReducer
 from actionqueue.snapshot import (
     MAX_SNAPSHOT_BYTES,
     IncompatibleVersion,

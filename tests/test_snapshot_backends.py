@@ -25,7 +25,7 @@ from test_reducer_properties import simulations
 import actionqueue as aq
 from actionqueue._backend import NATIVE
 from actionqueue.errors import SnapshotDecodeError, SnapshotError, SnapshotMappingError
-from actionqueue.state.reducer import projection_to_snapshot_builtins
+from actionqueue.snapshot.shape import projection_to_snapshot_builtins
 from actionqueue.snapshot import _py
 
 pytestmark = pytest.mark.skipif(not NATIVE, reason="the native snapshot codec is not built")

@@ -46,7 +46,7 @@ def test_every_n_events_a_snapshot_is_taken_in_the_background(tmp_path) -> None:
 
 
 def test_authority_snapshot_of_a_large_projection_goes_through_the_child(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(aq.MutationAuthority, "INLINE_SNAPSHOT_RECORDS", 0)
+    monkeypatch.setattr(Snapshotter, "INLINE_RECORDS", 0)
     with aq.open(tmp_path, durability="group") as store:
         a = aq.MutationAuthority.from_store(store)
         _tasks(a, 30)

@@ -13,8 +13,10 @@ from typing import Any, TextIO
 
 from .. import model as _model
 from ..log.catalog import Catalog
-from ..recovery import read_snapshot, require_log_start
-from ..state.reducer import ReducerError, ReplayReducer
+from ..recovery import require_log_start
+from ..snapshot.newest import read_snapshot
+from ..errors import ReducerError
+from ..state.reducer import ReplayReducer
 from ..snapshot import snapshot_path
 from ..wal import RUST_WAL_NAME, TornTail, WalCorruption, WalReader, log_files
 

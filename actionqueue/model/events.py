@@ -14,8 +14,7 @@ else:  # 3.10: type checkers read the branch above; at run time the marker does 
     def dataclass_transform(**_: Any) -> Callable[[Any], Any]:
         return lambda decorated: decorated
 
-from ..errors import ValidationError
-from ._base import U8, U32, U64, _Value
+from ._base import U64, _Value
 from .ids import ActorId, AttemptId, LedgerEntryId, RunId, SubscriptionId, TaskId, TenantId
 from .types import (
     AttemptResultKind,

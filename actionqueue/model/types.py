@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypeVar
+from typing import Any, Callable, ClassVar, Optional, TypeVar
 
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
@@ -29,7 +29,7 @@ from ..errors import ValidationError
 from . import schema as _schema
 from ._base import I32, U8, U32, U64, _index_members, _named_units, _NamedVariant, _Value, _WireEnum
 from .cron import validate_cron_expression
-from .ids import ActorId, AttemptId, RunId, TaskId, TenantId
+from .ids import AttemptId, RunId, TaskId, TenantId
 
 __all__ = [
     "RunState", "AttemptResultKind", "BudgetDimension", "ConcurrencyKeyHoldPolicy", "SafetyLevel",

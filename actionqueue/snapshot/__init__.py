@@ -30,7 +30,7 @@ from ..errors import (
     SnapshotIoError,
     SnapshotMappingError,
 )
-from ..state.reducer import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION
+from .shape import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION
 from ._py import MAX_SNAPSHOT_BYTES, parse_snapshot_bytes, snapshot_path
 from .document import Snapshot
 

@@ -34,15 +34,15 @@ import json
 import mmap
 import os
 import struct
-import threading
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import xxhash
 
 from ..model import RunId, TaskId
-from ..errors import ImageError
+from ..errors import ImageError, SnapshotError
 
 IMAGE_NAME = "snapshot.image"
 IMAGE_VERSION = 1
@@ -159,6 +159,12 @@ class _Table:
         return _ID_PAIR.pack(int(self.hi[i]), int(self.lo[i]))
 
 
+#: ``(run reader, task reader)``: each takes a record's JSON object and where it is, and
+#: returns ``(its id's 16 bytes, the reducer's record)`` or raises SnapshotError. Passed in
+#: by the snapshot codec (``_py``), which this module sits below.
+RecordReaders = tuple[Callable[[Any, str], tuple[bytes, Any]], Callable[[Any, str], tuple[bytes, Any]]]
+
+
 class ColdProjection:
     """The tasks and runs of a snapshot image that the reducer has not asked for yet.
 
@@ -166,10 +172,8 @@ class ColdProjection:
     ``None`` for ids it does not hold or already handed over.
     """
 
-    def __init__(self, body: bytes, pos: int) -> None:
-        #: held by the reducer around a take and the insert that follows it (reads of a
-        #: recovered reducer take records: concurrent readers must not race there)
-        self.lock = threading.Lock()
+    def __init__(self, body: bytes, pos: int, records: RecordReaders) -> None:
+        self._read_run, self._read_task = records
         self._tasks = _Table(body, pos)
         self._orphans = _Table(body, self._tasks.end)
         self._runs = _Table(body, self._orphans.end)
@@ -193,16 +197,13 @@ class ColdProjection:
 
     def _run_at(self, i: int) -> Any:
         """The reducer's record of run ``i`` (nothing marked)."""
-        from ._py import SnapshotError, _parse_run, _validate_run, run_record
-
         try:
-            parsed = _parse_run(self._runs.record(i), f"image.runs[{i}]")
-            _validate_run(parsed)
+            raw, rec = self._read_run(self._runs.record(i), f"image.runs[{i}]")
         except SnapshotError as exc:
             raise ImageError(f"run record {i} of the snapshot image is invalid: {exc}") from exc
-        if parsed.id.bytes != self._runs.id_bytes(i):
+        if raw != self._runs.id_bytes(i):
             raise ImageError(f"run record {i} is filed under another id")
-        return run_record(parsed)
+        return rec
 
     def _take_run_at(self, i: int) -> Any:
         rec = self._run_at(i)
@@ -218,17 +219,12 @@ class ColdProjection:
 
     def _task_at(self, i: int) -> Any:
         """The reducer's record of task ``i`` (nothing marked)."""
-        from ..state.reducer import _Task
-        from ._py import SnapshotError, parse_task_entry
-
         try:
-            created, canceled_at = parse_task_entry(self._tasks.record(i)["task"], f"image.tasks[{i}]")
+            raw, task = self._read_task(self._tasks.record(i)["task"], f"image.tasks[{i}]")
         except (SnapshotError, KeyError, TypeError) as exc:
             raise ImageError(f"task record {i} of the snapshot image is invalid: {exc}") from exc
-        if created.task_spec.id.bytes != self._tasks.id_bytes(i):
+        if raw != self._tasks.id_bytes(i):
             raise ImageError(f"task record {i} is filed under another id")
-        task = _Task(created.task_spec, created.timestamp)
-        task.canceled_at = canceled_at
         return task
 
     def _take_task_at(self, i: int) -> Any:
@@ -306,10 +302,12 @@ def _map(path: Path) -> Any:
         return mmap.mmap(f.fileno(), size, flags=flags, prot=mmap.PROT_READ)
 
 
-def read_image(path: Path, frame: tuple[int, int, int]) -> tuple[dict[str, Any], ColdProjection]:
+def read_image(path: Path, frame: tuple[int, int, int],
+               records: RecordReaders) -> tuple[dict[str, Any], ColdProjection]:
     """``(the snapshot without tasks and runs, the cold tasks and runs)`` of the image at
     ``path`` made from the ``snapshot.bin`` whose frame is ``frame``; :class:`ImageError`
-    when it is missing, damaged or made from another snapshot."""
+    when it is missing, damaged or made from another snapshot. ``records`` turns a run's
+    and a task's JSON into the reducer's records (the snapshot codec's own readers)."""
     try:
         data = _map(path)
     except (OSError, ValueError) as exc:
@@ -335,4 +333,4 @@ def read_image(path: Path, frame: tuple[int, int, int]) -> tuple[dict[str, Any],
         rest = json.loads(data[rest_at : rest_at + rest_len])
     except ValueError as exc:
         raise ImageError(f"not JSON: {exc}") from None
-    return rest, ColdProjection(data, rest_at + rest_len)
+    return rest, ColdProjection(data, rest_at + rest_len, records)

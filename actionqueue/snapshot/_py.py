@@ -68,17 +68,13 @@ from ..errors import (
     SnapshotMappingError,
 )
 from ..log.files import OS, Files, atomic_write
-from ..state.reducer import (
-    SNAPSHOT_SCHEMA_VERSION,
-    SNAPSHOT_VERSION,
-    AttemptHistoryEntry,
-    LeaseMetadata,
-    ReducerError,
-    ReplayReducer,
-    projection_to_snapshot_builtins,
-)
-from ..state.reducer import _RUN_INSTANCE_SETTERS, _attempt_records, _new_object
-from ..state.reducer import _Run as _RunRecord
+from ..errors import ReducerError
+from ..state.records import _RUN_INSTANCE_SETTERS, AttemptHistoryEntry, LeaseMetadata, _attempt_records, _new_object
+from ..state.records import _Run as _RunRecord
+from ..state.records import _Task as _TaskRecord
+from ..state.reducer import ReplayReducer
+from ..state.rules import ATTEMPT_LINEAGE_STATES, LEASE_FORBIDDEN_STATES
+from .shape import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION, projection_to_snapshot_builtins
 
 __all__ = [
     "MAX_SNAPSHOT_BYTES",
@@ -125,7 +121,7 @@ def build_snapshot(reducer: ReplayReducer, timestamp: int) -> dict[str, Any]:
     """The projection as a schema-v8 snapshot (JSON builtins) taken at ``timestamp``.
 
     Content as Rust's ``build_snapshot_from_projection``; lists sorted as the golden vectors
-    sort them (see :func:`~actionqueue.state.reducer.projection_to_snapshot_builtins`). Validated
+    sort them (see :func:`~actionqueue.snapshot.shape.projection_to_snapshot_builtins`). Validated
     with :func:`validate_snapshot` (raises :class:`SnapshotMappingError`), as in Rust.
     """
     with gc_paused():
@@ -197,19 +193,21 @@ def take_snapshot(
     :func:`write_snapshot` (with its image), validated once. ``timestamp`` defaults to now
     (Unix seconds). Returns the snapshot written.
 
-    The reducer must not change meanwhile (hold whatever lock guards it, e.g. the
-    mutation authority's ``lock``). Pass the data dir's open ``writer`` when the reducer
-    may hold events written but not yet fsynced (group commit, ``NONE``): it is synced
-    first, so that the snapshot never gets ahead of the durable log (a poisoned writer
-    raises and nothing is written)."""
+    The sync and the build hold the reducer's lock (commands wait for them; the write
+    comes after). Pass the data dir's open ``writer`` when the reducer may hold events
+    written but not yet fsynced (group commit, ``NONE``): it is synced first, so that the
+    snapshot never gets ahead of the durable log (a poisoned writer raises and nothing is
+    written). A store or an authority takes its snapshots through
+    :meth:`~actionqueue.snapshot.background.Snapshotter.take_live`, which calls this."""
     if timestamp is None:
         timestamp = int(time.time())
-    fs = OS
-    if writer is not None:
-        writer.sync()
-        fs = writer.fs
-    snapshot = build_snapshot(reducer, timestamp)
-    _write_validated(data_dir, snapshot, image, fs)
+    if not isinstance(reducer, ReplayReducer):
+        raise TypeError(f"take_snapshot takes a ReplayReducer, not {type(reducer).__name__}")
+    with reducer._lock:  # the sync covers all the build sees
+        if writer is not None:
+            writer.sync()
+        snapshot = build_snapshot(reducer, timestamp)
+    _write_validated(data_dir, snapshot, image, OS if writer is None else writer.fs)
     return snapshot
 
 
@@ -346,13 +344,31 @@ def reducer_from_image(
     if frame[0] != expected_version:
         return None
     try:
-        rest, cold = read_image(image_path(data_dir), frame)
+        rest, cold = read_image(image_path(data_dir), frame, _IMAGE_RECORDS)
         reducer = reducer_from_snapshot(rest)
     except (ImageError, SnapshotError) as exc:
         log.info("not using the snapshot image of %s: %s", data_dir, exc)
         return None
     reducer._cold = cold
     return reducer
+
+
+def _image_run(obj: Any, where: str) -> tuple[bytes, _RunRecord]:
+    """A run of an image: parsed and checked as a snapshot's, with its id's bytes."""
+    parsed = _parse_run(obj, where)
+    _validate_run(parsed)
+    return parsed.id.bytes, run_record(parsed)
+
+
+def _image_task(obj: Any, where: str) -> tuple[bytes, Any]:
+    """A task of an image: parsed as a snapshot's, with its id's bytes."""
+    created, canceled_at = parse_task_entry(obj, where)
+    task = _TaskRecord(created.task_spec, created.timestamp)
+    task.canceled_at = canceled_at
+    return created.task_spec.id.bytes, task
+
+
+_IMAGE_RECORDS = (_image_run, _image_task)
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -705,7 +721,6 @@ def _parse(snapshot: Any) -> _Parsed:
 # =========================================================================================
 # validate_snapshot
 # =========================================================================================
-_LEASE_FORBIDDEN = frozenset({RunState.SCHEDULED, RunState.COMPLETED, RunState.FAILED, RunState.CANCELED})
 
 
 def _is_trimmed(r: _Run) -> bool:
@@ -818,7 +833,7 @@ def _validate_run(r: _Run) -> None:
     if r.task_id.is_nil:
         raise SnapshotMappingError("InvalidTaskId", run_id=rid)
     active = r.current_attempt_id
-    if active is not None and r.state not in (RunState.RUNNING, RunState.CANCELED):
+    if active is not None and r.state not in ATTEMPT_LINEAGE_STATES:
         raise SnapshotMappingError("InvalidAttemptLineageState", run_id=rid, state=r.state.value)
     if active is not None and r.attempt_count == 0:
         raise SnapshotMappingError("InvalidAttemptLineageCount", run_id=rid)
@@ -846,7 +861,7 @@ def _validate_run(r: _Run) -> None:
         matching = [a for a in r.attempts if a.attempt_id == active]
         if not matching or matching[-1].finished_at is not None:
             raise SnapshotMappingError("InvalidActiveAttemptHistory", run_id=rid, attempt_id=active)
-    if r.lease is not None and r.state in _LEASE_FORBIDDEN:
+    if r.lease is not None and r.state in LEASE_FORBIDDEN_STATES:
         raise SnapshotMappingError("InvalidLeasePresence", run_id=rid, state=r.state.value)
 
 

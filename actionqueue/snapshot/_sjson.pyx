@@ -21,11 +21,13 @@ from libc.string cimport memcmp, memcpy, memmove, memset
 import numpy as np
 
 from ..model._ids cimport IdBase
-from ..state.reducer cimport ReplayReducer, _Attempt, _Run, _Task
+from ..state.records cimport _Attempt, _Run, _Task
+from ..state.reducer cimport ReplayReducer
 
 from .. import model as m
 from ..model._ids import AttemptId, RunId, TaskId
 from ..model._ids_common import raw_from
+from ..state import rules as _rules
 from ..state.rules import TRANSITIONS
 from ..errors import SnapshotDecodeError, SnapshotMappingError
 
@@ -103,9 +105,11 @@ cdef int S_RUNNING = _STATE_INDEX[m.RunState.RUNNING]
 cdef int S_CANCELED = _STATE_INDEX[m.RunState.CANCELED]
 cdef bint _TERMINAL[16]
 cdef bint _LEASE_FORBIDDEN[16]
-for _i, _s in enumerate(_STATES):
+cdef bint _ATTEMPT_LINEAGE[16]
+for _i, _s in enumerate(_STATES):  # the run rules of state/rules.py, as C tables
     _TERMINAL[_i] = _s.is_terminal
-    _LEASE_FORBIDDEN[_i] = _s.is_terminal or _s is m.RunState.SCHEDULED
+    _LEASE_FORBIDDEN[_i] = _s in _rules.LEASE_FORBIDDEN_STATES
+    _ATTEMPT_LINEAGE[_i] = _s in _rules.ATTEMPT_LINEAGE_STATES
 
 cdef const char *HEX = b"0123456789abcdef"
 cdef const char *DIGITS = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
@@ -582,7 +586,7 @@ cdef int run_rule(Facts *f):
     cdef bint found = False, unfinished = False
     if is_nil(f.id) or is_nil(f.task_id):
         return 1
-    if f.active and ((f.state != S_RUNNING and f.state != S_CANCELED) or f.attempt_count == 0):
+    if f.active and (not _ATTEMPT_LINEAGE[f.state] or f.attempt_count == 0):
         return 1
     if not (_TERMINAL[f.state] and f.nsteps == 0 and f.natts == 0 and not f.active):
         if f.nsteps == 0 or f.steps[0].frm != -1 or f.steps[0].to != S_SCHEDULED or f.steps[0].ts != f.created_at:
@@ -621,7 +625,7 @@ cdef object run_error(Facts *f):
         return SnapshotMappingError("InvalidRunId", run_id=rid)
     if is_nil(f.task_id):
         return SnapshotMappingError("InvalidTaskId", run_id=rid)
-    if f.active and f.state != S_RUNNING and f.state != S_CANCELED:
+    if f.active and not _ATTEMPT_LINEAGE[f.state]:
         return SnapshotMappingError("InvalidAttemptLineageState", run_id=rid, state=state)
     if f.active and f.attempt_count == 0:
         return SnapshotMappingError("InvalidAttemptLineageCount", run_id=rid)

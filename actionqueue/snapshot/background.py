@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import snapshot as _snapshot
 from ..errors import SnapshotError
 
 __all__ = ["SnapshotInfo", "SnapshotStatus", "Snapshotter"]
@@ -117,6 +118,55 @@ class Snapshotter:
                 self._request(sequence, None)
 
     # -- on request ----------------------------------------------------------------------
+    #: Projections of up to this many tasks and runs are snapshotted by :meth:`take_live`
+    #: in this process (milliseconds); larger ones by the child process, while commands go on.
+    INLINE_RECORDS = 20_000
+
+    def take_live(self, reducer: Any, timestamp: int | None = None) -> Any:
+        """Snapshot ``reducer``, the live projection of this data dir, and return the
+        snapshot: the one way a snapshot is taken on request (``Store.snapshot`` and
+        ``MutationAuthority.snapshot`` both come here).
+
+        The log is synced first, under the projection's lock, so the snapshot never covers
+        an event the log could still lose (a poisoned writer raises and writes nothing).
+        A small projection is built under that lock (commands wait milliseconds) and
+        written after it; a large one is built from the files by the child process
+        (:meth:`take`) while commands go on. One snapshot at a time: this waits for one in
+        flight, and background snapshots wait for it. Retention applies as after every
+        snapshot."""
+        stamp = int(time.time()) if timestamp is None else timestamp
+        with reducer._lock:
+            inline = reducer.task_count + reducer.run_count <= self.INLINE_RECORDS
+            if not inline:
+                self._writer.sync()
+                through = reducer.latest_sequence
+        if not inline:
+            self.take(through, stamp)
+            return _snapshot.read_written(self.data_dir)
+        with self._cond:
+            if self._closed:
+                raise SnapshotError("the snapshotter is closed")
+            while self._running is not None or self._wanted:  # one at a time
+                self._cond.wait()
+            self._running = reducer.latest_sequence
+        started = time.perf_counter()
+        try:
+            snap = _snapshot.take_snapshot(self.data_dir, reducer, stamp, writer=self._writer)
+        finally:
+            with self._cond:
+                self._running = None
+                self._cond.notify_all()
+        sequence = snap["metadata"]["wal_sequence"]
+        if self.retain is not None:
+            self._retain(sequence)
+        size = os.path.getsize(_snapshot.snapshot_path(self.data_dir))
+        info = SnapshotInfo(sequence, size, time.perf_counter() - started, time.time(), {"inline": True})
+        with self._cond:
+            self._last, self._taken, self._done = info, self._taken + 1, self._done + 1
+            self._base = max(self._base, sequence)
+            self._cond.notify_all()
+        return snap
+
     def take(self, through: int | None = None, timestamp: int | None = None,
              timeout: float | None = WORKER_TIMEOUT_S) -> SnapshotInfo:
         """Snapshot through ``through`` (default: everything appended, synced first) and

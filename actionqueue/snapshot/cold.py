@@ -9,18 +9,20 @@ the model's typed parse.
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+import bisect
+from typing import Any, cast
 
 import numpy as np
 
+from .. import model as m
 from .._bulk import gc_paused
+from ..codec._codec import decode_batch
+from ..errors import DecodeError, ImageError, SnapshotDecodeError, SnapshotError, ValidationError
 from ..model import RunId, TaskId
-from ..errors import ImageError, SnapshotError
 from . import _sjson
 from ._py import record_of
 
-__all__ = ["SpanProjection"]
+__all__ = ["SpanProjection", "decode_tasks"]
 
 
 def _keys(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,8 +55,6 @@ class SpanProjection:
     when ``tasks`` (otherwise the reducer already holds every task)."""
 
     def __init__(self, snapshot: Any, tasks: bool) -> None:
-        #: held by the reducer around a take and the insert that follows it
-        self.lock = threading.Lock()
         self._snapshot = snapshot  # keeps the bytes alive
         self._payload = np.frombuffer(snapshot.payload, dtype=np.uint8)
         s = snapshot.spans
@@ -75,7 +75,7 @@ class SpanProjection:
         """``(tasks, runs)`` still here, in id order, for the writer to copy as they are
         (``_sjson._Cold``; tasks None when the reducer holds them all). A record whose text
         is not our writer's (a hand-made or reformatted file) is handed to ``reducer``
-        first, to be encoded anew. Hold :attr:`lock` from this call until the copy is done."""
+        first, to be encoded anew. Hold the reducer's lock from this call until the copy is done."""
         s = self._snapshot.spans
         for i in np.flatnonzero((s.run_canon == 0) & ~self._run_taken).tolist():
             reducer._runs[RunId(bytes(self._runs.ids[i]))] = self._run_at(i)
@@ -130,9 +130,7 @@ class SpanProjection:
         return task
 
     def _task_at(self, i: int) -> Any:
-        from ..state.reducer import _Task
-
-        from .fast import decode_tasks
+        from ..state.records import _Task
 
         start, end = int(self._task_start[i]), int(self._task_end[i])
         try:
@@ -195,3 +193,18 @@ class SpanProjection:
         for rid, rec in runs.items():
             new_runs.setdefault(rid, rec)
         return new_tasks, new_runs, new_by_task
+
+
+def decode_tasks(records: bytes, tasks: list) -> list[tuple[m.TaskCreated, int | None]]:
+    """``(TaskCreated, canceled_at)`` of each task entry :func:`_sjson.scan` found: its
+    spec, transcoded to a framed ``TaskCreated`` record, decoded by the codec (the one home
+    of the model's validation) in one batch."""
+    try:
+        events = decode_batch(records)
+    except (DecodeError, ValidationError) as exc:
+        at = getattr(exc, "record_offset", None)
+        i = bisect.bisect_right([t[0] for t in tasks], at) - 1 if at is not None else -1
+        where = f"tasks[{i}].task_spec" if i >= 0 else "a task_spec"
+        raise SnapshotDecodeError(f"Failed to decode snapshot: {where}: {exc}") from exc
+    assert len(events) == len(tasks)
+    return [(cast(m.TaskCreated, e.event), t[3]) for e, t in zip(events, tasks)]

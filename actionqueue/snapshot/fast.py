@@ -8,32 +8,29 @@ both and compares their bytes.
 
 from __future__ import annotations
 
-import bisect
-import contextlib
 import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from .. import model as m
-from ..codec._codec import decode_batch
 from .._bulk import gc_paused
 from ..errors import (
-    DecodeError,
     ImageError,
     SnapshotBootstrapError,
     SnapshotDecodeError,
     SnapshotError,
     SnapshotMappingError,
-    ValidationError,
 )
 from ..log.files import OS, Files, atomic_write
-from ..state.reducer import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION, ReducerError, ReplayReducer, snapshot_sections
+from ..errors import ReducerError
+from ..state.reducer import ReplayReducer
+from .shape import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_VERSION, snapshot_sections
 from . import _py, _sjson
 from . import image as _image
-from .cold import SpanProjection
+from .cold import SpanProjection, decode_tasks
 from .document import Snapshot
 
 __all__ = [
@@ -63,10 +60,10 @@ def build_snapshot(reducer: ReplayReducer, timestamp: int) -> Snapshot:
     if not isinstance(reducer, ReplayReducer):
         raise TypeError(f"build_snapshot takes a ReplayReducer, not {type(reducer).__name__}")
     r = reducer
-    cold = r._cold if isinstance(r._cold, SpanProjection) else None
-    if cold is None:
-        r._hot()
-    with gc_paused(), (cold.lock if cold is not None else contextlib.nullcontext()):
+    with gc_paused(), r._lock:  # the projection holds still while it is written out
+        cold = r._cold if isinstance(r._cold, SpanProjection) else None
+        if cold is None:
+            r._hot()
         small = snapshot_sections(r, timestamp)
         # records still in the bytes of the snapshot the reducer came from are copied as
         # they are: a snapshot costs what changed since then, plus a copy of the rest
@@ -151,21 +148,6 @@ def _section(raw: memoryview, key: str) -> Any:
         raise
     except (ValueError, RecursionError) as exc:
         raise SnapshotDecodeError(f"Failed to decode snapshot: {key}: {exc}") from exc
-
-
-def decode_tasks(records: bytes, tasks: list) -> list[tuple[m.TaskCreated, int | None]]:
-    """``(TaskCreated, canceled_at)`` of each task entry :func:`_sjson.scan` found: its
-    spec, transcoded to a framed ``TaskCreated`` record, decoded by the codec (the one home
-    of the model's validation) in one batch."""
-    try:
-        events = decode_batch(records)
-    except (DecodeError, ValidationError) as exc:
-        at = getattr(exc, "record_offset", None)
-        i = bisect.bisect_right([t[0] for t in tasks], at) - 1 if at is not None else -1
-        where = f"tasks[{i}].task_spec" if i >= 0 else "a task_spec"
-        raise SnapshotDecodeError(f"Failed to decode snapshot: {where}: {exc}") from exc
-    assert len(events) == len(tasks)
-    return [(cast(m.TaskCreated, e.event), t[3]) for e, t in zip(events, tasks)]
 
 
 def _check_runs(spans: Any, run_error: tuple[int, SnapshotMappingError] | None) -> None:
@@ -265,12 +247,13 @@ def take_snapshot(
     (with its image). See :func:`actionqueue.snapshot._py.take_snapshot`."""
     if timestamp is None:
         timestamp = int(time.time())
-    fs = OS
-    if writer is not None:
-        writer.sync()
-        fs = writer.fs
-    snap = build_snapshot(reducer, timestamp)
-    _write(data_dir, snap, image, fs)
+    if not isinstance(reducer, ReplayReducer):
+        raise TypeError(f"take_snapshot takes a ReplayReducer, not {type(reducer).__name__}")
+    with reducer._lock:  # the sync covers all the build sees
+        if writer is not None:
+            writer.sync()
+        snap = build_snapshot(reducer, timestamp)
+    _write(data_dir, snap, image, OS if writer is None else writer.fs)
     return snap
 
 

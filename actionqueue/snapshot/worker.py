@@ -25,15 +25,15 @@ __all__ = ["main", "snapshot_through"]
 
 def snapshot_through(data_dir: Path, through: int, timestamp: int) -> dict[str, Any]:
     """Write the snapshot of ``data_dir`` at sequence ``through``; what was done."""
-    from .. import recovery
     from .._bulk import gc_paused
     from ..errors import RecoveryError, TornTail
     from ..log.reader import WalReader
     from ..state.reducer import ReplayReducer
     from . import build_snapshot, write_snapshot
+    from .newest import read_snapshot
 
     started = time.perf_counter()
-    reducer, base, _error, source = recovery.read_snapshot(data_dir, through, read_only=True)
+    reducer, base, _error, source = read_snapshot(data_dir, through, read_only=True)
     if reducer is None:
         reducer, base = ReplayReducer(), 0
     if base == through:

@@ -51,9 +51,11 @@ Differences from Rust's authority, on purpose (``shared/spec/decisions.md`` #12)
   appends all the runs of one derivation as one write: all or nothing.
 
 Thread safety: every command holds :attr:`MutationAuthority.lock` from validation to
-apply. Readers on other threads that need a consistent projection hold it too. With
-``GROUP`` durability the lock is held while a command waits for its fsync, so commands of
-one authority do not share fsyncs with each other (they still share with other appenders).
+apply; with ``GROUP`` durability it waits for its fsync after releasing it, so commands
+from many threads share fsyncs. Each read of the projection (``authority.reducer``'s read
+API) is safe from any thread at any time and sees whole events (the projection's own lock,
+see :mod:`actionqueue.state.projection`); hold :attr:`lock` only to read several things
+that must agree with each other.
 """
 
 from __future__ import annotations
@@ -65,18 +67,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from .. import model as m
+from ..errors import AuthorityPoisoned, ReducerError, ReplayWouldReject
 from ..model import (
     ActorId,
     AttemptId,
     AttemptResultKind,
     BudgetDimension,
     Capability,
-    CronPolicy,
     Event,
     EventFilter,
     LedgerEntryId,
-    OncePolicy,
-    RepeatPolicy,
     Role,
     RunId,
     RunInstance,
@@ -87,27 +87,13 @@ from ..model import (
     TenantId,
     WalEvent,
 )
-from ..model.cron import cron_occurrences_after
-from .rules import is_valid_transition
-from ..errors import (  # the authority's errors live with every other error type
-    AlreadyExists,
-    AuthorityPoisoned,
-    CommandRejected,
-    Conflict,
-    DerivationRejected,
-    InvalidCommand,
-    MutationError,
-    NotFound,
-    ReplayWouldReject,
-)
-from .reducer import ReducerError, ReplayReducer
+from .reducer import ReplayReducer
+from .validators import COMMANDS, CRON_WINDOW_SIZE, Validator, derive_schedule, reject
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..recovery import Store
     from ..wal import PendingWrite, WalWriter
 
-# Its errors (CommandRejected and the rest) are in actionqueue.errors; imported above so
-# that the old import path keeps working, and not listed here: one home, one list.
 __all__ = [
     "MutationAuthority",
     "MutationOutcome",
@@ -115,28 +101,6 @@ __all__ = [
 ]
 
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
-
-#: Runs a Cron task gets on its first derivation (Rust's ``CRON_WINDOW_SIZE``).
-CRON_WINDOW_SIZE = 5
-
-
-_NOT_FOUND = {"UnknownTask", "UnknownRun", "AttemptStartUnknownRun", "AttemptFinishUnknownRun",
-              "LeaseUnknownRun", "UnknownSubscription"}  # fmt: skip
-_ALREADY_EXISTS = {"TaskAlreadyExists", "RunAlreadyExists", "SubscriptionAlreadyExists"}
-_INVALID = {"EmptyDependencyList", "SuccessWithError", "NonSuccessWithoutError", "NonSuccessWithOutput",
-            "InvalidArgument", "RunCreateRequiresFreshRun", "UnsupportedEvent"}  # fmt: skip
-
-
-def _reject(kind: str, command: str, reason: str, **fields: Any) -> CommandRejected:
-    if kind in _NOT_FOUND:
-        cls: type[CommandRejected] = NotFound
-    elif kind in _ALREADY_EXISTS:
-        cls = AlreadyExists
-    elif kind in _INVALID:
-        cls = InvalidCommand
-    else:
-        cls = Conflict
-    return cls(kind, command, reason, **fields)
 
 
 # =========================================================================================
@@ -161,354 +125,6 @@ class MutationOutcome(Generic[_EvT]):
         return WalEvent(self.sequence, self.event)
 
 
-# =========================================================================================
-# Validation: one function per event kind, Rust's checks in Rust's order (spec 6.3)
-# =========================================================================================
-_RUNNING = RunState.RUNNING
-_SUSPENDED = RunState.SUSPENDED
-_CANCELED = RunState.CANCELED
-_SUCCESS = AttemptResultKind.SUCCESS
-_SUSPENDED_RESULT = AttemptResultKind.SUSPENDED
-
-_Validator = Callable[[ReplayReducer, Any, str], None]
-
-
-def _require(ok: bool, command: str, reason: str) -> None:
-    if not ok:
-        raise _reject("InvalidArgument", command, reason)
-
-
-def _check_filter(f: EventFilter, command: str) -> None:
-    if isinstance(f, m.BudgetThresholdFilter):
-        _require(f.threshold_pct <= 100, command, f"threshold_pct {f.threshold_pct} is above 100")
-    elif isinstance(f, m.CustomFilter):
-        _require(f.key != "", command, "the custom filter key is empty")
-
-
-def _check_named(value: Role | Capability, what: str, command: str) -> None:
-    _require(not (value.is_custom and value.name == ""), command, f"the custom {what} name is empty")
-
-
-def _v_task_created(r: ReplayReducer, ev: m.TaskCreated, c: str) -> None:
-    tid = ev.task_spec.id
-    if r.task_exists(tid):
-        raise _reject("TaskAlreadyExists", c, f"task {tid} already exists", task_id=tid)
-
-
-def _v_run_created(r: ReplayReducer, ev: m.RunCreated, c: str) -> None:
-    inst = ev.run_instance
-    if not r.task_exists(inst.task_id):
-        raise _reject("UnknownTask", c, f"task {inst.task_id} of run {inst.id} is unknown", task_id=inst.task_id)
-    if r.run_exists(inst.id):
-        raise _reject("RunAlreadyExists", c, f"run {inst.id} already exists", run_id=inst.id)
-    if inst.state is not RunState.SCHEDULED:
-        raise _reject(
-            "RunCreateRequiresScheduled", c, f"run {inst.id} is {inst.state.value}, not Scheduled",
-            run_id=inst.id, state=inst.state,
-        )  # fmt: skip
-    if inst.attempt_count != 0:
-        raise _reject(
-            "RunCreateRequiresFreshRun", c, f"run {inst.id} counts {inst.attempt_count} attempts, not 0",
-            run_id=inst.id, attempt_count=inst.attempt_count,
-        )  # fmt: skip
-
-
-def _run_state(r: ReplayReducer, run_id: RunId, c: str, unknown_kind: str = "UnknownRun") -> RunState:
-    state = r.get_run_state(run_id)
-    if state is None:
-        raise _reject(unknown_kind, c, f"run {run_id} is unknown", run_id=run_id)
-    return state
-
-
-def _v_run_state_changed(r: ReplayReducer, ev: m.RunStateChanged, c: str) -> None:
-    run_id, prev, new = ev.run_id, ev.previous_state, ev.new_state
-    state = _run_state(r, run_id, c)
-    if state is not prev:
-        raise _reject(
-            "PreviousStateMismatch", c, f"run {run_id} is {state.value}, the command says {prev.value}",
-            run_id=run_id, expected=prev, actual=state,
-        )  # fmt: skip
-    if not is_valid_transition(prev, new):
-        raise _reject(
-            "InvalidTransition", c, f"{prev.value} -> {new.value} is not a run transition",
-            run_id=run_id, from_state=prev, to_state=new,
-        )  # fmt: skip
-    _check_attempt_blocks(r, run_id, prev, new, c)
-
-
-def _check_attempt_blocks(r: ReplayReducer, run_id: RunId, prev: RunState, new: RunState, c: str) -> None:
-    """Ours (spec 6.5): an active attempt blocks entering Running and leaving it except to
-    Canceled, as the reducer rules."""
-    active = r.active_attempt_id(run_id)
-    if active is not None and (new is _RUNNING or (prev is _RUNNING and new is not _CANCELED)):
-        raise _reject(
-            "AttemptInProgress", c,
-            f"run {run_id} cannot go {prev.value} -> {new.value} while attempt {active} is active "
-            "(finish it first, or cancel the run)",
-            run_id=run_id, attempt_id=active,
-        )  # fmt: skip
-
-
-def _v_attempt_started(r: ReplayReducer, ev: m.AttemptStarted, c: str) -> None:
-    run_id = ev.run_id
-    state = _run_state(r, run_id, c, "AttemptStartUnknownRun")
-    if state is not _RUNNING:
-        raise _reject(
-            "AttemptStartRequiresRunning", c, f"run {run_id} is {state.value}", run_id=run_id, state=state
-        )
-    active = r.active_attempt_id(run_id)
-    if active is not None:
-        raise _reject(
-            "AttemptStartAlreadyActive", c, f"attempt {active} of run {run_id} is active",
-            run_id=run_id, active_attempt_id=active,
-        )  # fmt: skip
-    history = r.get_attempt_history(run_id) or ()
-    if any(a.attempt_id == ev.attempt_id for a in history):
-        raise _reject(
-            "AttemptIdReused", c, f"run {run_id} already had an attempt {ev.attempt_id}",
-            run_id=run_id, attempt_id=ev.attempt_id,
-        )  # fmt: skip
-
-
-def _v_attempt_finished(r: ReplayReducer, ev: m.AttemptFinished, c: str) -> None:
-    # The outcome is built by Rust's validated AttemptOutcome constructors first.
-    result, error, output = ev.result, ev.error, ev.output
-    if result is _SUCCESS or result is _SUSPENDED_RESULT:
-        if error is not None:
-            raise _reject("SuccessWithError", c, f"a {result.value} outcome carries an error", result=result)
-    else:
-        if error is None:
-            raise _reject("NonSuccessWithoutError", c, f"a {result.value} outcome needs an error", result=result)
-        if output is not None:
-            raise _reject("NonSuccessWithOutput", c, f"a {result.value} outcome cannot carry output", result=result)
-    run_id = ev.run_id
-    state = _run_state(r, run_id, c, "AttemptFinishUnknownRun")
-    if state is not _RUNNING:
-        raise _reject(
-            "AttemptFinishRequiresRunning", c, f"run {run_id} is {state.value}", run_id=run_id, state=state
-        )
-    active = r.active_attempt_id(run_id)
-    if active is None:
-        raise _reject("AttemptFinishMissingActive", c, f"run {run_id} has no active attempt", run_id=run_id)
-    if active != ev.attempt_id:
-        raise _reject(
-            "AttemptFinishAttemptMismatch", c, f"the active attempt of run {run_id} is {active}, not {ev.attempt_id}",
-            run_id=run_id, expected_attempt_id=active, provided_attempt_id=ev.attempt_id,
-        )  # fmt: skip
-
-
-def _v_task_canceled(r: ReplayReducer, ev: m.TaskCanceled, c: str) -> None:
-    if not r.task_exists(ev.task_id):
-        raise _reject("UnknownTask", c, f"task {ev.task_id} is unknown", task_id=ev.task_id)
-    if r.is_task_canceled(ev.task_id):
-        raise _reject(
-            "TaskAlreadyCanceled", c, f"task {ev.task_id} was canceled at {r.task_canceled_at(ev.task_id)}",
-            task_id=ev.task_id,
-        )  # fmt: skip
-
-
-def _v_run_canceled(r: ReplayReducer, ev: m.RunCanceled, c: str) -> None:
-    state = _run_state(r, ev.run_id, c)
-    if not is_valid_transition(state, _CANCELED):
-        raise _reject(
-            "InvalidTransition", c, f"run {ev.run_id} is {state.value}: terminal runs cannot be canceled",
-            run_id=ev.run_id, from_state=state, to_state=_CANCELED,
-        )  # fmt: skip
-
-
-_LEASE_STATES = {
-    "Acquire": (RunState.READY, RunState.LEASED),
-    "Heartbeat": (RunState.LEASED, RunState.RUNNING),
-    "Expire": (RunState.READY, RunState.LEASED, RunState.RUNNING),
-    "Release": (RunState.READY, RunState.LEASED, RunState.RUNNING),
-}
-
-
-def _v_lease(event: str) -> _Validator:
-    allowed = _LEASE_STATES[event]
-
-    def validate(r: ReplayReducer, ev: Any, c: str) -> None:
-        _require(ev.owner != "", c, "the lease owner is empty")
-        run_id = ev.run_id
-        state = _run_state(r, run_id, c, "LeaseUnknownRun")
-        if state not in allowed:
-            raise _reject(
-                "LeaseInvalidRunState", c, f"lease {event.lower()} for run {run_id} in state {state.value}",
-                run_id=run_id, event=event, state=state,
-            )  # fmt: skip
-        lease = r.get_lease(run_id)
-        if event == "Acquire":
-            if lease is not None:
-                raise _reject(
-                    "LeaseAlreadyActive", c, f"run {run_id} is leased by {lease[0]!r}", run_id=run_id, event=event
-                )
-            return
-        if lease is None:
-            raise _reject("LeaseMissingActive", c, f"run {run_id} has no active lease", run_id=run_id, event=event)
-        owner, expiry = lease
-        if ev.owner != owner:
-            raise _reject(
-                "LeaseOwnerMismatch", c, f"run {run_id} is leased by {owner!r}, not {ev.owner!r}",
-                run_id=run_id, event=event, expected_owner=owner, actual_owner=ev.owner,
-            )  # fmt: skip
-        if event == "Heartbeat":
-            if ev.expiry < expiry:
-                raise _reject(
-                    "LeaseHeartbeatExpiryRegression", c, f"expiry {ev.expiry} is before the current {expiry}",
-                    run_id=run_id, previous_expiry=expiry, proposed_expiry=ev.expiry,
-                )  # fmt: skip
-        elif ev.expiry != expiry:
-            raise _reject(
-                "LeaseExpiryMismatch", c, f"the lease of run {run_id} expires at {expiry}, not {ev.expiry}",
-                run_id=run_id, event=event, expected_expiry=expiry, provided_expiry=ev.expiry,
-            )  # fmt: skip
-
-    return validate
-
-
-def _v_engine_paused(r: ReplayReducer, ev: m.EnginePaused, c: str) -> None:
-    if r.is_engine_paused:
-        raise _reject("EngineAlreadyPaused", c, f"the engine is paused since {r.engine_paused_at}")
-
-
-def _v_engine_resumed(r: ReplayReducer, ev: m.EngineResumed, c: str) -> None:
-    if not r.is_engine_paused:
-        raise _reject("EngineNotPaused", c, "the engine is not paused")
-    paused_at = r.engine_paused_at
-    if paused_at is not None and ev.timestamp < paused_at:
-        raise _reject(
-            "ResumeBeforePause", c, f"resume at {ev.timestamp} precedes the pause at {paused_at}",
-            paused_at=paused_at, resumed_at=ev.timestamp,
-        )  # fmt: skip
-
-
-def _v_dependency_declared(r: ReplayReducer, ev: m.DependencyDeclared, c: str) -> None:
-    if not ev.depends_on:
-        raise _reject("EmptyDependencyList", c, f"task {ev.task_id} declares no prerequisites", task_id=ev.task_id)
-    for tid in (ev.task_id, *ev.depends_on):
-        if not r.task_exists(tid):
-            raise _reject("UnknownTask", c, f"task {tid} is unknown", task_id=tid)
-
-
-def _v_run_suspended(r: ReplayReducer, ev: m.RunSuspended, c: str) -> None:
-    state = _run_state(r, ev.run_id, c)
-    if state is not _RUNNING:
-        raise _reject("RunSuspendRequiresRunning", c, f"run {ev.run_id} is {state.value}", run_id=ev.run_id, state=state)
-    _check_attempt_blocks(r, ev.run_id, _RUNNING, _SUSPENDED, c)
-
-
-def _v_run_resumed(r: ReplayReducer, ev: m.RunResumed, c: str) -> None:
-    state = _run_state(r, ev.run_id, c)
-    if state is not _SUSPENDED:
-        raise _reject("RunResumeRequiresSuspended", c, f"run {ev.run_id} is {state.value}", run_id=ev.run_id, state=state)
-
-
-def _v_budget(field: str) -> _Validator:
-    def validate(r: ReplayReducer, ev: Any, c: str) -> None:
-        _require(getattr(ev, field) > 0, c, f"{field} must be above 0")
-        if not r.task_exists(ev.task_id):
-            raise _reject("UnknownTask", c, f"task {ev.task_id} is unknown", task_id=ev.task_id)
-        if field == "new_limit" and not r.budget_allocation_exists(ev.task_id, ev.dimension):
-            raise _reject(
-                "BudgetNotAllocated", c, f"task {ev.task_id} has no {ev.dimension.value} budget",
-                task_id=ev.task_id, dimension=ev.dimension,
-            )  # fmt: skip
-
-    return validate
-
-
-def _v_subscription_created(r: ReplayReducer, ev: m.SubscriptionCreated, c: str) -> None:
-    _check_filter(ev.filter, c)
-    if not r.task_exists(ev.task_id):
-        raise _reject("UnknownTask", c, f"task {ev.task_id} is unknown", task_id=ev.task_id)
-    if r.subscription_exists(ev.subscription_id):
-        raise _reject(
-            "SubscriptionAlreadyExists", c, f"subscription {ev.subscription_id} already exists",
-            subscription_id=ev.subscription_id,
-        )  # fmt: skip
-
-
-def _v_subscription_canceled(r: ReplayReducer, ev: m.SubscriptionCanceled, c: str) -> None:
-    sid = ev.subscription_id
-    if not r.subscription_exists(sid):
-        raise _reject("UnknownSubscription", c, f"subscription {sid} is unknown", subscription_id=sid)
-    if r.is_subscription_canceled(sid):
-        raise _reject("SubscriptionAlreadyCanceled", c, f"subscription {sid} is canceled", subscription_id=sid)
-
-
-def _v_actor_registered(r: ReplayReducer, ev: m.ActorRegistered, c: str) -> None:
-    _require(ev.identity != "", c, "the actor identity is empty")
-    _require(len(ev.capabilities) > 0 and "" not in ev.capabilities, c,
-             "actor capabilities must be a non-empty list of non-empty names")  # fmt: skip
-    if ev.department is not None:
-        size = len(ev.department.encode("utf-8"))
-        _require(1 <= size <= 128, c, f"the department id is {size} bytes (must be 1..=128)")
-    _require(ev.heartbeat_interval_secs > 0, c, "heartbeat_interval_secs must be above 0")
-
-
-def _v_tenant_created(r: ReplayReducer, ev: m.TenantCreated, c: str) -> None:
-    _require(ev.name != "", c, "the tenant name is empty")
-
-
-def _v_role_assigned(r: ReplayReducer, ev: m.RoleAssigned, c: str) -> None:
-    _check_named(ev.role, "role", c)
-
-
-def _v_capability(r: ReplayReducer, ev: Any, c: str) -> None:
-    _check_named(ev.capability, "capability", c)
-
-
-def _v_ledger_entry_appended(r: ReplayReducer, ev: m.LedgerEntryAppended, c: str) -> None:
-    _require(ev.ledger_key != "", c, "the ledger key is empty")
-
-
-def _v_sequence_only(r: ReplayReducer, ev: Any, c: str) -> None:
-    """Rust checks only the sequence (subscription trigger, actor heartbeat and
-    deregistration)."""
-
-
-def _v_unsupported(r: ReplayReducer, ev: Any, c: str) -> None:
-    raise _reject(
-        "UnsupportedEvent", c,
-        f"no command writes {type(ev).__name__} (reserved for snapshot bootstrap, as in Rust)",
-    )  # fmt: skip
-
-
-#: event class -> (command name, validator)
-_COMMANDS: dict[type, tuple[str, _Validator]] = {
-    m.TaskCreated: ("create_task", _v_task_created),
-    m.RunCreated: ("create_run", _v_run_created),
-    m.RunStateChanged: ("transition_run", _v_run_state_changed),
-    m.AttemptStarted: ("start_attempt", _v_attempt_started),
-    m.AttemptFinished: ("finish_attempt", _v_attempt_finished),
-    m.TaskCanceled: ("cancel_task", _v_task_canceled),
-    m.RunCanceled: ("cancel_run", _v_run_canceled),
-    m.LeaseAcquired: ("acquire_lease", _v_lease("Acquire")),
-    m.LeaseHeartbeat: ("heartbeat_lease", _v_lease("Heartbeat")),
-    m.LeaseExpired: ("expire_lease", _v_lease("Expire")),
-    m.LeaseReleased: ("release_lease", _v_lease("Release")),
-    m.EnginePaused: ("pause_engine", _v_engine_paused),
-    m.EngineResumed: ("resume_engine", _v_engine_resumed),
-    m.DependencyDeclared: ("declare_dependencies", _v_dependency_declared),
-    m.RunSuspended: ("suspend_run", _v_run_suspended),
-    m.RunResumed: ("resume_run", _v_run_resumed),
-    m.BudgetAllocated: ("allocate_budget", _v_budget("limit")),
-    m.BudgetConsumed: ("consume_budget", _v_budget("amount")),
-    m.BudgetExhausted: ("submit", _v_unsupported),
-    m.BudgetReplenished: ("replenish_budget", _v_budget("new_limit")),
-    m.SubscriptionCreated: ("create_subscription", _v_subscription_created),
-    m.SubscriptionTriggered: ("trigger_subscription", _v_sequence_only),
-    m.SubscriptionCanceled: ("cancel_subscription", _v_subscription_canceled),
-    m.ActorRegistered: ("register_actor", _v_actor_registered),
-    m.ActorDeregistered: ("deregister_actor", _v_sequence_only),
-    m.ActorHeartbeat: ("heartbeat_actor", _v_sequence_only),
-    m.TenantCreated: ("create_tenant", _v_tenant_created),
-    m.RoleAssigned: ("assign_role", _v_role_assigned),
-    m.CapabilityGranted: ("grant_capability", _v_capability),
-    m.CapabilityRevoked: ("revoke_capability", _v_capability),
-    m.LedgerEntryAppended: ("append_ledger_entry", _v_ledger_entry_appended),
-}
-assert set(_COMMANDS) == set(m.EVENT_TYPES)
 
 
 # =========================================================================================
@@ -539,16 +155,17 @@ class MutationAuthority:
     exactly one event.
     """
 
-    _COMMANDS: ClassVar[dict[type, tuple[str, _Validator]]] = _COMMANDS
+    _COMMANDS: ClassVar[dict[type, tuple[str, Validator]]] = COMMANDS
 
     def __init__(self, reducer: ReplayReducer, writer: WalWriter, *, clock: Callable[[], int] | None = None):
         self._reducer = reducer
         self._writer = writer
         self._clock = clock or _default_clock
         self._lock = threading.Lock()
-        self._snapshot_lock = threading.Lock()  # one snapshot written at a time
         self._poisoned: BaseException | None = None
-        self._snapshots: Any = None  # the store's background snapshots, told of durable sequences
+        # the store's snapshotter (told of durable sequences, takes snapshots on request),
+        # or this authority's own once it takes one
+        self._snapshots: Any = None
 
     @classmethod
     def from_store(cls, store: Store, *, clock: Callable[[], int] | None = None) -> MutationAuthority:
@@ -561,7 +178,8 @@ class MutationAuthority:
     # -- state ---------------------------------------------------------------------------
     @property
     def reducer(self) -> ReplayReducer:
-        """The projection (read it under :attr:`lock` when other threads submit)."""
+        """The projection: each read is safe while other threads submit commands (hold
+        :attr:`lock` across several reads that must agree)."""
         return self._reducer
 
     @property
@@ -577,49 +195,27 @@ class MutationAuthority:
     def latest_sequence(self) -> int:
         return self._reducer.latest_sequence
 
-    #: Projections up to this many tasks and runs are snapshotted in this process, under
-    #: :attr:`lock` (milliseconds); larger ones by a child process, while commands go on.
-    INLINE_SNAPSHOT_RECORDS = 20_000
-
     def snapshot(self, timestamp: int | None = None) -> Any:
         """Snapshot the projection into the writer's data dir (``snapshot.bin`` and its
         image, atomically); ``timestamp`` defaults to the clock. Returns the snapshot.
 
-        Commands do not wait for it: the log is synced and the sequence taken under
-        :attr:`lock`; a small projection is then built there too (milliseconds) and
-        written after the lock is released, a large one is built from the files by a child process (the store's background snapshots,
-        :mod:`actionqueue.snapshot.background`) while commands go on. The snapshot never
-        covers an event the log could still lose, and a poisoned authority or writer
-        raises instead of writing one.
+        The same as :meth:`Store.snapshot <actionqueue.Store.snapshot>`, through the store's
+        snapshotter (:meth:`~actionqueue.snapshot.background.Snapshotter.take_live`), or
+        this authority's own when it was made without a store: commands wait at most for a
+        small projection's build, never for a write or for a large projection (built by a
+        child process). A poisoned authority or writer raises instead of writing one.
         """
-        from .. import snapshot as snapshot_module
-        from .._backend import NATIVE
-        from .._bulk import gc_paused
-        from .reducer import projection_to_snapshot_builtins
-        from ..snapshot.background import Snapshotter
+        self._check_poisoned()
+        return self._snapshotter().take_live(self._reducer, self._now(timestamp))
 
-        with self._snapshot_lock:
+    def _snapshotter(self) -> Any:
+        if self._snapshots is None:
+            from ..snapshot.background import Snapshotter
+
             with self._lock:
-                self._check_poisoned()
-                self._writer.sync()
-                through = self._writer.current_sequence
-                stamp = self._now(timestamp)
-                r = self._reducer
-                snap = None
-                if r.task_count + r.run_count <= self.INLINE_SNAPSHOT_RECORDS:
-                    with gc_paused():  # validated here (native) or by the write (pure)
-                        snap = snapshot_module.build_snapshot(r, stamp) if NATIVE else \
-                            projection_to_snapshot_builtins(r, stamp)
-            if snap is not None:
-                snapshot_module.write_snapshot(self._writer.data_dir, snap, fs=self._writer.fs)
-                return snap
-            snapshots = self._snapshots or Snapshotter(self._writer.data_dir, self._writer)
-            try:
-                snapshots.take(through, stamp)
-            finally:
-                if snapshots is not self._snapshots:
-                    snapshots.close()
-            return snapshot_module.read_written(self._writer.data_dir)
+                if self._snapshots is None:
+                    self._snapshots = Snapshotter(self._writer.data_dir, self._writer)
+        return self._snapshots
 
     @property
     def poisoned(self) -> BaseException | None:
@@ -684,10 +280,10 @@ class MutationAuthority:
         first = events[0]
         command = self._COMMANDS[type(first)][0]
         if latest + len(events) > _U64_MAX:
-            raise _reject("SequenceOverflow", command, "the next sequence would overflow u64")
+            raise reject("SequenceOverflow", command, "the next sequence would overflow u64")
         writer_at = self._writer.current_sequence
         if writer_at != latest:
-            raise _reject(
+            raise reject(
                 "NonMonotonicSequence", command,
                 f"the log ends at sequence {writer_at} but the projection at {latest} "
                 "(was the writer used directly?)",
@@ -762,11 +358,11 @@ class MutationAuthority:
             self._check_poisoned()
             record = self._reducer.get_task_record(task_id)
             if record is None:
-                raise _reject("UnknownTask", command, f"task {task_id} is unknown", task_id=task_id)
+                raise reject("UnknownTask", command, f"task {task_id} is unknown", task_id=task_id)
             already = len(self._reducer.run_ids_for_task(task_id))
             now = self._now(timestamp)
             origin = record.created_at if schedule_origin is None else schedule_origin
-            times = _derive_schedule(record.task_spec.run_policy, already, origin, now, command)
+            times = derive_schedule(record.task_spec.run_policy, already, origin, now, command)
             if not times:
                 return []
             events = [m.RunCreated(RunInstance(RunId.new(), task_id, RunState.SCHEDULED, None, 0, now, at, 0, now))
@@ -985,33 +581,3 @@ class MutationAuthority:
         state = f" poisoned={self._poisoned!r}" if self._poisoned is not None else ""
         return f"<MutationAuthority sequence={self._reducer.latest_sequence}{state}>"
 
-
-def _derive_schedule(policy: Any, already: int, origin: int, now: int, command: str) -> list[int]:
-    """The ``scheduled_at`` of each run to create (Rust's ``validate_derivation`` then the
-    policy's derivation)."""
-    if isinstance(policy, OncePolicy):
-        if already > 1:
-            raise DerivationRejected(
-                "ArithmeticOverflow", command, f"invalid state: already_derived ({already}) > max (1)",
-                policy="Once",
-            )  # fmt: skip
-        return [] if already >= 1 else [now]
-    if isinstance(policy, RepeatPolicy):
-        count, interval = policy.count, policy.interval_secs
-        if already > count:
-            raise DerivationRejected(
-                "ArithmeticOverflow", command, f"invalid state: already_derived ({already}) > count ({count})",
-                policy="Repeat",
-            )  # fmt: skip
-        if (count - 1) * interval > _U64_MAX or origin + (count - 1) * interval > _U64_MAX:
-            raise DerivationRejected(
-                "ArithmeticOverflow", command,
-                f"schedule_origin {origin} + {count - 1} * {interval} overflows u64", policy="Repeat",
-            )  # fmt: skip
-        return [origin + i * interval for i in range(already, count)]
-    if isinstance(policy, CronPolicy):
-        if already > 0:
-            return []
-        window = CRON_WINDOW_SIZE if policy.max_occurrences is None else min(CRON_WINDOW_SIZE, policy.max_occurrences)
-        return cron_occurrences_after(policy.expression, max(origin - 1, 0), window)
-    raise DerivationRejected("InvalidPolicy", command, f"unknown run policy {policy!r}")  # pragma: no cover
