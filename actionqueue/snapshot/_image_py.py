@@ -228,7 +228,7 @@ class ColdProjection:
         if created.task_spec.id.bytes != self._tasks.id_bytes(i):
             raise ImageError(f"task record {i} is filed under another id")
         task = _Task(created.task_spec, created.timestamp)
-        task.canceled_at = canceled_at
+        task.canceled_at = canceled_at  # type: ignore[assignment]  # reducer.py's records are untyped
         return task
 
     def _take_task_at(self, i: int) -> Any:

@@ -569,7 +569,7 @@ def _parse_run(obj: Any, where: str) -> _Run:
                 raise _bad(wa + ".output", "an array of bytes", output)
             output = bytes(output)
         r.attempts.append(
-            AttemptHistoryEntry(
+            AttemptHistoryEntry(  # type: ignore[call-arg]  # reducer.py's records are dataclasses mypy does not see
                 _typed(AttemptId, _field(a, "attempt_id", wa), wa + ".attempt_id"),
                 _int(_field(a, "started_at", wa), wa + ".started_at"),
                 _opt_int(_field(a, "finished_at", wa, optional=True), wa + ".finished_at"),
@@ -586,7 +586,7 @@ def _parse_run(obj: Any, where: str) -> _Run:
         owner = _field(lease, "owner", wl)
         if type(owner) is not str:
             raise _bad(wl + ".owner", "a string", owner)
-        r.lease = LeaseMetadata(
+        r.lease = LeaseMetadata(  # type: ignore[call-arg]  # reducer.py's records are dataclasses mypy does not see
             owner,
             _int(_field(lease, "expiry", wl), wl + ".expiry"),
             _int(_field(lease, "acquired_at", wl), wl + ".acquired_at"),
@@ -887,7 +887,8 @@ def record_of(run_id: Any, task_id: Any, state: RunState, attempt_id: Any, attem
     rec.attempt_id = attempt_id if state is RunState.RUNNING else None
     rec.attempts = attempts
     if lease is not None:
-        rec.lease_owner, rec.lease_expiry, rec.lease_acquired_at, rec.lease_updated_at = lease
+        # reducer.py's _Run names the last three in __slots__ only
+        rec.lease_owner, rec.lease_expiry, rec.lease_acquired_at, rec.lease_updated_at = lease  # type: ignore[attr-defined]
     return rec
 
 
