@@ -40,30 +40,32 @@ class MSafetyLevel(enum.IntEnum):
     TRANSACTIONAL = 2
 
 
+# Subclasses inherit frozen=True; each states it again for type checkers, which read
+# msgspec's dataclass_transform per class (msgspec/msgspec#657).
 class _S(msgspec.Struct, array_like=True, frozen=True):
     pass
 
 
-class MTaskPayload(_S):
+class MTaskPayload(_S, frozen=True):
     data: bytes  # "bytes" in aq; renamed so the annotation resolves to the builtin
     content_type: Optional[str]
 
 
-class MOncePolicy(_S, tag=0):
+class MOncePolicy(_S, tag=0, frozen=True):
     pass
 
 
-class MRepeatPolicy(_S, tag=1):
+class MRepeatPolicy(_S, tag=1, frozen=True):
     count: int
     interval_secs: int
 
 
-class MCronPolicy(_S, tag=2):
+class MCronPolicy(_S, tag=2, frozen=True):
     expression: str
     max_occurrences: Optional[int]
 
 
-class MTaskConstraints(_S):
+class MTaskConstraints(_S, frozen=True):
     max_attempts: int
     timeout_secs: Optional[int]
     concurrency_key: Optional[str]
@@ -72,13 +74,13 @@ class MTaskConstraints(_S):
     required_capabilities: Optional[tuple[str, ...]]
 
 
-class MTaskMetadata(_S):
+class MTaskMetadata(_S, frozen=True):
     tags: tuple[str, ...]
     priority: int
     description: Optional[str]
 
 
-class MTaskSpec(_S):
+class MTaskSpec(_S, frozen=True):
     id: bytes
     payload: MTaskPayload
     run_policy: Union[MOncePolicy, MRepeatPolicy, MCronPolicy]
@@ -88,7 +90,7 @@ class MTaskSpec(_S):
     tenant_id: Optional[bytes]
 
 
-class MRunInstance(_S):
+class MRunInstance(_S, frozen=True):
     id: bytes
     task_id: bytes
     state: MRunState
@@ -100,29 +102,29 @@ class MRunInstance(_S):
     last_state_change_at: int
 
 
-class MTaskCreated(_S, tag=0):
+class MTaskCreated(_S, tag=0, frozen=True):
     task_spec: MTaskSpec
     timestamp: int
 
 
-class MRunCreated(_S, tag=1):
+class MRunCreated(_S, tag=1, frozen=True):
     run_instance: MRunInstance
 
 
-class MRunStateChanged(_S, tag=2):
+class MRunStateChanged(_S, tag=2, frozen=True):
     run_id: bytes
     previous_state: MRunState
     new_state: MRunState
     timestamp: int
 
 
-class MAttemptStarted(_S, tag=3):
+class MAttemptStarted(_S, tag=3, frozen=True):
     run_id: bytes
     attempt_id: bytes
     timestamp: int
 
 
-class MAttemptFinished(_S, tag=4):
+class MAttemptFinished(_S, tag=4, frozen=True):
     run_id: bytes
     attempt_id: bytes
     result: MAttemptResultKind
@@ -131,21 +133,21 @@ class MAttemptFinished(_S, tag=4):
     timestamp: int
 
 
-class MLeaseAcquired(_S, tag=7):
+class MLeaseAcquired(_S, tag=7, frozen=True):
     run_id: bytes
     owner: str
     expiry: int
     timestamp: int
 
 
-class MLeaseHeartbeat(_S, tag=8):
+class MLeaseHeartbeat(_S, tag=8, frozen=True):
     run_id: bytes
     owner: str
     expiry: int
     timestamp: int
 
 
-class MLeaseReleased(_S, tag=10):
+class MLeaseReleased(_S, tag=10, frozen=True):
     run_id: bytes
     owner: str
     expiry: int
@@ -158,7 +160,7 @@ MEvent = Union[
 ]
 
 
-class MWalEvent(_S):
+class MWalEvent(_S, frozen=True):
     sequence: int
     event: MEvent
 

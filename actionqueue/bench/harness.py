@@ -78,10 +78,11 @@ class BenchConfig:
     @classmethod
     def quick_config(cls, **overrides: Any) -> BenchConfig:
         """A small workload (~15k events, 3 samples, MiB-sized buffers): seconds, not minutes."""
-        base = dict(tasks=500, repeat=3, subset=5000, kind_n=5000, fsync_events=200, group_appends=600,
-                    append_events=10_000, kib_bytes=16 << 20, copy_bytes=32 << 20, crc_bytes=16 << 20, quick=True)
+        base: dict[str, Any] = dict(tasks=500, repeat=3, subset=5000, kind_n=5000, fsync_events=200,
+                                    group_appends=600, append_events=10_000, kib_bytes=16 << 20,
+                                    copy_bytes=32 << 20, crc_bytes=16 << 20, quick=True)
         base.update({k: v for k, v in overrides.items() if v is not None})
-        tasks = int(base["tasks"])  # type: ignore[call-overload]
+        tasks = int(base["tasks"])
         if tasks < 500:  # a tiny workload: fewer fsyncs too (each costs ~0.1-5 ms)
             base["fsync_events"] = min(200, max(20, 4 * tasks))
             base["group_appends"] = min(600, max(48, 8 * tasks))
@@ -129,7 +130,7 @@ class Report:
     def row(self, section: str, name: str, n: int, med: float, times: list[float], nbytes: int | None = None, *,
             key: str | None = None, note: str = "") -> dict[str, Any]:
         """Record and print one measurement: ``n`` events (0: a byte-only row) in ``med`` s."""
-        r = {
+        r: dict[str, Any] = {
             "key": key, "section": section, "name": name, "n": n, "median_s": med, "samples_s": times,
             "events_per_s": n / med if n else None, "ns_per_event": med / n * 1e9 if n else None,
             "bytes": nbytes, "mb_per_s": nbytes / med / 1e6 if nbytes else None,

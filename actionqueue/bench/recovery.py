@@ -90,8 +90,8 @@ def run(rep: Report) -> None:
             len(wal), key="recovery.replay")
 
     rep.header("recovery: actionqueue.open of the 1M-event data dir")
-    rep.row("recovery", "open, no snapshot (replay everything)", n,
-            *sample(lambda: _open(plain, False), R, teardown=_close), key="recovery.none")
+    none_row = rep.row("recovery", "open, no snapshot (replay everything)", n,
+                       *sample(lambda: _open(plain, False), R, teardown=_close), key="recovery.none")
 
     cut = n - max(1, int(n * TAIL_SHARE))
     reducer = aq.ReplayReducer()
@@ -114,24 +114,24 @@ def run(rep: Report) -> None:
     rep.row("recovery", "write_snapshot (JSON + image, fsynced)", cut, t2 - t1, [t2 - t1], size,
             key="recovery.write")
     tail = n - cut
-    rep.row("recovery", f"open, recent snapshot via its image (+{tail:,} events)", n,
-            *sample(lambda: _open(with_image, True), R, teardown=_close), key="recovery.image",
-            note="n = events covered")
+    image_row = rep.row("recovery", f"open, recent snapshot via its image (+{tail:,} events)", n,
+                        *sample(lambda: _open(with_image, True), R, teardown=_close), key="recovery.image",
+                        note="n = events covered")
     def no_image():
         snap.image_path(json_only).unlink(missing_ok=True)
         return ()
 
-    rep.row("recovery", "open, snapshot.bin only (JSON; then writes the image)", n,
-            *sample(lambda: _open(json_only, True), max(1, R // 3), setup=no_image, teardown=_close),
-            key="recovery.json")
+    json_row = rep.row("recovery", "open, snapshot.bin only (JSON; then writes the image)", n,
+                       *sample(lambda: _open(json_only, True), max(1, R // 3), setup=no_image, teardown=_close),
+                       key="recovery.json")
 
     rep.say("")
     apply_eps, replay_eps = rep.eps("recovery.apply"), rep.eps("recovery.replay")
     rep.ratio("apply / Rust ReplayReducer::apply (3.45 M/s)", apply_eps / RUST["apply_eps"])
     replay_x = rep.ratio("end-to-end replay / Rust ReplayDriver (0.77 M/s)", replay_eps / RUST["replay_eps"])
-    none_s = rep.get("recovery.none")["median_s"]
-    image_s = rep.get("recovery.image")["median_s"]
-    json_s = rep.get("recovery.json")["median_s"]
+    none_s = none_row["median_s"]
+    image_s = image_row["median_s"]
+    json_s = json_row["median_s"]
     snap_x = rep.ratio("recovery without snapshot / with recent snapshot (image)", none_s / image_s)
     rep.ratio("recovery without snapshot / with recent snapshot (JSON only)", none_s / json_s)
     rep.goal("end-to-end replay >= 1.5x Rust ReplayDriver", replay_x >= REPLAY_GOAL,

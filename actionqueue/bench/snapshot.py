@@ -109,6 +109,7 @@ def run(rep: Report) -> None:
     def recovered() -> tuple:
         aq.write_snapshot(target, head_snap)  # each sample starts from the older snapshot
         r = aq.snapshot.reducer_from_image(target)
+        assert r is not None, "no usable image in the snapshot just written"
         r.apply_all(events[n - TAIL :])
         return (r,)
 

@@ -12,7 +12,7 @@ import zlib
 from typing import Any, Callable, Iterable
 
 from .. import model as m
-from ..model._base import _NamedVariant
+from ..model._base import _NamedVariant, _Value
 from ._codec_common import (
     HEADER,
     HEADER_LEN,
@@ -121,7 +121,7 @@ def _dec_str(buf: bytes, pos: int) -> tuple[str, int]:
         raise _Fail(MSG_UTF8, start) from None
 
 
-def _new(cls: type) -> Callable[..., Any]:
+def _new(cls: type[_Value]) -> Callable[..., Any]:
     """A constructor that sets the slots directly, skipping ``__init__`` coercion."""
     setters = tuple(cls.__dict__[name].__set__ for name, _ in cls.__aq_fields__)
     new = object.__new__
@@ -203,39 +203,44 @@ def _decoder(spec: tuple) -> Callable[[bytes, int], tuple[Any, int]]:
 
         return dec_opt
     if kind == "vec":
-        inner = _decoder(spec[1])
-
-        def dec_vec(buf: bytes, pos: int) -> tuple[Any, int]:
-            n, pos = _dec_u64(buf, pos)
-            items = []
-            append = items.append
-            # No preallocation from the untrusted count: every element takes >= 1 byte,
-            # so a huge count runs out of input instead of memory.
-            for _ in range(n):
-                item, pos = inner(buf, pos)
-                append(item)
-            return tuple(items), pos
-
-        return dec_vec
+        return _vec_decoder(_decoder(spec[1]))
     if kind == "struct":
         return _struct_decoder(spec[1])
     if kind == "union":
-        base = spec[1]
-        variants = tuple(_struct_decoder(v) for v in base._variants)
-        name = base.__name__
-
-        def dec_union(buf: bytes, pos: int) -> tuple[Any, int]:
-            start = pos
-            i, pos = _dec_u32(buf, pos)
-            if i >= len(variants):
-                raise _Fail(f"{MSG_SERDE}: invalid {name} variant index {i}", start)
-            return variants[i](buf, pos)
-
-        return dec_union
+        return _union_decoder(spec[1])
     raise AssertionError(spec)
 
 
-def _named_maker(cls: type) -> Callable[[int, str], Any]:
+def _vec_decoder(inner: Callable[[bytes, int], tuple[Any, int]]) -> Callable[[bytes, int], tuple[Any, int]]:
+    def dec_vec(buf: bytes, pos: int) -> tuple[Any, int]:
+        n, pos = _dec_u64(buf, pos)
+        items: list[Any] = []
+        append = items.append
+        # No preallocation from the untrusted count: every element takes >= 1 byte,
+        # so a huge count runs out of input instead of memory.
+        for _ in range(n):
+            item, pos = inner(buf, pos)
+            append(item)
+        return tuple(items), pos
+
+    return dec_vec
+
+
+def _union_decoder(base: type[_Value]) -> Callable[[bytes, int], tuple[Any, int]]:
+    variants = tuple(_struct_decoder(v) for v in base._variants)
+    name = base.__name__
+
+    def dec_union(buf: bytes, pos: int) -> tuple[Any, int]:
+        start = pos
+        i, pos = _dec_u32(buf, pos)
+        if i >= len(variants):
+            raise _Fail(f"{MSG_SERDE}: invalid {name} variant index {i}", start)
+        return variants[i](buf, pos)
+
+    return dec_union
+
+
+def _named_maker(cls: type[_NamedVariant]) -> Callable[[int, str], Any]:
     set_index = _NamedVariant.__dict__["index"].__set__
     set_name = _NamedVariant.__dict__["name"].__set__
 
@@ -251,7 +256,7 @@ def _named_maker(cls: type) -> Callable[[int, str], Any]:
 _struct_decoders: dict[type, Callable[[bytes, int], tuple[Any, int]]] = {}
 
 
-def _struct_decoder(cls: type) -> Callable[[bytes, int], tuple[Any, int]]:
+def _struct_decoder(cls: type[_Value]) -> Callable[[bytes, int], tuple[Any, int]]:
     cached = _struct_decoders.get(cls)
     if cached is not None:
         return cached
@@ -517,7 +522,7 @@ def _encoder(spec: tuple) -> Callable[[Any, bytearray], None]:
 _struct_encoders: dict[type, Callable[[Any, bytearray], None]] = {}
 
 
-def _struct_encoder(cls: type) -> Callable[[Any, bytearray], None]:
+def _struct_encoder(cls: type[_Value]) -> Callable[[Any, bytearray], None]:
     cached = _struct_encoders.get(cls)
     if cached is not None:
         return cached

@@ -224,7 +224,7 @@ def scan(
         parts.append((cols, index))
     if not parts:
         empty = (np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint64), np.empty(0, np.uint8), np.empty(0, np.uint64))
-        return ScanColumns(*empty, np.empty(0, np.uint32), ())  # type: ignore[arg-type, call-arg]
+        return ScanColumns(*empty, np.empty(0, np.uint32), ())
     offset, length, sequence, kind, time = (
         np.concatenate([getattr(c, name) for c, _ in parts]) for name in ("offset", "length", "sequence", "kind", "time")
     )

@@ -34,6 +34,12 @@ class _Value(_Serde):
     """
 
     __slots__ = ()
+    #: ``(name, spec)`` of each field in wire order; set on every model dataclass by
+    #: :func:`.schema.install` (the codecs and the JSON mapping are built from it)
+    __aq_fields__: ClassVar[tuple[tuple[str, tuple[Any, ...]], ...]]
+    #: the variant classes of a union base (``Event``, ``EventFilter``, ``RunPolicy``) in
+    #: variant index order; set on those bases only, by the modules that define them
+    _variants: ClassVar[tuple[type[_Value], ...]]
 
     def __post_init__(self) -> None:
         type(self).__aq_coerce__(self)  # type: ignore[attr-defined]
@@ -118,7 +124,7 @@ class _NamedVariant(_Serde):
 
     def __eq__(self, other: object) -> bool:
         if type(other) is type(self):
-            return self.index == other.index and self.name == other.name  # type: ignore[attr-defined]
+            return self.index == other.index and self.name == other.name
         return NotImplemented
 
     def __hash__(self) -> int:

@@ -64,32 +64,32 @@ class IdBase(Serde):
 
     def __eq__(self, other: object) -> bool:
         if type(other) is type(self):
-            return self._raw == other._raw  # type: ignore[attr-defined]
+            return self._raw == other._raw
         return NotImplemented
 
     def __ne__(self, other: object) -> bool:
         if type(other) is type(self):
-            return self._raw != other._raw  # type: ignore[attr-defined]
+            return self._raw != other._raw
         return NotImplemented
 
     def __lt__(self, other: object) -> bool:
         if type(other) is type(self):
-            return self._raw < other._raw  # type: ignore[attr-defined]
+            return self._raw < other._raw
         return NotImplemented
 
     def __le__(self, other: object) -> bool:
         if type(other) is type(self):
-            return self._raw <= other._raw  # type: ignore[attr-defined]
+            return self._raw <= other._raw
         return NotImplemented
 
     def __gt__(self, other: object) -> bool:
         if type(other) is type(self):
-            return self._raw > other._raw  # type: ignore[attr-defined]
+            return self._raw > other._raw
         return NotImplemented
 
     def __ge__(self, other: object) -> bool:
         if type(other) is type(self):
-            return self._raw >= other._raw  # type: ignore[attr-defined]
+            return self._raw >= other._raw
         return NotImplemented
 
     def __hash__(self) -> int:

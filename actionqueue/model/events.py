@@ -381,7 +381,7 @@ class LedgerEntryAppended(Event):
 
 #: The 31 event classes, in postcard variant order (``EVENT_TYPES[e.kind] is type(e)``).
 EVENT_TYPES: tuple[type[Event], ...] = tuple(_EVENT_TYPES)
-Event._variants = EVENT_TYPES  # type: ignore[attr-defined]
+Event._variants = EVENT_TYPES
 assert len(EVENT_TYPES) == 31
 
 

@@ -111,7 +111,7 @@ def _to(spec: tuple) -> Callable[[Any], Any]:
 _struct_to_cache: dict[type, Callable[[Any], Any]] = {}
 
 
-def _struct_to(cls: type) -> Callable[[Any], Any]:
+def _struct_to(cls: type[_Value]) -> Callable[[Any], Any]:
     fn = _struct_to_cache.get(cls)
     if fn is None:
         fields = tuple((name, _to(spec)) for name, spec in cls.__aq_fields__)
@@ -254,10 +254,10 @@ _struct_from_cache: dict[type, Callable[[Any], Any]] = {}
 _MISSING = object()
 
 
-def _struct_from(cls: type) -> Callable[[Any], Any]:
-    fn = _struct_from_cache.get(cls)
-    if fn is not None:
-        return fn
+def _struct_from(cls: type[_Value]) -> Callable[[Any], Any]:
+    cached = _struct_from_cache.get(cls)
+    if cached is not None:
+        return cached
     fields: list[tuple[str, Callable[[Any], Any]]] = []
     defaults = _DEFAULTS.get(cls, {})
 
@@ -284,7 +284,7 @@ def _struct_from(cls: type) -> Callable[[Any], Any]:
 _union_from_cache: dict[type, Callable[[Any], Any]] = {}
 
 
-def _union_from(base: type) -> Callable[[Any], Any]:
+def _union_from(base: type[_Value]) -> Callable[[Any], Any]:
     cached = _union_from_cache.get(base)
     if cached is not None:
         return cached

@@ -339,5 +339,5 @@ class CustomFilter(EventFilter):
     key: str
 
 
-EventFilter._variants = (TaskCompletedFilter, RunStateChangedFilter, BudgetThresholdFilter, CustomFilter)  # type: ignore[attr-defined]
-RunPolicy._variants = (OncePolicy, RepeatPolicy, CronPolicy)  # type: ignore[attr-defined]
+EventFilter._variants = (TaskCompletedFilter, RunStateChangedFilter, BudgetThresholdFilter, CustomFilter)
+RunPolicy._variants = (OncePolicy, RepeatPolicy, CronPolicy)

@@ -902,6 +902,7 @@ def record_of(run_id: Any, task_id: Any, state: RunState, attempt_id: Any, attem
     rec.attempt_id = attempt_id if state is RunState.RUNNING else None
     rec.attempts = attempts
     if lease is not None:
+        # reducer.py's _Run names the last three in __slots__ only
         rec.lease_owner, rec.lease_expiry, rec.lease_acquired_at, rec.lease_updated_at = lease
     return rec
 

@@ -140,7 +140,7 @@ class SpanProjection:
         if created.task_spec.id.bytes != bytes(self._tasks.ids[i]):
             raise ImageError(f"task record {i} of the snapshot is filed under another id")
         task = _Task(created.task_spec, created.timestamp)
-        task.canceled_at = canceled_at  # type: ignore[assignment]  # reducer.py's records are untyped
+        task.canceled_at = canceled_at
         return task
 
     def take_runs_of_task(self, task_id: TaskId) -> list[RunId] | None:

@@ -320,7 +320,7 @@ def _put_lease(rec: _Run, metadata: LeaseMetadata) -> None:
     rec.lease_updated_at = metadata.updated_at
 
 
-_RUN_INSTANCE_SETTERS = tuple(RunInstance.__dict__[name].__set__ for name, _ in RunInstance.__aq_fields__)  # type: ignore[attr-defined]
+_RUN_INSTANCE_SETTERS = tuple(RunInstance.__dict__[name].__set__ for name, _ in RunInstance.__aq_fields__)
 _new_object = object.__new__
 
 
