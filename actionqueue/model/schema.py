@@ -96,102 +96,136 @@ def _resolve(cls: type) -> tuple:
 # Construction-time coercion: accept the obvious Python spellings, reject the rest.
 # --------------------------------------------------------------------------------------
 def _coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    """The function that coerces and checks one field of wire type ``spec`` (``where``
+    names it in errors), built once per field by the builder for its kind."""
     kind = spec[0]
-    if kind in _INT_RANGES:
-        lo, hi = _INT_RANGES[kind]
+    build = _COERCER_BUILDERS["int" if kind in _INT_RANGES else kind]
+    return build(spec, where)
 
-        def coerce_int(v: Any) -> Any:
-            if type(v) is not int:
-                if not isinstance(v, int) or isinstance(v, bool):
-                    raise TypeError(f"{where} must be int, not {type(v).__name__}")
-                v = int(v)
-            if not lo <= v <= hi:
-                raise ValidationError(f"{where} = {v} is out of range {lo}..{hi}")
+
+def _int_coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    lo, hi = _INT_RANGES[spec[0]]
+
+    def coerce_int(v: Any) -> Any:
+        if type(v) is not int:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"{where} must be int, not {type(v).__name__}")
+            v = int(v)
+        if not lo <= v <= hi:
+            raise ValidationError(f"{where} = {v} is out of range {lo}..{hi}")
+        return v
+
+    return coerce_int
+
+
+def _str_coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    def coerce_str(v: Any) -> Any:
+        if type(v) is not str:
+            if not isinstance(v, str):
+                raise TypeError(f"{where} must be str, not {type(v).__name__}")
+            v = str(v)
+        return v
+
+    return coerce_str
+
+
+def _bytes_coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    def coerce_bytes(v: Any) -> Any:
+        if type(v) is not bytes:
+            if not isinstance(v, (bytes, bytearray, memoryview)):
+                raise TypeError(f"{where} must be bytes, not {type(v).__name__}")
+            v = bytes(v)
+        return v
+
+    return coerce_bytes
+
+
+def _id_coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    cls = spec[1]
+
+    def coerce_id(v: Any) -> Any:
+        if type(v) is cls:
             return v
+        if isinstance(v, (_uuid.UUID, str, bytes, bytearray)):
+            return cls(v)
+        raise TypeError(f"{where} must be {cls.__name__}, not {type(v).__name__}")
 
-        return coerce_int
-    if kind == "str":
+    return coerce_id
 
-        def coerce_str(v: Any) -> Any:
-            if type(v) is not str:
-                if not isinstance(v, str):
-                    raise TypeError(f"{where} must be str, not {type(v).__name__}")
-                v = str(v)
+
+def _enum_coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    cls = spec[1]
+
+    def coerce_enum(v: Any) -> Any:
+        if type(v) is cls:
             return v
-
-        return coerce_str
-    if kind == "bytes":
-
-        def coerce_bytes(v: Any) -> Any:
-            if type(v) is not bytes:
-                if not isinstance(v, (bytes, bytearray, memoryview)):
-                    raise TypeError(f"{where} must be bytes, not {type(v).__name__}")
-                v = bytes(v)
-            return v
-
-        return coerce_bytes
-    if kind == "id":
-        cls = spec[1]
-
-        def coerce_id(v: Any) -> Any:
-            if type(v) is cls:
-                return v
-            if isinstance(v, (_uuid.UUID, str, bytes, bytearray)):
+        if isinstance(v, str):
+            try:
                 return cls(v)
-            raise TypeError(f"{where} must be {cls.__name__}, not {type(v).__name__}")
+            except ValueError:
+                raise ValidationError(f"{where}: {v!r} is not a {cls.__name__}") from None
+        raise TypeError(f"{where} must be {cls.__name__}, not {type(v).__name__}")
 
-        return coerce_id
-    if kind == "enum":
-        cls = spec[1]
+    return coerce_enum
 
-        def coerce_enum(v: Any) -> Any:
-            if type(v) is cls:
-                return v
-            if isinstance(v, str):
-                try:
-                    return cls(v)
-                except ValueError:
-                    raise ValidationError(f"{where}: {v!r} is not a {cls.__name__}") from None
-            raise TypeError(f"{where} must be {cls.__name__}, not {type(v).__name__}")
 
-        return coerce_enum
-    if kind == "named":
-        cls = spec[1]
+def _named_coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    cls = spec[1]
 
-        def coerce_named(v: Any) -> Any:
-            if type(v) is cls:
-                return v
-            if isinstance(v, str):
-                return cls.from_name(v)
-            raise TypeError(f"{where} must be {cls.__name__}, not {type(v).__name__}")
-
-        return coerce_named
-    if kind in ("struct", "union"):
-        cls = spec[1]
-
-        def coerce_value(v: Any) -> Any:
-            if not isinstance(v, cls):
-                raise TypeError(f"{where} must be {cls.__name__}, not {type(v).__name__}")
+    def coerce_named(v: Any) -> Any:
+        if type(v) is cls:
             return v
+        if isinstance(v, str):
+            return cls.from_name(v)
+        raise TypeError(f"{where} must be {cls.__name__}, not {type(v).__name__}")
 
-        return coerce_value
-    if kind == "opt":
-        inner = _coercer(spec[1], where)
+    return coerce_named
 
-        def coerce_opt(v: Any) -> Any:
-            return None if v is None else inner(v)
 
-        return coerce_opt
-    if kind == "vec":
-        inner = _coercer(spec[1], where + "[]")
+def _value_coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    cls = spec[1]
 
-        def coerce_vec(v: Any) -> Any:
-            if isinstance(v, (str, bytes, bytearray)) or not hasattr(v, "__iter__"):
-                raise TypeError(f"{where} must be a sequence, not {type(v).__name__}")
-            return tuple([inner(x) for x in v])
+    def coerce_value(v: Any) -> Any:
+        if not isinstance(v, cls):
+            raise TypeError(f"{where} must be {cls.__name__}, not {type(v).__name__}")
+        return v
 
-        return coerce_vec
-    raise AssertionError(spec)
+    return coerce_value
+
+
+def _opt_coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    inner = _coercer(spec[1], where)
+
+    def coerce_opt(v: Any) -> Any:
+        return None if v is None else inner(v)
+
+    return coerce_opt
+
+
+def _vec_coercer(spec: tuple, where: str) -> Callable[[Any], Any]:
+    inner = _coercer(spec[1], where + "[]")
+
+    def coerce_vec(v: Any) -> Any:
+        if isinstance(v, (str, bytes, bytearray)) or not hasattr(v, "__iter__"):
+            raise TypeError(f"{where} must be a sequence, not {type(v).__name__}")
+        return tuple([inner(x) for x in v])
+
+    return coerce_vec
+
+
+#: spec kind -> the builder of its coercer (``"int"`` stands for u8, u32, u64 and i32)
+_COERCER_BUILDERS: dict[str, Callable[[tuple, str], Callable[[Any], Any]]] = {
+    "int": _int_coercer,
+    "str": _str_coercer,
+    "bytes": _bytes_coercer,
+    "id": _id_coercer,
+    "enum": _enum_coercer,
+    "named": _named_coercer,
+    "struct": _value_coercer,
+    "union": _value_coercer,
+    "opt": _opt_coercer,
+    "vec": _vec_coercer,
+}
 
 
 def install(cls: type) -> type:
