@@ -6,86 +6,28 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from aq_testlib import VECTORS_DIR, VECTORS_MISSING
+from cli_testlib import (  # noqa: F401 - fixtures are used by name
+    RUN,
+    TASK,
+    V08,
+    active_segment,
+    need_vectors,
+    nl,
+    no_progress,
+    one_error_line,
+    run_cli,
+    rust_dir,
+    seg_dir,
+    subprocess_env,
+    v08_events,
+)
 
 import actionqueue as aq
 from actionqueue.cli import COMMANDS, main
-
-V08 = VECTORS_DIR / "replay" / "valid" / "v08_random_mixed"
-RUN = "defed3f2-f783-4255-8e25-b3ff079f3f4a"  # the first run of v08 (task TASK, canceled at the end)
-TASK = "efb612e3-b729-42d1-9b0a-3e6f6d8c8223"
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-
-def _need_vectors() -> None:
-    if not V08.is_dir():
-        pytest.skip(VECTORS_MISSING)
-
-
-@pytest.fixture(autouse=True)
-def _no_progress(monkeypatch):
-    monkeypatch.setenv("ACTIONQUEUE_NO_PROGRESS", "1")
-
-
-@pytest.fixture
-def rust_dir(tmp_path) -> Path:
-    """A Rust-layout data dir holding the v08 history (600 events, sequences 1..600)."""
-    _need_vectors()
-    d = tmp_path / "rust"
-    (d / "wal").mkdir(parents=True)
-    shutil.copy(V08 / "events.wal", d / "wal" / "actionqueue.wal")
-    return d
-
-
-@pytest.fixture
-def v08_events() -> list:
-    _need_vectors()
-    return aq.decode_batch((V08 / "events.wal").read_bytes())
-
-
-@pytest.fixture
-def seg_dir(tmp_path, v08_events) -> Path:
-    """The same history written through WalWriter into small (sealed) segments."""
-    d = tmp_path / "seg"
-    d.mkdir()
-    with aq.WalWriter(d, durability=aq.Durability.NONE, segment_bytes=16_000) as w:
-        w.append_many(v08_events[:200])
-        for e in v08_events[200:]:
-            w.append(e)
-    return d
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def nl(text: str) -> list[str]:
-    """Lines split at newlines only (the JSON holds raw U+2028/U+2029, as serde_json writes)."""
-    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n") if text else []
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def active_segment(d: Path) -> Path:
-    """The newest segment, to be damaged as a crash would: without the checkpoint of a
-    clean close (one that covers the damaged bytes is evidence of a loss: refused)."""
-    (d / "wal" / "CHECKPOINT").unlink(missing_ok=True)
-    return sorted((d / "wal").glob("*.seg"))[-1]
 
 
 # --------------------------------------------------------------------------------------
@@ -122,7 +64,7 @@ def test_dump_json_is_the_serde_shape(capsys, rust_dir):
 
 
 def test_dump_a_single_file(capsys):
-    _need_vectors()
+    need_vectors()
     code, out, _ = run_cli(capsys, "dump", V08 / "events.wal", "--to-seq", 3)
     assert code == 0 and [json.loads(x)["sequence"] for x in nl(out)] == [1, 2, 3]
 
@@ -403,18 +345,12 @@ def test_inspect_unknown_ids(capsys, rust_dir):
 # --------------------------------------------------------------------------------------
 # real processes
 # --------------------------------------------------------------------------------------
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(PROJECT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def test_python_m_actionqueue(rust_dir):
     r = subprocess.run([sys.executable, "-m", "actionqueue", "--version"], capture_output=True, text=True, check=False,
-                       env=_env(), timeout=60)
+                       env=subprocess_env(), timeout=60)
     assert r.returncode == 0 and aq.__version__ in r.stdout
     r = subprocess.run([sys.executable, "-m", "actionqueue", "verify", str(rust_dir / "missing")],
-                       capture_output=True, text=True, env=_env(), timeout=60)
+                       capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert r.returncode == 2 and r.stdout == ""
     assert one_error_line(r.stderr).startswith("actionqueue verify: error:")
 
@@ -422,14 +358,14 @@ def test_python_m_actionqueue(rust_dir):
 def test_broken_pipe_is_quiet(rust_dir, v08_events):
     # ~100 KB of JSON into `head -n 1`: the writer sees a closed pipe
     cmd = f"{sys.executable} -m actionqueue dump {rust_dir} | head -n 1"
-    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=False, env=_env(), timeout=60)
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=False, env=subprocess_env(), timeout=60)
     assert r.returncode == 0
     assert nl(r.stdout) == [v08_events[0].to_json()]
     assert r.stderr == ""
 
 
 def test_piped_output_has_no_progress_bar(rust_dir):
-    env = _env()
+    env = subprocess_env()
     env.pop("ACTIONQUEUE_NO_PROGRESS", None)
     r = subprocess.run([sys.executable, "-m", "actionqueue", "stats", str(rust_dir)], capture_output=True, text=True, check=False,
                        env=env, timeout=60)
