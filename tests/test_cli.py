@@ -44,8 +44,9 @@ def test_no_command_is_usage(capsys):
 
 
 def test_bad_option_is_usage(capsys):
-    code, _, err = run_cli(capsys, "dump", "--no-such-option")
-    assert code == 2 and "usage" in err
+    code, _, err = run_cli(capsys, "dump", "somewhere", "--no-such-option")
+    line = one_error_line(err)
+    assert code == 2 and "unrecognized arguments: --no-such-option" in line and "'actionqueue dump --help'" in line
 
 
 def test_every_command_has_help(capsys):
@@ -214,7 +215,7 @@ def test_torn_tail_verify_repair_verify(capsys, seg_dir):
     assert "cut offset" in out and seg.read_bytes() == torn_at
 
     code, out, _ = run_cli(capsys, "repair", seg_dir, "--dry-run")
-    assert code == 0 and "cut offset" in out and seg.read_bytes() == torn_at
+    assert code == 1 and "cut offset" in out and seg.read_bytes() == torn_at  # damage found, left as it is
 
     code, out, _ = run_cli(capsys, "repair", seg_dir, "--yes")
     assert code == 0 and "repaired" in out
@@ -293,7 +294,7 @@ def test_snapshot_refuses_a_torn_tail(capsys, seg_dir):
 def test_snapshot_refuses_while_a_writer_is_open(capsys, seg_dir):
     with aq.WalWriter(seg_dir):
         code, _, err = run_cli(capsys, "snapshot", seg_dir)
-    assert code == 1 and one_error_line(err)
+    assert code == 2 and "open for writing" in one_error_line(err)  # not a problem in the data
 
 
 # --------------------------------------------------------------------------------------
@@ -335,9 +336,9 @@ def test_inspect_is_read_only_next_to_a_writer(capsys, seg_dir):
 
 def test_inspect_unknown_ids(capsys, rust_dir):
     code, _, err = run_cli(capsys, "inspect", rust_dir, "--run", "00000000-0000-4000-8000-000000000001")
-    assert code == 1 and "no run" in one_error_line(err)
+    assert code == 2 and "no run" in one_error_line(err)  # an input error
     code, _, err = run_cli(capsys, "inspect", rust_dir, "--task", "00000000-0000-4000-8000-000000000001")
-    assert code == 1 and "no task" in one_error_line(err)
+    assert code == 2 and "no task" in one_error_line(err)
     code, _, err = run_cli(capsys, "inspect", rust_dir)
     assert code == 2
 
@@ -424,7 +425,8 @@ def test_bench_skips_a_missing_peer(capsys, bench_cache, monkeypatch):
 def test_bench_plot_without_matplotlib(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     code, _, err = run_cli(capsys, "bench", "--quick", "--plot", "x.png")
-    assert code == 1 and "pip install 'actionqueue[plot]'" in one_error_line(err)
+    line = one_error_line(err)
+    assert code == 2 and "the 'plot' extra" in line and "pip install 'actionqueue[plot]'" in line
 
 
 def test_bench_unknown_section(capsys):

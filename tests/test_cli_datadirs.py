@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+from cli_testlib import no_progress, one_error_line, run_cli  # noqa: F401 - fixtures are used by name
 
 import actionqueue as aq
 from actionqueue.log.catalog import Catalog, wal_name_kind
@@ -167,3 +168,60 @@ def test_leftovers_of_interrupted_atomic_writes_are_ignored_then_removed(data):
         assert store.reducer.latest_sequence == 300
     assert not [p for p in leftovers if p.exists()]
     assert not [n for n in os.listdir(wal) if n.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------------------
+# the command line: the same line from every command, and nothing written
+# --------------------------------------------------------------------------------------
+UNKNOWN = "00000000-0000-4000-8000-000000000001"
+#: every command that takes a data dir, with what else it needs
+DIR_COMMANDS = [["dump"], ["stats"], ["verify"], ["repair", "--yes"], ["snapshot"], ["compact"],
+                ["inspect", "--run", UNKNOWN]]
+
+
+def cli(capsys, argv: list[str], path: Path) -> tuple[int, str, str]:
+    return run_cli(capsys, argv[0], path, *argv[1:])
+
+
+@pytest.mark.parametrize("argv", DIR_COMMANDS, ids=lambda a: a[0])
+def test_every_command_says_a_file_is_not_a_data_dir(capsys, afile, argv):
+    code, out, err = cli(capsys, argv, afile)
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"actionqueue {argv[0]}: error: {afile}: is a file")
+    assert "expected a data dir (a directory with wal/ inside)" in line
+    assert "torn tail" not in line and afile.read_text() == "hello\n"
+
+
+def test_dump_still_reads_a_log_file(capsys, data):
+    seg = sorted((data / "wal").glob("*.seg"))[0]
+    code, out, _ = run_cli(capsys, "dump", seg, "--to-seq", 2)
+    assert code == 0 and [aq.WalEvent.from_json(x).sequence for x in out.splitlines()] == [1, 2]
+    code, _, err = run_cli(capsys, "dump", data / "wal" / "MANIFEST")
+    assert code == 2 and "is a file, not a WAL v5 log; expected a data dir" in one_error_line(err)
+
+
+@pytest.mark.parametrize("argv", DIR_COMMANDS, ids=lambda a: a[0])
+def test_every_command_refuses_a_wal_of_foreign_files(capsys, junk, argv):
+    before = tree(junk)
+    code, out, err = cli(capsys, argv, junk)
+    assert code == 2 and out == ""
+    assert one_error_line(err).endswith(f"{junk}: not an actionqueue data dir ({junk / 'wal'} holds random.bin: "
+                                        "no file of a log)")
+    assert tree(junk) == before
+
+
+@pytest.mark.parametrize("argv", DIR_COMMANDS, ids=lambda a: a[0])
+def test_a_foreign_file_beside_a_log_is_a_problem_found(capsys, data, argv):
+    (data / "wal" / "notes.txt").write_text("mine")
+    before = tree(data)
+    code, _, err = cli(capsys, argv, data)
+    line = one_error_line(err)
+    assert code == 1 and f"{data / 'wal' / 'notes.txt'}: not a file of an actionqueue log; move it out" in line
+    assert tree(data) == before
+
+
+@pytest.mark.parametrize("argv", [["demo", "{f}"], ["bench", "--quick", "--dir", "{f}"]], ids=lambda a: a[0])
+def test_a_file_where_a_directory_belongs(capsys, afile, argv):
+    code, _, err = run_cli(capsys, *[a.format(f=afile) for a in argv])
+    assert code == 2 and f"{afile}: is a file; expected" in one_error_line(err)

@@ -12,15 +12,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import model as _model
-from ..log.catalog import Catalog
+from ..errors import UnknownFile
+from ..log.catalog import Catalog, require_data_dir
+from ..log.format import SNAPSHOTS_DIR, WAL_DIR
+from ..log.validate import is_log_file
 from ..recovery import read_snapshot, require_log_start
 from ..state.reducer import ReducerError, ReplayReducer
 from ..snapshot import snapshot_path
 from ..wal import RUST_WAL_NAME, TornTail, WalCorruption, WalReader, log_files
 
+#: Exit code when everything is clean.
+EXIT_OK = 0
 #: Exit code for problems found in the data (corruption, a log that does not replay, ...).
 EXIT_PROBLEM = 1
-#: Exit code for usage errors (bad arguments, a path that is not a data dir, a bad id).
+#: Exit code for usage and input errors (bad arguments or values, a path that is not a
+#: data dir, an unknown id, a data dir another writer holds, a missing optional extra).
 EXIT_USAGE = 2
 
 
@@ -44,21 +50,39 @@ def usage_error(message: str) -> CliError:
 # data dirs
 # --------------------------------------------------------------------------------------
 def data_dir(path: str | os.PathLike, *, allow_file: bool = False) -> Path:
-    """Check that ``path`` is an actionqueue data dir (a directory with ``wal/`` or
-    ``snapshots/``), or, with ``allow_file``, a single log file. Raises a usage
-    :class:`CliError` otherwise."""
+    """Check that ``path`` is an actionqueue data dir: a directory with ``wal/`` or
+    ``snapshots/`` inside whose ``wal/`` holds only files of a log (the catalog's rule);
+    with ``allow_file``, a single log file too. Every command says the same for each kind
+    of wrong path, as a usage :class:`CliError` (exit 2); a data dir whose ``wal/`` holds
+    a foreign file beside its log raises :class:`~actionqueue.errors.UnknownFile` (a
+    problem found in the data: exit 1)."""
     p = Path(path)
+    expected = "expected a data dir (a directory with wal/ inside)" + (" or a log file" if allow_file else "")
     if not p.exists():
         raise usage_error(f"{p}: no such file or directory")
     if p.is_file():
-        if allow_file:
+        if allow_file and is_log_file(p):
             return p
-        raise usage_error(f"{p}: is a file; expected a data dir (a directory with wal/ inside)")
+        raise usage_error(f"{p}: is a file{', not a WAL v5 log' if allow_file else ''}; {expected}")
     if not p.is_dir():
-        raise usage_error(f"{p}: not a directory")
-    if not (p / "wal").is_dir() and not (p / "snapshots").is_dir():
+        raise usage_error(f"{p}: not a directory; {expected}")
+    if not (p / WAL_DIR).is_dir() and not (p / SNAPSHOTS_DIR).is_dir():
         raise usage_error(f"{p}: not an actionqueue data dir (no wal/ or snapshots/ inside)")
+    try:
+        require_data_dir(p)
+    except UnknownFile as exc:
+        if exc.in_log:
+            raise
+        raise usage_error(not_a_data_dir(exc)) from None
     return p
+
+
+def not_a_data_dir(exc: UnknownFile) -> str:
+    """The line for a directory whose ``wal/`` holds foreign files and no log."""
+    assert exc.path is not None
+    wal = exc.path.parent
+    names = ", ".join(exc.names[:3]) + (", ..." if len(exc.names) > 3 else "")
+    return f"{wal.parent}: not an actionqueue data dir ({wal} holds {names}: no file of a log)"
 
 
 def parse_id(cls: type, text: str, what: str) -> Any:
@@ -288,7 +312,10 @@ def event_time(event: Any) -> int:
 
 
 def describe_corruption(exc: WalCorruption) -> str:
-    """One line: file, offset, Rust kind, and whether it is a torn tail."""
+    """One line: file, offset, Rust kind, and whether it is a torn tail (for a file that
+    is no part of a log: which, and what to do)."""
+    if isinstance(exc, UnknownFile):
+        return str(exc)
     shape = "torn tail" if isinstance(exc, TornTail) else "mid-log damage" if type(exc).__name__ == "MidLogCorruption" else type(exc).__name__
     detail = f": {exc.detail}" if exc.detail else ""
     return f"{exc.path}: offset {exc.offset}: {exc.kind} ({shape}, {exc.reason}){detail}"

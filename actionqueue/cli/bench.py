@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from ._common import CliError, progress, usage_error
+from ._common import progress, usage_error
 
 NAME = "bench"
 HELP = "run the side-by-side benchmarks and print events/s and ratios (--quick, --json, --plot)"
@@ -54,7 +54,7 @@ def _check_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise CliError("--plot needs matplotlib, which is not installed: pip install 'actionqueue[plot]'") from None
+        raise usage_error("--plot needs the 'plot' extra (matplotlib): pip install 'actionqueue[plot]'") from None
 
 
 def plot(result: dict[str, Any], path: str) -> None:
@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = BenchConfig(**{k: v for k, v in overrides.items() if v is not None})
     if cfg.dir is not None and not os.path.isdir(cfg.dir):
-        raise usage_error(f"--dir {cfg.dir}: no such directory")
+        raise usage_error(f"--dir {cfg.dir}: {'is a file' if os.path.exists(cfg.dir) else 'no such directory'}; "
+                          "expected a directory")
     out = sys.stderr if args.json else sys.stdout
     rep = Report(out, config=cfg)
     names = args.section or section_names()

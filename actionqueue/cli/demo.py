@@ -89,7 +89,7 @@ def _prepare_dir(path: str | None) -> tuple[Path, bool]:
     d = Path(path)
     if d.exists():
         if not d.is_dir():
-            raise usage_error(f"{d}: is a file; the demo needs an empty or new directory")
+            raise usage_error(f"{d}: is a file; expected an empty or new directory (the demo writes a fresh data dir)")
         if any(d.iterdir()):
             raise usage_error(f"{d}: not empty; the demo writes a fresh data dir (give a new path)")
     else:

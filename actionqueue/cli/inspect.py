@@ -10,13 +10,14 @@ from typing import Any
 from .. import model as _model
 from ..state.reducer import ReplayReducer
 from ._common import (
-    CliError,
+    EXIT_PROBLEM,
     Replayed,
     data_dir,
     fmt_time,
     parse_id,
     replay_readonly,
     table,
+    usage_error,
 )
 
 NAME = "inspect"
@@ -25,6 +26,9 @@ DESCRIPTION = """\
 Show one run or task as the projection holds it, rebuilt read-only (the snapshot if
 valid, then the log after it; no writer lock, so it works next to a running writer and
 never changes the data dir). --at SEQ shows the state as it was at that sequence.
+
+Exit 0; 1 when the log ends in a torn tail (the state before it is shown, with a note);
+2 for an id the data dir does not hold.
 """
 
 
@@ -130,7 +134,8 @@ def _render_task(info: dict[str, Any], out: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the run or task; exit 1 when it is not in the data dir."""
+    """Print the run or task; exit 2 when it is not in the data dir (an input error), 1
+    when the log ends in a torn tail (the state before it is shown)."""
     directory = data_dir(args.dir)
     rid = parse_id(_model.RunId, args.run, "run") if args.run else None
     tid = parse_id(_model.TaskId, args.task, "task") if args.task else None
@@ -140,23 +145,24 @@ def run(args: argparse.Namespace) -> int:
     if rid is not None:
         info = run_info(reducer, rid)
         if info is None:
-            raise CliError(f"no run {rid} in {directory}{at}")
+            raise usage_error(f"no run {rid} in {directory}{at}")
         render = _render_run
     else:
         assert tid is not None
         info = task_info(reducer, tid)
         if info is None:
-            raise CliError(f"no task {tid} in {directory}{at}")
+            raise usage_error(f"no task {tid} in {directory}{at}")
         render = _render_task
     info["as_of_sequence"] = reducer.latest_sequence
     if rep.torn_tail is not None:
         info["note"] = f"the log ends in a torn tail at {rep.torn_tail.path} offset {rep.torn_tail.offset} (ignored)"
+    status = EXIT_PROBLEM if rep.torn_tail is not None else 0  # shown, but a problem found in the data
     if args.json:
         json.dump(info, sys.stdout, indent=1)
         sys.stdout.write("\n")
-        return 0
+        return status
     render(info, sys.stdout)
     sys.stdout.write(f"\n(as of sequence {info['as_of_sequence']})\n")
     if "note" in info:
         sys.stdout.write(f"note: {info['note']}\n")
-    return 0
+    return status
