@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"ok    {s['file']}  (snapshot at sequence {s['sequence']})\n")
     out.flush()
     if problem:
-        hint = "; a torn tail: 'actionqueue repair DIR' cuts it off (keeping a backup)" if problem.get("torn_tail") else ""
+        torn = problem.get("torn_tail")
+        hint = "; a torn tail: 'actionqueue repair DIR' cuts it off (keeping a backup)" if torn else ""
         print(f"actionqueue verify: PROBLEM: {problem['message']}{hint}", file=sys.stderr)
         return 1
     if not args.quiet:
