@@ -3,6 +3,7 @@ progress bars, read-only replay and small formatting helpers."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import os
 import sys
@@ -83,6 +84,34 @@ def not_a_data_dir(exc: UnknownFile) -> str:
     wal = exc.path.parent
     names = ", ".join(exc.names[:3]) + (", ..." if len(exc.names) > 3 else "")
     return f"{wal.parent}: not an actionqueue data dir ({wal} holds {names}: no file of a log)"
+
+
+#: The largest sequence or timestamp: both are u64 in the log.
+U64_MAX = (1 << 64) - 1
+
+
+def int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``lo..hi`` (no upper bound for None). Anything
+    else is a one-line usage error naming the option (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: {what} is {bound}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+#: ``type=`` of options that take a sequence, a Unix time, or a count of things.
+SEQUENCE = int_in(0, U64_MAX, "a sequence")
+UNIX_TIME = int_in(0, U64_MAX, "a Unix time in seconds")
+COUNT = int_in(1, None, "a count")
 
 
 def parse_id(cls: type, text: str, what: str) -> Any:
@@ -209,6 +238,8 @@ class Replayed:
     snapshot_error: str | None
     events_applied: int
     torn_tail: TornTail | None
+    #: the log ended before ``until`` (always, without one): the state is its latest
+    reached_end: bool = True
 
 
 def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: bool = True) -> Replayed:
@@ -233,9 +264,11 @@ def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: 
         reducer = ReplayReducer()
     applied = 0
     torn: TornTail | None = None
+    reached_end = True
     try:
         for event in iter_events(directory, snap_seq + 1, desc="replaying"):
             if until is not None and event.sequence > until:
+                reached_end = False
                 break
             try:
                 reducer.apply(event)
@@ -246,7 +279,7 @@ def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: 
             applied += 1
     except TornTail as exc:
         torn = exc
-    return Replayed(reducer, snap_seq, snap_error, applied, torn)
+    return Replayed(reducer, snap_seq, snap_error, applied, torn, reached_end)
 
 
 # --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from ._common import progress, usage_error
+from ._common import COUNT, progress, usage_error
 
 NAME = "bench"
 HELP = "run the side-by-side benchmarks and print events/s and ratios (--quick, --json, --plot)"
@@ -42,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a small workload (~15k events, 3 samples): seconds")
     p.add_argument("--section", action="append", metavar="NAME", help="run only this section (repeatable)")
     p.add_argument("--list", action="store_true", help="list the sections and exit")
-    p.add_argument("--tasks", type=int, metavar="N", help="workload size in tasks (31 events each)")
-    p.add_argument("--repeat", type=int, metavar="R", help="samples per measurement (the median is reported)")
+    p.add_argument("--tasks", type=COUNT, metavar="N", help="workload size in tasks (31 events each)")
+    p.add_argument("--repeat", type=COUNT, metavar="R", help="samples per measurement (the median is reported)")
     p.add_argument("--dir", metavar="PATH", help="where temporary data dirs go (default: the system temp dir)")
     p.add_argument("--no-cache", action="store_true", help="regenerate the workload instead of using the disk cache")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (the human table goes to stderr)")
@@ -114,8 +114,6 @@ def run(args: argparse.Namespace) -> int:
         _check_matplotlib()
         if not args.plot.lower().endswith((".png", ".svg", ".pdf")):
             raise usage_error(f"--plot {args.plot}: give a .png (or .svg/.pdf) file name")
-    if args.tasks is not None and args.tasks < 1 or args.repeat is not None and args.repeat < 1:
-        raise usage_error("--tasks and --repeat must be at least 1")
     overrides = {"tasks": args.tasks, "repeat": args.repeat, "dir": args.dir, "no_cache": args.no_cache or None}
     if args.quick:
         cfg = BenchConfig.quick_config(**overrides)
