@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from cli_testlib import (  # noqa: F401 - fixtures are used by name
+    PROJECT,
     RUN,
     TASK,
     V08,
@@ -354,6 +355,43 @@ def test_python_m_actionqueue(rust_dir):
                        capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert r.returncode == 2 and r.stdout == ""
     assert one_error_line(r.stderr).startswith("actionqueue verify: error:")
+
+
+#: ``python -m actionqueue`` as an editable install runs it (``pip install -e``): setuptools'
+#: finder comes after the search of sys.path, whose first entry is the current directory.
+EDITABLE_RUN = """
+import runpy, sys
+from importlib.machinery import PathFinder
+from importlib.util import spec_from_file_location
+
+class Editable:
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname == "actionqueue":
+            return spec_from_file_location(fullname, {root!r} + "/actionqueue/__init__.py")
+        if fullname.startswith("actionqueue.") and fullname.count(".") == 1:
+            return PathFinder.find_spec(fullname, [{root!r} + "/actionqueue"])
+        return None
+
+sys.meta_path.insert(sys.meta_path.index(PathFinder) + 1, Editable)
+sys.argv[1:] = {argv!r}
+runpy.run_module("actionqueue", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["dump", "--help"]])
+def test_python_m_actionqueue_from_the_parent_of_a_clone(tmp_path, argv):
+    """The clone's folder, named like the package, is a namespace package there: it must
+    not stand in for the package."""
+    clone = tmp_path / "actionqueue"
+    clone.mkdir()
+    (clone / "README.md").write_text("a clone's root: no __init__.py")
+    env = {k: v for k, v in subprocess_env().items() if k != "PYTHONPATH"}
+    code = EDITABLE_RUN.format(root=str(PROJECT), argv=argv)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and (aq.__version__ in r.stdout if argv == ["--version"] else "--from-seq" in r.stdout)
 
 
 def test_broken_pipe_is_quiet(rust_dir, v08_events):
