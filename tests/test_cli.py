@@ -446,6 +446,11 @@ def test_bench_quick_json_and_plot(capsys, bench_cache):
     assert all(r["median_s"] > 0 for r in result["rows"])
     assert "decode batch: ours / pure-Python twin (subset)" in result["ratios"]
     assert "## decode" in err and "## goals" in err  # the table went to stderr
+    # the labels describe the workload run (248 events), not the full reference one
+    assert "1M-event data dir" not in err and "1 GiB here" not in err and "after 10,000 events" not in err
+    assert "open of the 248-event data dir" in err and "the reference workload cut to 8 tasks (248 events" in err
+    assert "the 248-event data dir written" in err and "again after 124 events" in err
+    assert "this workload has 248 events" in err
     assert not [p for p in bench_cache.iterdir() if p.name.startswith("aq-bench-")]  # scratch removed
     if png:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
