@@ -140,7 +140,8 @@ class WalWriter:
                 fs.fsync_dir(self.data_dir)
             self._locks = fs.lock(self.wal_dir, LOCK_NAME)
             self._catalog = Catalog.load(self.data_dir, fs)
-            self._remove_leftovers()
+            for path in self._catalog.leftovers:  # of atomic writes a crash cut short (all made under this lock)
+                fs.unlink(path)  # (not synced: should a crash bring one back, the next writer removes it)
             self.layout = self._catalog.layout or Layout(layout)
             self._segmented = self.layout is Layout.SEGMENTED
             if self.layout is Layout.RUST:
@@ -216,18 +217,6 @@ class WalWriter:
             self._open_file(active.path, prev or None, active.first_sequence)
         if catalog.manifest_stale:
             self._settle_catalog()
-
-    def _remove_leftovers(self) -> None:
-        """Delete the temporary files of atomic writes a crash interrupted (every atomic
-        write in ``wal/`` is made under the lock this writer holds: none is in flight)."""
-        for path in self._catalog.leftovers:
-            log.info("removing %s, left by an interrupted write", path)
-            try:
-                self.fs.unlink(path)
-            except FileNotFoundError:
-                pass
-        if self._catalog.leftovers:
-            self.fs.fsync_dir(self.wal_dir)
 
     def _settle_catalog(self) -> None:
         """Write the MANIFEST the catalog found stale (a log from before MANIFESTs, a
