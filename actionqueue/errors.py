@@ -47,6 +47,8 @@ __all__ = [
     "MidLogCorruption",
     "SegmentError",
     "SegmentMissing",
+    "UnknownFile",
+    "NotADataDir",
     "WalWriterError",
     "SequenceViolation",
     "PayloadTooLarge",
@@ -180,6 +182,7 @@ _WAL_KINDS = {
     "seal_mismatch": "SealMismatch",
     "manifest_invalid": "ManifestInvalid",
     "name_mismatch": "NameMismatch",
+    "file_unknown": "UnknownFile",
 }
 
 
@@ -304,6 +307,49 @@ class SegmentMissing(SegmentError):
         span = f"{first_sequence}..{last_sequence}" if last_sequence is not None else f"{first_sequence} on"
         why = f"the log's segment is missing: sequences {span} are gone"
         super().__init__(path, 0, "segment_missing", f"{why}; {detail}" if detail else why)
+
+
+class UnknownFile(SegmentError):
+    """``wal/`` holds files that are no part of a log, nor a temporary file a writer of one
+    leaves (:func:`actionqueue.log.catalog.check_wal_names` is the rule). They are never
+    ignored: the directory is not a data dir, or something else wrote into its log's
+    folder, and nothing reads, writes or repairs it until they are moved out.
+
+    Attributes:
+        names: the unknown names, sorted (:attr:`path` is the first one's path).
+        in_log: whether ``wal/`` holds a log besides them (False: it is no data dir's
+            ``wal/`` at all).
+    """
+
+    def __init__(self, wal_dir, names, in_log: bool):
+        self.names = tuple(sorted(names))
+        self.in_log = in_log
+        rest = self.names[1:]
+        nor = f", nor {'is' if len(rest) == 1 else 'are'} {', '.join(rest[:3])}{', ...' if len(rest) > 3 else ''}"
+        detail = "not a file of an actionqueue log" + (nor if rest else "")
+        super().__init__(Path(wal_dir) / self.names[0], 0, "file_unknown", detail)
+
+    def __str__(self) -> str:
+        assert self.path is not None
+        return f"{self.path}: {self.detail}; move {'them' if len(self.names) > 1 else 'it'} out of {self.path.parent}"
+
+
+class NotADataDir(ActionQueueError):
+    """A directory that is not a data dir (no ``wal/`` or ``snapshots/`` inside) and not
+    empty either: a writer starts a data dir only in an empty directory, never among
+    other files.
+
+    Attributes:
+        path: the directory. detail: what it holds instead.
+    """
+
+    def __init__(self, path, detail: str):
+        self.path = Path(path)
+        self.detail = detail
+        super().__init__(f"{path} is not an actionqueue data dir: {detail}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.detail))
 
 
 class WalWriterError(ActionQueueError):

@@ -25,9 +25,9 @@ from .errors import ImageError
 from .snapshot import image_path
 from .snapshot.newest import read_snapshot
 from .errors import TornTail
-from .log.catalog import Catalog, Layout, LayoutName
+from .log.catalog import Catalog, Layout, LayoutName, require_data_dir
 from .log.files import OS, Files
-from .log.format import DEFAULT_MAX_PAYLOAD
+from .log.format import DEFAULT_MAX_PAYLOAD, SNAPSHOTS_DIR, WAL_DIR
 from .log.reader import WalReader
 from .log.repair import Cut, RepairPlan, repair_log
 from .log.writer import Durability, DurabilityName, RepairPolicy, RepairPolicyName, WalWriter
@@ -100,10 +100,10 @@ class Store:
 
 
 def _prepare(data_dir: Path, fs: Files) -> None:
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"data dir {data_dir} does not exist")
+    """Check the data dir (before anything is written into it), then create its folders."""
+    require_data_dir(data_dir, fs, new=True)
     created = False
-    for sub in ("wal", "snapshots"):
+    for sub in (WAL_DIR, SNAPSHOTS_DIR):
         if not fs.exists(data_dir / sub):
             fs.mkdir(data_dir / sub)
             created = True
@@ -162,6 +162,13 @@ def open(  # noqa: A001 - the natural name: actionqueue.recovery.open(data_dir)
     **writer_options,
 ) -> Store:
     """Recover ``data_dir``: snapshot (if valid) + the WAL after it, and a writer at the end.
+
+    ``data_dir`` is an existing data dir, or an empty directory to start one in (its
+    ``wal/`` and ``snapshots/`` are created). Anything else is refused before a file is
+    written: a missing path (:class:`FileNotFoundError`), a file
+    (:class:`NotADirectoryError`), a directory holding other files
+    (:class:`~actionqueue.errors.NotADataDir`), a ``wal/`` holding files that are no part of
+    a log (:class:`~actionqueue.errors.UnknownFile`).
 
     ``snapshot_every``: take a snapshot in the background (a child process; commands never
     wait for it) each time that many events have become durable through the store's

@@ -6,86 +6,29 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from aq_testlib import VECTORS_DIR, VECTORS_MISSING
+from cli_testlib import (  # noqa: F401 - fixtures are used by name
+    PROJECT,
+    RUN,
+    TASK,
+    V08,
+    active_segment,
+    need_vectors,
+    nl,
+    no_progress,
+    one_error_line,
+    run_cli,
+    rust_dir,
+    seg_dir,
+    subprocess_env,
+    v08_events,
+)
 
 import actionqueue as aq
 from actionqueue.cli import COMMANDS, main
-
-V08 = VECTORS_DIR / "replay" / "valid" / "v08_random_mixed"
-RUN = "defed3f2-f783-4255-8e25-b3ff079f3f4a"  # the first run of v08 (task TASK, canceled at the end)
-TASK = "efb612e3-b729-42d1-9b0a-3e6f6d8c8223"
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-
-def _need_vectors() -> None:
-    if not V08.is_dir():
-        pytest.skip(VECTORS_MISSING)
-
-
-@pytest.fixture(autouse=True)
-def _no_progress(monkeypatch):
-    monkeypatch.setenv("ACTIONQUEUE_NO_PROGRESS", "1")
-
-
-@pytest.fixture
-def rust_dir(tmp_path) -> Path:
-    """A Rust-layout data dir holding the v08 history (600 events, sequences 1..600)."""
-    _need_vectors()
-    d = tmp_path / "rust"
-    (d / "wal").mkdir(parents=True)
-    shutil.copy(V08 / "events.wal", d / "wal" / "actionqueue.wal")
-    return d
-
-
-@pytest.fixture
-def v08_events() -> list:
-    _need_vectors()
-    return aq.decode_batch((V08 / "events.wal").read_bytes())
-
-
-@pytest.fixture
-def seg_dir(tmp_path, v08_events) -> Path:
-    """The same history written through WalWriter into small (sealed) segments."""
-    d = tmp_path / "seg"
-    d.mkdir()
-    with aq.WalWriter(d, durability=aq.Durability.NONE, segment_bytes=16_000) as w:
-        w.append_many(v08_events[:200])
-        for e in v08_events[200:]:
-            w.append(e)
-    return d
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def nl(text: str) -> list[str]:
-    """Lines split at newlines only (the JSON holds raw U+2028/U+2029, as serde_json writes)."""
-    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n") if text else []
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def active_segment(d: Path) -> Path:
-    """The newest segment, to be damaged as a crash would: without the checkpoint of a
-    clean close (one that covers the damaged bytes is evidence of a loss: refused)."""
-    (d / "wal" / "CHECKPOINT").unlink(missing_ok=True)
-    return sorted((d / "wal").glob("*.seg"))[-1]
 
 
 # --------------------------------------------------------------------------------------
@@ -102,8 +45,9 @@ def test_no_command_is_usage(capsys):
 
 
 def test_bad_option_is_usage(capsys):
-    code, _, err = run_cli(capsys, "dump", "--no-such-option")
-    assert code == 2 and "usage" in err
+    code, _, err = run_cli(capsys, "dump", "somewhere", "--no-such-option")
+    line = one_error_line(err)
+    assert code == 2 and "unrecognized arguments: --no-such-option" in line and "'actionqueue dump --help'" in line
 
 
 def test_every_command_has_help(capsys):
@@ -122,7 +66,7 @@ def test_dump_json_is_the_serde_shape(capsys, rust_dir):
 
 
 def test_dump_a_single_file(capsys):
-    _need_vectors()
+    need_vectors()
     code, out, _ = run_cli(capsys, "dump", V08 / "events.wal", "--to-seq", 3)
     assert code == 0 and [json.loads(x)["sequence"] for x in nl(out)] == [1, 2, 3]
 
@@ -272,7 +216,7 @@ def test_torn_tail_verify_repair_verify(capsys, seg_dir):
     assert "cut offset" in out and seg.read_bytes() == torn_at
 
     code, out, _ = run_cli(capsys, "repair", seg_dir, "--dry-run")
-    assert code == 0 and "cut offset" in out and seg.read_bytes() == torn_at
+    assert code == 1 and "cut offset" in out and seg.read_bytes() == torn_at  # damage found, left as it is
 
     code, out, _ = run_cli(capsys, "repair", seg_dir, "--yes")
     assert code == 0 and "repaired" in out
@@ -351,7 +295,7 @@ def test_snapshot_refuses_a_torn_tail(capsys, seg_dir):
 def test_snapshot_refuses_while_a_writer_is_open(capsys, seg_dir):
     with aq.WalWriter(seg_dir):
         code, _, err = run_cli(capsys, "snapshot", seg_dir)
-    assert code == 1 and one_error_line(err)
+    assert code == 2 and "open for writing" in one_error_line(err)  # not a problem in the data
 
 
 # --------------------------------------------------------------------------------------
@@ -393,9 +337,9 @@ def test_inspect_is_read_only_next_to_a_writer(capsys, seg_dir):
 
 def test_inspect_unknown_ids(capsys, rust_dir):
     code, _, err = run_cli(capsys, "inspect", rust_dir, "--run", "00000000-0000-4000-8000-000000000001")
-    assert code == 1 and "no run" in one_error_line(err)
+    assert code == 2 and "no run" in one_error_line(err)  # an input error
     code, _, err = run_cli(capsys, "inspect", rust_dir, "--task", "00000000-0000-4000-8000-000000000001")
-    assert code == 1 and "no task" in one_error_line(err)
+    assert code == 2 and "no task" in one_error_line(err)
     code, _, err = run_cli(capsys, "inspect", rust_dir)
     assert code == 2
 
@@ -403,33 +347,64 @@ def test_inspect_unknown_ids(capsys, rust_dir):
 # --------------------------------------------------------------------------------------
 # real processes
 # --------------------------------------------------------------------------------------
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(PROJECT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def test_python_m_actionqueue(rust_dir):
     r = subprocess.run([sys.executable, "-m", "actionqueue", "--version"], capture_output=True, text=True, check=False,
-                       env=_env(), timeout=60)
+                       env=subprocess_env(), timeout=60)
     assert r.returncode == 0 and aq.__version__ in r.stdout
     r = subprocess.run([sys.executable, "-m", "actionqueue", "verify", str(rust_dir / "missing")],
-                       capture_output=True, text=True, env=_env(), timeout=60)
+                       capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert r.returncode == 2 and r.stdout == ""
     assert one_error_line(r.stderr).startswith("actionqueue verify: error:")
+
+
+#: ``python -m actionqueue`` as an editable install runs it (``pip install -e``): setuptools'
+#: finder comes after the search of sys.path, whose first entry is the current directory.
+EDITABLE_RUN = """
+import runpy, sys
+from importlib.machinery import PathFinder
+from importlib.util import spec_from_file_location
+
+class Editable:
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname == "actionqueue":
+            return spec_from_file_location(fullname, {root!r} + "/actionqueue/__init__.py")
+        if fullname.startswith("actionqueue.") and fullname.count(".") == 1:
+            return PathFinder.find_spec(fullname, [{root!r} + "/actionqueue"])
+        return None
+
+sys.meta_path.insert(sys.meta_path.index(PathFinder) + 1, Editable)
+sys.argv[1:] = {argv!r}
+runpy.run_module("actionqueue", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["dump", "--help"]])
+def test_python_m_actionqueue_from_the_parent_of_a_clone(tmp_path, argv):
+    """The clone's folder, named like the package, is a namespace package there: it must
+    not stand in for the package."""
+    clone = tmp_path / "actionqueue"
+    clone.mkdir()
+    (clone / "README.md").write_text("a clone's root: no __init__.py")
+    env = {k: v for k, v in subprocess_env().items() if k != "PYTHONPATH"}
+    code = EDITABLE_RUN.format(root=str(PROJECT), argv=argv)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and (aq.__version__ in r.stdout if argv == ["--version"] else "--from-seq" in r.stdout)
 
 
 def test_broken_pipe_is_quiet(rust_dir, v08_events):
     # ~100 KB of JSON into `head -n 1`: the writer sees a closed pipe
     cmd = f"{sys.executable} -m actionqueue dump {rust_dir} | head -n 1"
-    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=False, env=_env(), timeout=60)
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=False, env=subprocess_env(), timeout=60)
     assert r.returncode == 0
     assert nl(r.stdout) == [v08_events[0].to_json()]
     assert r.stderr == ""
 
 
 def test_piped_output_has_no_progress_bar(rust_dir):
-    env = _env()
+    env = subprocess_env()
     env.pop("ACTIONQUEUE_NO_PROGRESS", None)
     r = subprocess.run([sys.executable, "-m", "actionqueue", "stats", str(rust_dir)], capture_output=True, text=True, check=False,
                        env=env, timeout=60)
@@ -471,6 +446,11 @@ def test_bench_quick_json_and_plot(capsys, bench_cache):
     assert all(r["median_s"] > 0 for r in result["rows"])
     assert "decode batch: ours / pure-Python twin (subset)" in result["ratios"]
     assert "## decode" in err and "## goals" in err  # the table went to stderr
+    # the labels describe the workload run (248 events), not the full reference one
+    assert "1M-event data dir" not in err and "1 GiB here" not in err and "after 10,000 events" not in err
+    assert "open of the 248-event data dir" in err and "the reference workload cut to 8 tasks (248 events" in err
+    assert "the 248-event data dir written" in err and "again after 124 events" in err
+    assert "this workload has 248 events" in err
     assert not [p for p in bench_cache.iterdir() if p.name.startswith("aq-bench-")]  # scratch removed
     if png:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -488,7 +468,8 @@ def test_bench_skips_a_missing_peer(capsys, bench_cache, monkeypatch):
 def test_bench_plot_without_matplotlib(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     code, _, err = run_cli(capsys, "bench", "--quick", "--plot", "x.png")
-    assert code == 1 and "pip install 'actionqueue[plot]'" in one_error_line(err)
+    line = one_error_line(err)
+    assert code == 2 and "the 'plot' extra" in line and "pip install 'actionqueue[plot]'" in line
 
 
 def test_bench_unknown_section(capsys):

@@ -186,6 +186,16 @@ class Report:
         self.say(f"(skipped: {what})")
 
     # ---------------------------------------------------------------- inputs
+    @property
+    def workload_label(self) -> str:
+        """The workload as labels name it: the reference workload, or the part of it run."""
+        from . import workload
+
+        tasks = self.config.tasks
+        if tasks == workload.REFERENCE_TASKS:
+            return "the reference workload"
+        return f"the reference workload cut to {tasks:,} tasks"
+
     def workload(self) -> bytes:
         """The reference workload buffer for ``config.tasks``/``seed`` (built or read from
         the cache once per report)."""

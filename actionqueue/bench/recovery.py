@@ -89,7 +89,7 @@ def run(rep: Report) -> None:
     rep.row("recovery", "end to end: WalReader + ReplayReducer", n, *sample(lambda: _replay(plain), R),
             len(wal), key="recovery.replay")
 
-    rep.header("recovery: actionqueue.open of the 1M-event data dir")
+    rep.header(f"recovery: actionqueue.open of the {n:,}-event data dir")
     none_row = rep.row("recovery", "open, no snapshot (replay everything)", n,
                        *sample(lambda: _open(plain, False), R, teardown=_close), key="recovery.none")
 

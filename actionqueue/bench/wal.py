@@ -206,7 +206,7 @@ def scanner_sections(rep, buf, ref_dir, args):
     n = _wal.scan_frames(buf)[0].size
     seg = sealed_segment(ref_dir)
     assert seg.read_bytes() == buf
-    rep.header(f"scanner, reference workload ({n:,} events, {len(buf) / 1e6:.1f} MB; CRC-32 checked)")
+    rep.header(f"scanner, {rep.workload_label} ({n:,} events, {len(buf) / 1e6:.1f} MB; CRC-32 checked)")
     scanner_rows(rep, "ref", buf, seg, n, R)
     rep.row("scan", "verify(data dir) (seal: xxh3-128, no decode)", n, *sample(lambda: verify(ref_dir), R), len(buf),
             key="verify.ref")
@@ -400,7 +400,8 @@ def summary(rep):
     ratio("NONE append (per event) / Rust unflushed append", eps("append.none.per") / RUST["append_aps"])
     ratio("NONE append_many / Rust unflushed append", eps("append.none.many") / RUST["append_aps"])
     memcpy = gbs("copy.kib")
-    ratio("machine factor: memcpy 1 GiB here / Rust run's 10.4 GB/s", memcpy / RUST["memcpy_gbps"])
+    ratio("machine factor: memcpy here (the ~1 KiB records' segment) / Rust run's 10.4 GB/s",
+          memcpy / RUST["memcpy_gbps"])
 
     goals = {}
 
@@ -450,7 +451,8 @@ def run(rep: Report) -> None:
         t0 = time.perf_counter()
         ref_dir = build_reference_dir(root, buf)
         gc.collect()
-        rep.say(f"reference data dir written and sealed through WalWriter in {time.perf_counter() - t0:.1f} s")
+        rep.say(f"the {cfg.tasks * workload.EVENTS_PER_TASK:,}-event data dir written and sealed through WalWriter in "
+                f"{time.perf_counter() - t0:.1f} s")
         scanner_sections(rep, buf, ref_dir, cfg)
         read_section(rep, buf, ref_dir, cfg)
         gc.collect()

@@ -8,10 +8,13 @@ Every subcommand is a module of this package with four names::
     def run(args) -> int: ...          # does the work, returns the exit status
 
 and is listed in :data:`COMMANDS`; adding a subcommand is a new module plus one entry
-there. ``run`` raises :class:`~actionqueue.cli._common.CliError` for anything the user can
-act on (one line on stderr, exit 1 for problems found, 2 for usage); the library's own
-errors (corruption, a held lock, a damaged snapshot) are turned into such lines by
-:func:`main` as well, so no traceback reaches the user for them.
+there.
+
+One exit-status rule for every command (:data:`EXIT_RULE`): 0 clean, 1 a problem found
+in the data, 2 a usage or input error. ``run`` returns 0 or 1, or raises
+:class:`~actionqueue.cli._common.CliError` for anything the user can act on; the
+library's own errors (damage, a held lock, a path that is no data dir) are turned into
+such lines by :func:`main` as well. Every error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
-from ._common import EXIT_PROBLEM, EXIT_USAGE, CliError
+from ._common import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, CliError
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "EXIT_RULE", "build_parser", "main"]
 
 #: Subcommand modules of this package, in the order ``--help`` lists them.
 COMMANDS: list[str] = [
@@ -42,6 +46,21 @@ COMMANDS: list[str] = [
 
 PROG = "actionqueue"
 
+#: The exit statuses, as ``--help`` and the README state them.
+EXIT_RULE = """\
+exit status (every command): 0 clean; 1 a problem found in the data (damage, a log that
+does not replay, a check that failed, an I/O error on the data); 2 a usage or input error
+(bad options or values, a path that is no data dir, an unknown id, a data dir another
+process has open for writing, a missing optional extra). A closed output pipe
+('actionqueue dump DIR | head') ends the command quietly with 0; Ctrl-C exits 130."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), as every other error of the command line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
 
 def _command_modules() -> list[ModuleType]:
     return [importlib.import_module(f"{__name__}.{name}") for name in COMMANDS]
@@ -51,11 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of :data:`COMMANDS`."""
     from .. import __version__, backend
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Inspect, check, repair and benchmark actionqueue data dirs "
         "(the WAL v5 storage layer of ActionQueue).",
-        epilog="Run 'actionqueue COMMAND --help' for a command's options.",
+        epilog="Run 'actionqueue COMMAND --help' for a command's options.\n\n" + EXIT_RULE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (backend {backend})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,28 +87,36 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)
-        p.set_defaults(_run=module.run, _prog=f"{PROG} {module.NAME}")
+        p.set_defaults(_run=module.run, _prog=f"{PROG} {module.NAME}", _parser=p)
     return parser
 
 
-def _library_error_message(exc: BaseException) -> str | None:
-    """One line for the library errors a user can run into, None for anything else."""
-    from ..errors import ActionQueueError
-    from ..snapshot import SnapshotError
-    from ..wal import WalCorruption, WalLocked
-    from ._common import describe_corruption
+def _library_error(exc: BaseException) -> tuple[int, str] | None:
+    """The exit status and one line for an error of the library a user can run into; None
+    for anything else (a bug: its traceback is worth having)."""
+    from ..errors import ActionQueueError, NotADataDir, SnapshotError, UnknownFile, WalCorruption, WalLocked
+    from ._common import describe_corruption, not_a_data_dir
 
+    if isinstance(exc, UnknownFile):
+        if not exc.in_log:  # nothing of a log in wal/: the path given is no data dir
+            return EXIT_USAGE, not_a_data_dir(exc)
+        return EXIT_PROBLEM, str(exc)
     if isinstance(exc, WalCorruption):
-        hint = "; see 'actionqueue verify' and 'actionqueue repair'"
-        return describe_corruption(exc) + hint
+        return EXIT_PROBLEM, describe_corruption(exc) + "; see 'actionqueue verify' and 'actionqueue repair'"
     if isinstance(exc, WalLocked):
-        return f"{exc} (another process has the data dir open for writing)"
+        return EXIT_USAGE, f"{exc} (another process has the data dir open for writing: stop it first)"
+    if isinstance(exc, NotADataDir):
+        return EXIT_USAGE, str(exc)
     if isinstance(exc, SnapshotError):
-        return f"snapshot: {type(exc).__name__} ({exc.kind}): {exc}"
+        return EXIT_PROBLEM, f"snapshot: {type(exc).__name__} ({exc.kind}): {exc}"
     if isinstance(exc, ActionQueueError):
-        return f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
-        return f"{exc.strerror or type(exc).__name__}: {exc.filename}" if exc.filename else str(exc)
+        return EXIT_PROBLEM, f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError):
+        line = f"{exc.strerror or type(exc).__name__}: {exc.filename}" if exc.filename else str(exc)
+        # a path that cannot be used as given is an input error; any other (EIO, ENOSPC) a
+        # failure on the data
+        usage = isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError))
+        return (EXIT_USAGE if usage else EXIT_PROBLEM), line
     return None
 
 
@@ -108,14 +136,29 @@ def _silence_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit
+    status: 0 clean, 1 a problem found in the data, 2 a usage or input error
+    (:data:`EXIT_RULE`)."""
+    try:
+        code = _main(argv)
+    except BrokenPipeError:  # the reader went away ('dump | head'): nothing more to say
+        _silence_stdout()
+        return EXIT_OK
+    try:
+        sys.stdout.flush()  # here, not at exit, where a closed pipe prints "Exception ignored"
+    except BrokenPipeError:  # the command had finished: its verdict stands
+        _silence_stdout()
+    except (OSError, ValueError):  # stdout closed or gone: nothing to flush to
+        pass
+    return code
 
-    0 success, 1 problems found (corruption, a failed check, a held lock), 2 usage errors
-    (bad arguments, not a data dir, a bad id), 130 interrupted, 141 broken pipe.
-    """
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser, which names its own --help
+            (getattr(args, "_parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, argparse errors
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     if getattr(args, "_run", None) is None:
@@ -127,18 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         _err(prog, str(exc))
         return exc.code
-    except BrokenPipeError:
-        _silence_stdout()
-        return 141
     except KeyboardInterrupt:
         _err(prog, "interrupted")
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:
-        message = _library_error_message(exc)
-        if message is None:
+        known = _library_error(exc)
+        if known is None:
             raise
-        _err(prog, message)
-        return EXIT_PROBLEM
+        _err(prog, known[1])
+        return known[0]
 
 
 def _err(prog: str, message: str) -> None:

@@ -3,6 +3,7 @@ progress bars, read-only replay and small formatting helpers."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import os
 import sys
@@ -12,17 +13,22 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import model as _model
-from ..log.catalog import Catalog
+from ..errors import ReducerError, UnknownFile
+from ..log.catalog import Catalog, require_data_dir
+from ..log.format import SNAPSHOTS_DIR, WAL_DIR
+from ..log.validate import is_log_file
 from ..recovery import require_log_start
 from ..snapshot.newest import read_snapshot
-from ..errors import ReducerError
 from ..state.reducer import ReplayReducer
 from ..snapshot import snapshot_path
 from ..wal import RUST_WAL_NAME, TornTail, WalCorruption, WalReader, log_files
 
+#: Exit code when everything is clean.
+EXIT_OK = 0
 #: Exit code for problems found in the data (corruption, a log that does not replay, ...).
 EXIT_PROBLEM = 1
-#: Exit code for usage errors (bad arguments, a path that is not a data dir, a bad id).
+#: Exit code for usage and input errors (bad arguments or values, a path that is not a
+#: data dir, an unknown id, a data dir another writer holds, a missing optional extra).
 EXIT_USAGE = 2
 
 
@@ -46,21 +52,67 @@ def usage_error(message: str) -> CliError:
 # data dirs
 # --------------------------------------------------------------------------------------
 def data_dir(path: str | os.PathLike, *, allow_file: bool = False) -> Path:
-    """Check that ``path`` is an actionqueue data dir (a directory with ``wal/`` or
-    ``snapshots/``), or, with ``allow_file``, a single log file. Raises a usage
-    :class:`CliError` otherwise."""
+    """Check that ``path`` is an actionqueue data dir: a directory with ``wal/`` or
+    ``snapshots/`` inside whose ``wal/`` holds only files of a log (the catalog's rule);
+    with ``allow_file``, a single log file too. Every command says the same for each kind
+    of wrong path, as a usage :class:`CliError` (exit 2); a data dir whose ``wal/`` holds
+    a foreign file beside its log raises :class:`~actionqueue.errors.UnknownFile` (a
+    problem found in the data: exit 1)."""
     p = Path(path)
+    expected = "expected a data dir (a directory with wal/ inside)" + (" or a log file" if allow_file else "")
     if not p.exists():
         raise usage_error(f"{p}: no such file or directory")
     if p.is_file():
-        if allow_file:
+        if allow_file and is_log_file(p):
             return p
-        raise usage_error(f"{p}: is a file; expected a data dir (a directory with wal/ inside)")
+        raise usage_error(f"{p}: is a file{', not a WAL v5 log' if allow_file else ''}; {expected}")
     if not p.is_dir():
-        raise usage_error(f"{p}: not a directory")
-    if not (p / "wal").is_dir() and not (p / "snapshots").is_dir():
+        raise usage_error(f"{p}: not a directory; {expected}")
+    if not (p / WAL_DIR).is_dir() and not (p / SNAPSHOTS_DIR).is_dir():
         raise usage_error(f"{p}: not an actionqueue data dir (no wal/ or snapshots/ inside)")
+    try:
+        require_data_dir(p)
+    except UnknownFile as exc:
+        if exc.in_log:
+            raise
+        raise usage_error(not_a_data_dir(exc)) from None
     return p
+
+
+def not_a_data_dir(exc: UnknownFile) -> str:
+    """The line for a directory whose ``wal/`` holds foreign files and no log."""
+    assert exc.path is not None
+    wal = exc.path.parent
+    names = ", ".join(exc.names[:3]) + (", ..." if len(exc.names) > 3 else "")
+    return f"{wal.parent}: not an actionqueue data dir ({wal} holds {names}: no file of a log)"
+
+
+#: The largest sequence or timestamp: both are u64 in the log.
+U64_MAX = (1 << 64) - 1
+
+
+def int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``lo..hi`` (no upper bound for None). Anything
+    else is a one-line usage error naming the option (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: {what} is {bound}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+#: ``type=`` of options that take a sequence, a Unix time, or a count of things.
+SEQUENCE = int_in(0, U64_MAX, "a sequence")
+UNIX_TIME = int_in(0, U64_MAX, "a Unix time in seconds")
+COUNT = int_in(1, None, "a count")
 
 
 def parse_id(cls: type, text: str, what: str) -> Any:
@@ -187,6 +239,8 @@ class Replayed:
     snapshot_error: str | None
     events_applied: int
     torn_tail: TornTail | None
+    #: the log ended before ``until`` (always, without one): the state is its latest
+    reached_end: bool = True
 
 
 def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: bool = True) -> Replayed:
@@ -211,9 +265,11 @@ def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: 
         reducer = ReplayReducer()
     applied = 0
     torn: TornTail | None = None
+    reached_end = True
     try:
         for event in iter_events(directory, snap_seq + 1, desc="replaying"):
             if until is not None and event.sequence > until:
+                reached_end = False
                 break
             try:
                 reducer.apply(event)
@@ -224,7 +280,7 @@ def replay_readonly(directory: Path, until: int | None = None, *, use_snapshot: 
             applied += 1
     except TornTail as exc:
         torn = exc
-    return Replayed(reducer, snap_seq, snap_error, applied, torn)
+    return Replayed(reducer, snap_seq, snap_error, applied, torn, reached_end)
 
 
 # --------------------------------------------------------------------------------------
@@ -290,7 +346,10 @@ def event_time(event: Any) -> int:
 
 
 def describe_corruption(exc: WalCorruption) -> str:
-    """One line: file, offset, Rust kind, and whether it is a torn tail."""
+    """One line: file, offset, Rust kind, and whether it is a torn tail (for a file that
+    is no part of a log: which, and what to do)."""
+    if isinstance(exc, UnknownFile):
+        return str(exc)
     shape = "torn tail" if isinstance(exc, TornTail) else "mid-log damage" if type(exc).__name__ == "MidLogCorruption" else type(exc).__name__
     detail = f": {exc.detail}" if exc.detail else ""
     return f"{exc.path}: offset {exc.offset}: {exc.kind} ({shape}, {exc.reason}){detail}"

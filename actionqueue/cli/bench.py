@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from ._common import CliError, progress, usage_error
+from ._common import COUNT, progress, usage_error
 
 NAME = "bench"
 HELP = "run the side-by-side benchmarks and print events/s and ratios (--quick, --json, --plot)"
@@ -42,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a small workload (~15k events, 3 samples): seconds")
     p.add_argument("--section", action="append", metavar="NAME", help="run only this section (repeatable)")
     p.add_argument("--list", action="store_true", help="list the sections and exit")
-    p.add_argument("--tasks", type=int, metavar="N", help="workload size in tasks (31 events each)")
-    p.add_argument("--repeat", type=int, metavar="R", help="samples per measurement (the median is reported)")
+    p.add_argument("--tasks", type=COUNT, metavar="N", help="workload size in tasks (31 events each)")
+    p.add_argument("--repeat", type=COUNT, metavar="R", help="samples per measurement (the median is reported)")
     p.add_argument("--dir", metavar="PATH", help="where temporary data dirs go (default: the system temp dir)")
     p.add_argument("--no-cache", action="store_true", help="regenerate the workload instead of using the disk cache")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (the human table goes to stderr)")
@@ -54,7 +54,7 @@ def _check_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise CliError("--plot needs matplotlib, which is not installed: pip install 'actionqueue[plot]'") from None
+        raise usage_error("--plot needs the 'plot' extra (matplotlib): pip install 'actionqueue[plot]'") from None
 
 
 def plot(result: dict[str, Any], path: str) -> None:
@@ -114,15 +114,14 @@ def run(args: argparse.Namespace) -> int:
         _check_matplotlib()
         if not args.plot.lower().endswith((".png", ".svg", ".pdf")):
             raise usage_error(f"--plot {args.plot}: give a .png (or .svg/.pdf) file name")
-    if args.tasks is not None and args.tasks < 1 or args.repeat is not None and args.repeat < 1:
-        raise usage_error("--tasks and --repeat must be at least 1")
     overrides = {"tasks": args.tasks, "repeat": args.repeat, "dir": args.dir, "no_cache": args.no_cache or None}
     if args.quick:
         cfg = BenchConfig.quick_config(**overrides)
     else:
         cfg = BenchConfig(**{k: v for k, v in overrides.items() if v is not None})
     if cfg.dir is not None and not os.path.isdir(cfg.dir):
-        raise usage_error(f"--dir {cfg.dir}: no such directory")
+        raise usage_error(f"--dir {cfg.dir}: {'is a file' if os.path.exists(cfg.dir) else 'no such directory'}; "
+                          "expected a directory")
     out = sys.stderr if args.json else sys.stdout
     rep = Report(out, config=cfg)
     names = args.section or section_names()

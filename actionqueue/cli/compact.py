@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..log.archive import LocalArchive
 from ..log.retention import compact, covered_segments
 from ..log.writer import WalWriter
 from ..snapshot import load_snapshot
-from ._common import CliError, data_dir, fmt_bytes
+from ._common import data_dir, fmt_bytes, usage_error
 
 NAME = "compact"
 HELP = "remove (or archive) the log segments the data dir's snapshot covers"
@@ -35,9 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compact; print what was removed."""
     directory = data_dir(args.dir)
+    if args.archive and os.path.exists(args.archive) and not os.path.isdir(args.archive):
+        raise usage_error(f"--archive {args.archive}: is a file; expected a directory (created if missing)")
     snapshot = load_snapshot(directory)
-    if snapshot is None:
-        raise CliError(f"{directory} has no snapshot: nothing may be removed (run 'actionqueue snapshot' first)")
+    if snapshot is None:  # not a problem in the data: a step to take first
+        raise usage_error(f"{directory} has no snapshot: nothing may be removed (run 'actionqueue snapshot' first)")
     through = int(snapshot["metadata"]["wal_sequence"])
     archive = LocalArchive(args.archive) if args.archive else None
     with WalWriter(directory) as writer:

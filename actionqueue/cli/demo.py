@@ -25,7 +25,8 @@ from ..recovery import open as recover
 from ..recovery import replay_to
 from ..snapshot import load_snapshot
 from ..wal import RepairPolicy, TornTail, verify
-from ._common import CliError, fmt_bytes, log_bytes, progress, progress_enabled, table, usage_error
+from ._common import (COUNT, U64_MAX, CliError, fmt_bytes, int_in, log_bytes, progress, progress_enabled, table,
+                      usage_error)
 from ._demo_workload import Workload, expected_events, monotonic_clock, plan_tasks
 
 NAME = "demo"
@@ -60,15 +61,17 @@ when every check passes, 1 otherwise. The numbers of events depend only on --see
 CRASH_COMMANDS = 400
 #: Worker threads of the crash child.
 CRASH_WORKERS = 2
+#: ``type=`` of --seed.
+SEED = int_in(0, U64_MAX, "a seed")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``demo``."""
     p.add_argument("dir", metavar="DIR", nargs="?", help="data dir to create (empty or new; default: a temporary dir)")
-    p.add_argument("--tasks", type=int, default=600, metavar="N", help="tasks the workload creates (default 600)")
-    p.add_argument("--workers", type=int, default=4, metavar="N", help="worker threads (default 4)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the workload's plan (default 1)")
-    p.add_argument("--crash-commands", type=int, default=CRASH_COMMANDS, metavar="N",
+    p.add_argument("--tasks", type=COUNT, default=600, metavar="N", help="tasks the workload creates (default 600)")
+    p.add_argument("--workers", type=COUNT, default=4, metavar="N", help="worker threads (default 4)")
+    p.add_argument("--seed", type=SEED, default=1, help="seed of the workload's plan (default 1)")
+    p.add_argument("--crash-commands", type=COUNT, default=CRASH_COMMANDS, metavar="N",
                    help=f"worker commands the crash child completes before its torn write (default {CRASH_COMMANDS})")
     p.add_argument("--crash-durability", choices=("group", "none"), default="group",
                    help="durability of the crash child's writer (default group)")
@@ -89,7 +92,7 @@ def _prepare_dir(path: str | None) -> tuple[Path, bool]:
     d = Path(path)
     if d.exists():
         if not d.is_dir():
-            raise usage_error(f"{d}: is a file; the demo needs an empty or new directory")
+            raise usage_error(f"{d}: is a file; expected an empty or new directory (the demo writes a fresh data dir)")
         if any(d.iterdir()):
             raise usage_error(f"{d}: not empty; the demo writes a fresh data dir (give a new path)")
     else:
@@ -360,12 +363,6 @@ def render(result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Play the demo, print the summary; exit 1 when a check failed."""
-    if args.tasks < 1:
-        raise usage_error("--tasks must be at least 1")
-    if args.workers < 1:
-        raise usage_error("--workers must be at least 1")
-    if args.crash_commands < 1:
-        raise usage_error("--crash-commands must be at least 1")
     directory, temporary = _prepare_dir(args.dir)
     try:
         result = play(directory, tasks=args.tasks, workers=args.workers, seed=args.seed,

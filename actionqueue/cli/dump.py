@@ -11,6 +11,8 @@ from typing import Any
 
 from .. import model as _model
 from ._common import (
+    SEQUENCE,
+    UNIX_TIME,
     data_dir,
     event_time,
     fmt_time,
@@ -49,10 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only events of this kind (class name, e.g. RunStateChanged); repeatable or comma-separated")
     p.add_argument("--task", metavar="ID", help="only events of this task and its runs")
     p.add_argument("--run", metavar="ID", help="only events of this run")
-    p.add_argument("--from-seq", type=int, metavar="N", help="only sequences >= N")
-    p.add_argument("--to-seq", type=int, metavar="N", help="only sequences <= N (stops reading there)")
-    p.add_argument("--since", type=int, metavar="T", help="only events at or after Unix time T (seconds)")
-    p.add_argument("--until", type=int, metavar="T", help="only events at or before Unix time T (seconds)")
+    p.add_argument("--from-seq", type=SEQUENCE, metavar="N", help="only sequences >= N")
+    p.add_argument("--to-seq", type=SEQUENCE, metavar="N", help="only sequences <= N (stops reading there)")
+    p.add_argument("--since", type=UNIX_TIME, metavar="T", help="only events at or after Unix time T (seconds)")
+    p.add_argument("--until", type=UNIX_TIME, metavar="T", help="only events at or before Unix time T (seconds)")
 
 
 def _run_id_of(event: Any) -> Any:
@@ -82,6 +84,8 @@ def filtered(source: Path, args: argparse.Namespace) -> Iterator[_model.WalEvent
     lo, hi = args.from_seq, args.to_seq
     if lo is not None and hi is not None and lo > hi:
         raise usage_error(f"--from-seq {lo} is above --to-seq {hi}")
+    if args.since is not None and args.until is not None and args.since > args.until:
+        raise usage_error(f"--since {args.since} is after --until {args.until}")
     return _select(source, kinds, task, run, lo, hi, args.since, args.until)
 
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from .. import model as _model
+from ..errors import RecoveryError
 from ..state.reducer import ReplayReducer
 from ._common import (
-    CliError,
+    EXIT_PROBLEM,
+    SEQUENCE,
     Replayed,
     data_dir,
     fmt_time,
     parse_id,
     replay_readonly,
     table,
+    usage_error,
 )
 
 NAME = "inspect"
@@ -25,6 +29,9 @@ DESCRIPTION = """\
 Show one run or task as the projection holds it, rebuilt read-only (the snapshot if
 valid, then the log after it; no writer lock, so it works next to a running writer and
 never changes the data dir). --at SEQ shows the state as it was at that sequence.
+
+Exit 0; 1 when the log ends in a torn tail (the state before it is shown, with a note);
+2 for an id the data dir does not hold.
 """
 
 
@@ -34,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--run", metavar="ID", help="a run id")
     which.add_argument("--task", metavar="ID", help="a task id")
-    p.add_argument("--at", type=int, metavar="SEQ", help="the state as of this sequence (default: the latest)")
+    p.add_argument("--at", type=SEQUENCE, metavar="SEQ",
+                   help="the state as of this sequence, up to the log's last (default: the latest)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the snapshot's JSON shapes)")
 
 
@@ -129,34 +137,54 @@ def _render_task(info: dict[str, Any], out: Any) -> None:
         w(f"subscription    {json.dumps(s)}\n")
 
 
+def replay_at(directory: Path, at: int | None) -> Replayed:
+    """The read-only replay up to ``at``; a usage error when the data dir holds no state
+    at that sequence: beyond the log's last one, or before the earliest it can rebuild
+    (its log starts after a compacted range that only a newer snapshot covers)."""
+    try:
+        rep = replay_readonly(directory, at)
+    except RecoveryError:
+        if at is None:
+            raise
+        earliest = replay_readonly(directory).snapshot_sequence  # raises when no state can be rebuilt
+        raise usage_error(f"--at {at} is before the earliest state {directory} holds: sequence {earliest}, its "
+                          "snapshot's (the events before it were compacted out of the log)") from None
+    last = rep.reducer.latest_sequence
+    if at is not None and rep.reached_end and at > last:
+        raise usage_error(f"--at {at} is beyond the log's last sequence {last}")
+    return rep
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print the run or task; exit 1 when it is not in the data dir."""
+    """Print the run or task; exit 2 when it is not in the data dir (an input error), 1
+    when the log ends in a torn tail (the state before it is shown)."""
     directory = data_dir(args.dir)
     rid = parse_id(_model.RunId, args.run, "run") if args.run else None
     tid = parse_id(_model.TaskId, args.task, "task") if args.task else None
-    rep: Replayed = replay_readonly(directory, args.at)
+    rep = replay_at(directory, args.at)
     reducer = rep.reducer
     at = f" at sequence {reducer.latest_sequence}"
     if rid is not None:
         info = run_info(reducer, rid)
         if info is None:
-            raise CliError(f"no run {rid} in {directory}{at}")
+            raise usage_error(f"no run {rid} in {directory}{at}")
         render = _render_run
     else:
         assert tid is not None
         info = task_info(reducer, tid)
         if info is None:
-            raise CliError(f"no task {tid} in {directory}{at}")
+            raise usage_error(f"no task {tid} in {directory}{at}")
         render = _render_task
     info["as_of_sequence"] = reducer.latest_sequence
     if rep.torn_tail is not None:
         info["note"] = f"the log ends in a torn tail at {rep.torn_tail.path} offset {rep.torn_tail.offset} (ignored)"
+    status = EXIT_PROBLEM if rep.torn_tail is not None else 0  # shown, but a problem found in the data
     if args.json:
         json.dump(info, sys.stdout, indent=1)
         sys.stdout.write("\n")
-        return 0
+        return status
     render(info, sys.stdout)
     sys.stdout.write(f"\n(as of sequence {info['as_of_sequence']})\n")
     if "note" in info:
         sys.stdout.write(f"note: {info['note']}\n")
-    return 0
+    return status

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ..recovery import repair
-from ._common import CliError, data_dir, fmt_bytes, usage_error
+from ._common import EXIT_PROBLEM, CliError, data_dir, fmt_bytes, usage_error
 
 NAME = "repair"
 HELP = "show what a repair would cut, ask (or --yes), back it up, then cut it"
@@ -26,6 +26,9 @@ covers the cut; --truncate-at-damage cuts the log at the first damage instead (a
 follows goes to the backup). A segment whose first records are cut takes the name of its
 new first sequence. Do not run it while a writer has the data dir open (it takes the
 writer's lock).
+
+Exit 0 when the log is clean afterwards (nothing to repair, or repaired); 1 when damage
+stays (--dry-run, a repair declined or refused); 2 for a usage error.
 """
 
 
@@ -58,7 +61,8 @@ def _confirm(question: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Repair the data dir (after confirmation); exit 0 when it is clean afterwards."""
+    """Repair the data dir (after confirmation); exit 0 when it is clean afterwards (or
+    was), 1 when damage stays (a dry run, or a repair declined)."""
     directory = data_dir(args.dir)
     out = sys.stdout
     plan = repair(directory, dry_run=True, truncate_at_damage=args.truncate_at_damage)
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     _show(plan, out)
     out.flush()
     if args.dry_run:
-        return 0
+        return EXIT_PROBLEM  # damage found (and left as it is)
     if not args.yes:
         if not sys.stdin.isatty():
             raise usage_error("refusing to repair without --yes: standard input is not a terminal")

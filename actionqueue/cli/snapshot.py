@@ -10,7 +10,7 @@ from typing import Any
 
 from ..recovery import open as recover
 from ..snapshot import snapshot_path
-from ._common import data_dir, fmt_bytes, progress
+from ._common import UNIX_TIME, data_dir, fmt_bytes, progress
 
 NAME = "snapshot"
 HELP = "recover the data dir and write a snapshot of its projection"
@@ -25,7 +25,8 @@ Rust framing) and print what was written.
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``snapshot``."""
     p.add_argument("dir", metavar="DIR", help="data dir")
-    p.add_argument("--timestamp", type=int, metavar="T", help="the snapshot's timestamp (Unix seconds; default now)")
+    p.add_argument("--timestamp", type=UNIX_TIME, metavar="T",
+                   help="the snapshot's timestamp (Unix seconds; default now)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -36,7 +36,7 @@ Summarise a data dir: events per kind (a numpy scan of every record, CRC-checked
 the log's files with their sizes and sequence ranges, the snapshot (sequence, time, age)
 and, from a read-only replay (snapshot + the log after it, no writer lock), runs per
 state, tasks and the engine's pause state. Exit 1 when the log is damaged (the numbers
-then cover what precedes the damage).
+then cover what precedes the damage) or the snapshot is unusable.
 """
 
 
@@ -206,7 +206,7 @@ def render(s: dict[str, Any], out: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the stats; exit 1 when the log is damaged."""
+    """Print the stats; exit 1 when the log is damaged or the snapshot unusable."""
     directory = data_dir(args.dir)
     s = collect(directory, replay=not args.no_replay)
     if args.json:
@@ -215,5 +215,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         render(s, sys.stdout)
     sys.stdout.flush()
-    return 1 if s["problem"] else 0
+    return 1 if s["problem"] or (s["snapshot"] or {}).get("error") else 0
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import RecoveryError
+from ..errors import RecoveryError, UnknownFile
 from ..snapshot import SnapshotError, load_snapshot
 from ..wal import TornTail, WalCorruption, verify
 from ._common import (
@@ -110,7 +110,10 @@ def check(directory: Path, *, decode_sealed: bool = False, replay: bool = False,
 
 def run(args: argparse.Namespace) -> int:
     """Print what was checked; exit 0 clean, 1 with the first problem."""
-    directory = data_dir(args.dir)
+    try:
+        directory = data_dir(args.dir)
+    except UnknownFile:  # a data dir with a foreign file in wal/: the check reports it below
+        directory = Path(args.dir)
     result = check(directory, decode_sealed=args.decode_sealed, replay=args.replay,
                    from_snapshot=args.from_snapshot)
     problem = result["problem"]
@@ -127,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"ok    {s['file']}  (snapshot at sequence {s['sequence']})\n")
     out.flush()
     if problem:
-        print(f"actionqueue verify: PROBLEM: {problem['message']}", file=sys.stderr)
-        if problem.get("torn_tail"):
-            print("  a torn tail: 'actionqueue repair DIR' cuts it off (keeping a backup)", file=sys.stderr)
+        torn = problem.get("torn_tail")
+        hint = "; a torn tail: 'actionqueue repair DIR' cuts it off (keeping a backup)" if torn else ""
+        print(f"actionqueue verify: PROBLEM: {problem['message']}{hint}", file=sys.stderr)
         return 1
     if not args.quiet:
         last = result["last_sequence"]

@@ -20,26 +20,39 @@ so a MANIFEST that vanished is noticed as well.
 The MANIFEST also says where the log starts: the ``prev`` of its first segment is the last
 sequence the log does not hold (0 for a log that holds everything). Recovery requires a
 snapshot at or beyond it.
+
+Nothing else may be in ``wal/`` (:func:`check_wal_names`): the log's own metadata (seals,
+MANIFEST, CHECKPOINT, LOCK, the repair backup folder) and the temporary files of atomic
+writes a crash interrupted (ignored, and removed by the next writer, as LevelDB and etcd
+do with theirs). Any other file raises :class:`~actionqueue.errors.UnknownFile`: a
+directory whose ``wal/`` holds foreign files is not taken for a data dir, and nothing is
+written into it (:func:`require_data_dir`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import errno
 import json
+import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import xxhash
 
-from ..errors import ActionQueueError, SegmentError, SegmentMissing
+from ..errors import ActionQueueError, NotADataDir, SegmentError, SegmentMissing, UnknownFile
 from . import files as _files
 from .files import OS, Files
 from .format import (
+    BACKUP_DIR,
     CHECKPOINT_NAME,
     LISTING_ATTEMPTS_MAX,
+    LOCK_NAME,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     RUST_WAL_NAME,
@@ -47,6 +60,8 @@ from .format import (
     SEAL_FORMATS_READ,
     SEAL_SUFFIX,
     SEGMENT_SUFFIX,
+    SNAPSHOTS_DIR,
+    TMP_SUFFIX,
     WAL_DIR,
 )
 
@@ -60,6 +75,10 @@ __all__ = [
     "parse_segment_name",
     "wal_dir_of",
     "detect_layout",
+    "wal_name_kind",
+    "check_wal_names",
+    "list_wal",
+    "require_data_dir",
 ]
 
 _NAME = re.compile(r"^(\d{20})\.seg$")
@@ -290,6 +309,8 @@ class Catalog:
     strays: tuple[Path, ...] = field(default=())
     #: segment files the MANIFEST does not list, between listed ones (only with ``lenient``)
     unexpected: tuple[Path, ...] = field(default=())
+    #: temporary files of interrupted atomic writes (ignored; a writer removes them)
+    leftovers: tuple[Path, ...] = field(default=())
 
     @classmethod
     def load(cls, data_dir, fs: Files = OS, *, lenient: bool = False) -> "Catalog":
@@ -303,6 +324,8 @@ class Catalog:
         for attempt in range(LISTING_ATTEMPTS_MAX):
             try:
                 return cls._load_once(wal_dir, fs, lenient)
+            except UnknownFile:
+                raise  # a foreign file is no race with a writer
             except SegmentError:
                 if attempt == LISTING_ATTEMPTS_MAX - 1:
                     raise
@@ -312,10 +335,13 @@ class Catalog:
 
     @classmethod
     def _load_once(cls, wal_dir: Path, fs: Files, lenient: bool = False) -> "Catalog":
-        try:
-            names = fs.listdir(wal_dir)
-        except FileNotFoundError:
-            names = []
+        names = list_wal(wal_dir.parent, fs) or []
+        leftovers = check_wal_names(wal_dir, names)
+        catalog = cls._from_names(wal_dir, names, fs, lenient)
+        return dataclasses.replace(catalog, leftovers=leftovers) if leftovers else catalog
+
+    @classmethod
+    def _from_names(cls, wal_dir: Path, names: list[str], fs: Files, lenient: bool) -> "Catalog":
         firsts = sorted(s for s in map(parse_segment_name, names) if s is not None)
         has_rust = RUST_WAL_NAME in names
         manifest = Manifest.read(wal_dir, fs) if MANIFEST_NAME in names or firsts or has_rust else None
@@ -473,6 +499,98 @@ def _orphans(wal_dir: Path, names: list[str], firsts: list[int], has_rust: bool,
         if isinstance(named, str) and not exists and (named == RUST_WAL_NAME or parse_segment_name(named) is not None):
             first = parse_segment_name(named) or 1
             raise SegmentMissing(wal_dir / named, first, None, "the CHECKPOINT of its last clean close names it")
+
+
+# --------------------------------------------------------------------------------------
+# Which files may be in wal/, and what a data dir is
+# --------------------------------------------------------------------------------------
+#: The log's files besides its segments, seals and the Rust file (the backup is a folder).
+_META_NAMES = frozenset({MANIFEST_NAME, CHECKPOINT_NAME, LOCK_NAME, BACKUP_DIR})
+#: Of those, the ones replaced through :func:`~.files.atomic_write` (``<name>.tmp`` first).
+_ATOMIC_NAMES = frozenset({MANIFEST_NAME, CHECKPOINT_NAME})
+
+
+def _is_seal_name(name: str) -> bool:
+    return name.endswith(SEAL_SUFFIX) and parse_segment_name(name[: -len(SEAL_SUFFIX)] + SEGMENT_SUFFIX) is not None
+
+
+def wal_name_kind(name: str) -> Literal["log", "meta", "leftover"] | None:
+    """What a name in ``wal/`` is: ``"log"`` (a segment or the Rust file), ``"meta"`` (a
+    seal, the MANIFEST, CHECKPOINT or LOCK, the repair backup folder), ``"leftover"`` (the
+    temporary file of an atomic write a crash interrupted: of a seal, the MANIFEST, the
+    CHECKPOINT, or a log file repair rewrote), or None: no file of a log."""
+    if name == RUST_WAL_NAME or parse_segment_name(name) is not None:
+        return "log"
+    if name in _META_NAMES or _is_seal_name(name):
+        return "meta"
+    if name.endswith(TMP_SUFFIX):
+        base = name[: -len(TMP_SUFFIX)]
+        if base in _ATOMIC_NAMES or base == RUST_WAL_NAME or parse_segment_name(base) is not None \
+                or _is_seal_name(base):
+            return "leftover"
+    return None
+
+
+def check_wal_names(wal_dir: Path, names: Iterable[str]) -> tuple[Path, ...]:
+    """The rule of which files may be in ``wal/`` (:func:`wal_name_kind`). Any other name
+    raises :class:`~actionqueue.errors.UnknownFile`: never ignored, the catalog does not
+    guess what a foreign file holds. Returns the leftovers of interrupted atomic writes,
+    which readers ignore and the next writer removes."""
+    kinds = {name: wal_name_kind(name) for name in names}
+    unknown = [name for name, kind in kinds.items() if kind is None]
+    if unknown:
+        # evidence of a log: a log file or its metadata (a LOCK or an empty backup folder
+        # is left by any writer that opened the directory)
+        in_log = any(kind in ("log", "leftover") or kind == "meta" and name not in (LOCK_NAME, BACKUP_DIR)
+                     for name, kind in kinds.items())
+        raise UnknownFile(wal_dir, unknown, in_log)
+    return tuple(wal_dir / name for name, kind in sorted(kinds.items()) if kind == "leftover")
+
+
+def _not_a_directory(path: Path, what: str) -> NotADirectoryError:
+    exc = NotADirectoryError(f"{what} {path} is a file, not a directory")
+    exc.errno = errno.ENOTDIR  # an OSError as the system's (without its "[Errno 20]" prefix)
+    return exc
+
+
+def list_wal(data_dir, fs: Files = OS) -> list[str] | None:
+    """The names in ``data_dir``'s ``wal/`` (None when it has none). A ``data_dir`` or
+    ``wal`` that is a file raises :class:`NotADirectoryError` saying so."""
+    wal_dir = wal_dir_of(data_dir)
+    try:
+        return fs.listdir(wal_dir)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        if os.path.isdir(data_dir):
+            raise _not_a_directory(wal_dir, "the log's folder") from None
+        raise _not_a_directory(Path(data_dir), "data dir") from None
+
+
+def require_data_dir(data_dir, fs: Files = OS, *, new: bool = False) -> Path:
+    """Check ``data_dir`` before anything is written into it (a writer, recovery and repair
+    call this first): it exists (:class:`FileNotFoundError`), it is a directory
+    (:class:`NotADirectoryError`), and its ``wal/``, if any, holds only files of a log
+    (:class:`~actionqueue.errors.UnknownFile`). ``new``: a data dir may be started here;
+    a directory without ``wal/`` or ``snapshots/`` must then be empty
+    (:class:`~actionqueue.errors.NotADataDir`): none is started among other files."""
+    path = Path(data_dir)
+    if not os.path.isdir(path):
+        if fs.exists(path):
+            raise _not_a_directory(path, "data dir")
+        exc = FileNotFoundError(f"data dir {path} does not exist")
+        exc.errno = errno.ENOENT
+        raise exc
+    names = list_wal(path, fs)
+    if names is not None:
+        check_wal_names(wal_dir_of(path), names)
+    elif new and not fs.exists(path / SNAPSHOTS_DIR):
+        others = sorted(fs.listdir(path))
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise NotADataDir(path, f"it holds {shown} and no {WAL_DIR}/ or {SNAPSHOTS_DIR}/ "
+                                    "(a data dir is started in an empty directory)")
+    return path
 
 
 def detect_layout(data_dir, fs: Files = OS) -> Layout | None:

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "DEFAULT_SEGMENT_BYTES",
     "WAL_DIR",
+    "SNAPSHOTS_DIR",
     "RUST_WAL_NAME",
     "LOCK_NAME",
     "CHECKPOINT_NAME",
@@ -34,6 +35,9 @@ __all__ = [
 
 #: The log's folder inside a data dir.
 WAL_DIR = "wal"
+#: The data dir's other folder, the snapshots' (named here too: telling a data dir from any
+#: other directory takes both names).
+SNAPSHOTS_DIR = "snapshots"
 #: The Rust original's log: one file, never rotated.
 RUST_WAL_NAME = "actionqueue.wal"
 #: The file a writer locks (besides the ``wal/`` folder itself).
@@ -45,7 +49,7 @@ MANIFEST_NAME = "MANIFEST"
 #: Segment files are ``<first sequence, 20 digits>.seg``; a sealed one has a ``.seal`` beside it.
 SEGMENT_SUFFIX = ".seg"
 SEAL_SUFFIX = ".seal"
-#: Every atomic replace writes ``<name>.tmp`` first.
+#: Every atomic replace writes ``<name>.tmp`` first (a crash can leave one behind).
 TMP_SUFFIX = ".tmp"
 #: Where repair keeps what it removed.
 BACKUP_DIR = "repair-backup"

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 from ..errors import MidLogCorruption, TornTail
 from ._walker import walker
-from .catalog import Catalog, Layout, Seal, Segment, segment_name, write_seal
+from .catalog import Catalog, Layout, Seal, Segment, list_wal, require_data_dir, segment_name, wal_dir_of, write_seal
 from .checkpoint import Checkpoint
 from .files import OS, Files, atomic_write, read_fd
 from .format import BACKUP_DIR, DEFAULT_MAX_PAYLOAD, LOCK_NAME
@@ -196,7 +196,10 @@ def repair_log(
     A record whose sequence does not increase is valid data out of order: not repaired,
     the :class:`~actionqueue.errors.MidLogCorruption` is raised. Takes the writer's lock.
     """
-    wal_dir = Path(data_dir) / "wal"
+    require_data_dir(data_dir, fs)
+    if list_wal(data_dir, fs) is None:
+        return RepairPlan()  # no log, nothing to repair (and no wal/ made for the lock)
+    wal_dir = wal_dir_of(data_dir)
     handles = fs.lock(wal_dir, LOCK_NAME)
     try:
         catalog = Catalog.load(data_dir, fs, lenient=True)

@@ -19,12 +19,12 @@ from ._walk_common import reason_name
 from ..errors import MidLogCorruption, TornTail, WalCorruption
 from ._walker import walker
 from .files import OS, Files, read_fd
-from .format import DEFAULT_MAX_PAYLOAD
+from .format import DEFAULT_MAX_PAYLOAD, VERSION
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
-__all__ = ["ValidationReport", "validate_buffer", "validate_file", "validate_fd", "first_sequence"]
+__all__ = ["ValidationReport", "validate_buffer", "validate_file", "validate_fd", "first_sequence", "is_log_file"]
 
 
 @dataclass(frozen=True)
@@ -119,3 +119,15 @@ def validate_file(path, *, max_payload: int = DEFAULT_MAX_PAYLOAD, fs: Files = O
     finally:
         fs.close(fd)
     return validate_buffer(data, path, max_payload=max_payload)
+
+
+def is_log_file(path, fs: Files = OS) -> bool:
+    """Whether the file at ``path`` can be a log file at all: it is empty, or it begins
+    with the version field of a WAL v5 record header (whole or cut short). This tells a
+    log, however damaged, from a file of another kind; validation judges its records."""
+    fd = fs.open(path, os.O_RDONLY)
+    try:
+        head = fs.pread(fd, 4, 0)
+    finally:
+        fs.close(fd)
+    return VERSION.to_bytes(4, "little").startswith(head)

@@ -25,7 +25,8 @@ from ..errors import (
 )
 from ._group import PendingWrite, _Gate, _GroupCommit
 from ._walker import codec, walker
-from .catalog import Catalog, Layout, LayoutName, Manifest, Seal, Segment, segment_name, wal_dir_of, write_seal
+from .catalog import (Catalog, Layout, LayoutName, Manifest, Seal, Segment, require_data_dir, segment_name, wal_dir_of,
+                      write_seal)
 from .checkpoint import Checkpoint
 from . import notify
 from .files import OS, Files, write_all
@@ -113,8 +114,7 @@ class WalWriter:
         self.max_payload = max_payload
         self.segment_bytes = segment_bytes
         self.fs = fs
-        if not self.data_dir.is_dir():
-            raise FileNotFoundError(f"data dir {self.data_dir} does not exist")
+        require_data_dir(self.data_dir, fs, new=True)  # before anything is written into it
         self.wal_dir = wal_dir_of(self.data_dir)
         self._group = self.durability is Durability.GROUP
         self._fsync_each = self.durability is Durability.FSYNC
@@ -140,6 +140,8 @@ class WalWriter:
                 fs.fsync_dir(self.data_dir)
             self._locks = fs.lock(self.wal_dir, LOCK_NAME)
             self._catalog = Catalog.load(self.data_dir, fs)
+            for path in self._catalog.leftovers:  # of atomic writes a crash cut short (all made under this lock)
+                fs.unlink(path)  # (not synced: should a crash bring one back, the next writer removes it)
             self.layout = self._catalog.layout or Layout(layout)
             self._segmented = self.layout is Layout.SEGMENTED
             if self.layout is Layout.RUST:
