@@ -53,6 +53,7 @@ if not os.environ.get("ACTIONQUEUE_PUREPYTHON") and platform.python_implementati
                 extra_compile_args=extra_compile_args,
             ),
             # plain Python compiled with the types of reducer.pxd (the .py is the only source)
+            Extension("actionqueue.state.rules", ["actionqueue/state/rules.py"], extra_compile_args=extra_compile_args),
             Extension("actionqueue.state.records", ["actionqueue/state/records.py"], extra_compile_args=extra_compile_args),
             Extension("actionqueue.state.projection", ["actionqueue/state/projection.py"], extra_compile_args=extra_compile_args),
             Extension("actionqueue.state.reducer", ["actionqueue/state/reducer.py"], extra_compile_args=extra_compile_args),

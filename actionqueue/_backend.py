@@ -90,7 +90,7 @@ _WARNED: dict = {}
 
 #: Modules that are plain Python compiled into native modules when built (the .py is their
 #: only source): with the pure-Python backend, the .py is what runs. In import order.
-COMPILED_PY_MODULES = ("actionqueue.state.records", "actionqueue.state.projection", "actionqueue.state.reducer")
+COMPILED_PY_MODULES = ("actionqueue.state.rules", "actionqueue.state.records", "actionqueue.state.projection", "actionqueue.state.reducer")
 
 
 def _run_sources() -> None:

@@ -7,6 +7,11 @@ cimport cython
 
 from actionqueue.state.projection cimport Projection
 from actionqueue.state.records cimport _Attempt, _Run, _Task
+from actionqueue.state.rules cimport normalize_attempt_outcome, outcome_shape_error
+
+# the run rules the hot handlers read, as typed globals (no module dict lookup per event)
+cdef dict _ALLOWED, _BLOCKED, _LEASE_STATES
+cdef frozenset _TERMINAL, _ACQUIRE_STATES, _HEARTBEAT_STATES
 
 
 cdef class ReplayReducer(Projection):

@@ -66,7 +66,7 @@ from .rules import ALLOWED_BY_STATE as _ALLOWED
 from .rules import BLOCKED_BY_ACTIVE_ATTEMPT as _BLOCKED
 from .rules import LEASE_EVENT_STATES as _LEASE_STATES
 from .rules import TERMINAL_STATES as _TERMINAL
-from .rules import normalize_attempt_outcome
+from .rules import normalize_attempt_outcome, outcome_shape_error
 
 __all__ = ["ReplayReducer"]
 
@@ -322,7 +322,9 @@ class ReplayReducer(Projection):
             raise CorruptedData(f"attempt {attempt_id} of run {ev.run_id} already finished")
         if not commit:
             return
-        result, error, output = normalize_attempt_outcome(ev.result, ev.error, ev.output)
+        result, error, output = ev.result, ev.error, ev.output
+        if outcome_shape_error(result, error, output) is not None:  # a shape Rust replaces
+            result, error, output = normalize_attempt_outcome(result, error, output)
         rec.attempt_id = None
         entry.finished_at = ev.timestamp
         entry.result = result

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """The run rules: the one place that says what a run may do.
 
 The replay reducer, the mutation authority and snapshot validation (both codecs) all ask
