@@ -1,14 +1,22 @@
-"""What a checkout (and the modules built from it) promises a newcomer: the native
-modules carry no debug info."""
+"""What a checkout (and the modules built from it) promises a newcomer: the golden
+vectors live in tests/vectors and CI refuses to run without them, and the native modules
+carry no debug info."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import shutil
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from aq_testlib import VECTORS_DIR, VECTORS_REQUIRED, vectors_missing_files
+
+import actionqueue as aq
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -19,6 +27,68 @@ NATIVE_MODULES = [
     "actionqueue.snapshot._sjson",
     "actionqueue.state.reducer",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# Golden vectors
+# --------------------------------------------------------------------------------------
+def _pytest(tmp_path: Path, env_update: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest on this suite in a child, against the package this process imported."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "ACTIONQUEUE_VECTORS", "PYTEST_ADDOPTS")}
+    env.update(env_update)
+    package_parent = str(Path(aq.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+#: One golden-vector test, run by the children below.
+VECTOR_TEST = [str(TESTS / "test_model.py"), "-k", "test_decoded_events_pickle"]
+
+
+def test_vectors_default_to_the_copy_in_the_repository() -> None:
+    if os.environ.get("ACTIONQUEUE_VECTORS"):
+        pytest.skip("ACTIONQUEUE_VECTORS points the suite elsewhere")
+    assert VECTORS_DIR == TESTS / "vectors"
+    assert vectors_missing_files(TESTS / "vectors") == []
+    assert (TESTS / "vectors" / "README.md").is_file()
+
+
+def test_ci_stops_at_startup_without_the_vectors(tmp_path: Path) -> None:
+    proc = _pytest(tmp_path, {"CI": "true", "ACTIONQUEUE_VECTORS": str(tmp_path / "absent")}, *VECTOR_TEST)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, out
+    assert f"golden vectors at {tmp_path / 'absent'} are not found" in out
+    assert out.count("golden vectors") == 1, out  # one error, no per-test skips or failures
+    assert "passed" not in out and "skipped" not in out
+
+
+def test_ci_stops_at_startup_with_an_incomplete_copy(tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    for rel in VECTORS_REQUIRED[:-1]:  # all but replay/invalid/cases.json
+        (partial / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(TESTS / "vectors" / rel, partial / rel)
+    proc = _pytest(tmp_path, {"CI": "1", "ACTIONQUEUE_VECTORS": str(partial)}, *VECTOR_TEST)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, out
+    assert f"incomplete (absent: {VECTORS_REQUIRED[-1]})" in out
+
+
+def test_without_ci_missing_vectors_skip(tmp_path: Path) -> None:
+    proc = _pytest(tmp_path, {"ACTIONQUEUE_VECTORS": str(tmp_path / "absent")}, "-rs", *VECTOR_TEST)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.OK, out
+    assert re.search(r"\b2 skipped\b", out) and "golden vectors not found" in out, out
+
+
+def test_ci_runs_with_the_vectors(tmp_path: Path) -> None:
+    """The same child passes under CI with the repository's copy (the check is not a false alarm)."""
+    proc = _pytest(tmp_path, {"CI": "true", "ACTIONQUEUE_VECTORS": str(TESTS / "vectors")}, *VECTOR_TEST)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.OK, out
+    assert re.search(r"\b2 passed\b", out) and "skipped" not in out, out
 
 
 # --------------------------------------------------------------------------------------
