@@ -1,6 +1,10 @@
-"""What a checkout (and the modules built from it) promises a newcomer: the golden
-vectors live in tests/vectors and CI refuses to run without them, and the native modules
-carry no debug info."""
+"""What a checkout (and the sdist made from it) promises a newcomer: the golden vectors
+live in tests/vectors and CI refuses to run without them, the license is declared and
+shipped, and the native modules carry no debug info.
+
+The sdist's contents are checked by ``.ci/sdist-check`` (check-manifest, then the
+sdist's own tests in a fresh venv).
+"""
 
 from __future__ import annotations
 
@@ -89,6 +93,20 @@ def test_ci_runs_with_the_vectors(tmp_path: Path) -> None:
     out = proc.stdout + proc.stderr
     assert proc.returncode == pytest.ExitCode.OK, out
     assert re.search(r"\b2 passed\b", out) and "skipped" not in out, out
+
+
+# --------------------------------------------------------------------------------------
+# License
+# --------------------------------------------------------------------------------------
+def test_mit_license_is_declared_and_shipped() -> None:
+    license_text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert license_text.startswith("MIT License\n")
+    assert "Copyright (c) 2026 actionqueue developers" in license_text
+    assert 'THE SOFTWARE IS PROVIDED "AS IS"' in license_text
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    project = pyproject.split("[project]", 1)[1].split("\n[", 1)[0]
+    assert re.search(r'^license = "MIT"$', project, re.M)
+    assert re.search(r'^license-files = \["LICENSE"\]$', project, re.M)  # into the sdist and the wheels
 
 
 # --------------------------------------------------------------------------------------
