@@ -23,6 +23,10 @@ from hypothesis import strategies as st
 import actionqueue as aq
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The directory the package under test was imported from: the project root for an in-place
+#: build or an editable install, site-packages for an installed wheel or sdist. Child
+#: processes import the package from here (not from PROJECT_ROOT, whose sources may be unbuilt).
+PACKAGE_PARENT = Path(aq.__file__).resolve().parent.parent
 #: The golden vectors recorded from the Rust original (tests/vectors/README.md); the
 #: ACTIONQUEUE_VECTORS environment variable points the suite at another copy.
 VECTORS_DIR = Path(os.environ.get("ACTIONQUEUE_VECTORS") or Path(__file__).resolve().parent / "vectors")

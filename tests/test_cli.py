@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from aq_testlib import VECTORS_DIR, VECTORS_MISSING
+from aq_testlib import PACKAGE_PARENT, VECTORS_DIR, VECTORS_MISSING
 
 import actionqueue as aq
 from actionqueue.cli import COMMANDS, main
@@ -21,7 +21,6 @@ from actionqueue.cli import COMMANDS, main
 V08 = VECTORS_DIR / "replay" / "valid" / "v08_random_mixed"
 RUN = "defed3f2-f783-4255-8e25-b3ff079f3f4a"  # the first run of v08 (task TASK, canceled at the end)
 TASK = "efb612e3-b729-42d1-9b0a-3e6f6d8c8223"
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 
@@ -405,7 +404,7 @@ def test_inspect_unknown_ids(capsys, rust_dir):
 # --------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(PROJECT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(PACKAGE_PARENT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
