@@ -47,11 +47,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 #: wheel builds run against each installed wheel (pyproject.toml, [tool.cibuildwheel]
 #: test-command): every layer once (ids, model, codec on both backends, WAL segments,
 #: scanner, reducer, snapshots, recovery, authority, CLI demo, examples, docstrings), in
-#: well under a minute, with the golden vectors these modules read.
+#: well under a minute, with the golden vectors these modules read, and what the checkout
+#: and the built modules promise (test_repository.py: vectors present, license, no debug info).
 FAST_MODULES = frozenset({
     "test_backends.py", "test_ids.py", "test_model.py", "test_errors.py", "test_cron.py", "test_roundtrip.py",
     "test_wal_segments.py", "test_scan.py", "test_reducer.py", "test_snapshot.py", "test_recovery.py",
     "test_authority.py", "test_demo.py", "test_examples.py", "test_docstrings.py", "test_native_missing.py",
+    "test_repository.py",
 })  # fmt: skip
 
 
