@@ -9,7 +9,7 @@ DecodeError subclass with the same reason and offsets; any other exception is a 
 Decoded events must re-encode identically in both backends and decode back to themselves.
 
     pip install atheris                      # or: pip install -e '.[fuzz]'
-    mkdir -p /tmp/aq-corpus && cp ../shared/vectors/events/records/*.bin /tmp/aq-corpus/
+    mkdir -p /tmp/aq-corpus && cp tests/vectors/events/records/*.bin /tmp/aq-corpus/
     python fuzz/differential_fuzzer.py /tmp/aq-corpus -max_total_time=600
 
 Pass a scratch corpus directory first: libFuzzer writes new inputs into it (never point it at

@@ -1,6 +1,6 @@
 """Shared helpers of the actionqueue test suite (imported by conftest.py and the tests).
 
-* where the golden vectors live (``ACTIONQUEUE_VECTORS``, default ``<project>/../shared/vectors``),
+* where the golden vectors live (``ACTIONQUEUE_VECTORS``, default ``tests/vectors``),
 * loading the two codec backends,
 * record framing helpers,
 * hypothesis strategies for every model value, built generically from ``__aq_fields__``
@@ -23,11 +23,37 @@ from hypothesis import strategies as st
 import actionqueue as aq
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-VECTORS_DIR = Path(os.environ.get("ACTIONQUEUE_VECTORS", PROJECT_ROOT.parent / "shared" / "vectors"))
+#: The directory the package under test was imported from: the project root for an in-place
+#: build or an editable install, site-packages for an installed wheel or sdist. Child
+#: processes import the package from here (not from PROJECT_ROOT, whose sources may be unbuilt).
+PACKAGE_PARENT = Path(aq.__file__).resolve().parent.parent
+#: The golden vectors recorded from the Rust original (tests/vectors/README.md); the
+#: ACTIONQUEUE_VECTORS environment variable points the suite at another copy.
+VECTORS_DIR = Path(os.environ.get("ACTIONQUEUE_VECTORS") or Path(__file__).resolve().parent / "vectors")
 VECTORS_MISSING = (
     f"golden vectors not found at {VECTORS_DIR} "
-    "(set ACTIONQUEUE_VECTORS, or check out shared/vectors next to the project)"
+    "(they live in tests/vectors of the repository and the sdist; ACTIONQUEUE_VECTORS overrides the path)"
 )
+#: A file from each group of vectors the tests read: a copy without one of them is incomplete.
+VECTORS_REQUIRED = (
+    "events/all_variants.wal",
+    "events/all_variants.jsonl",
+    "events/all_variants.index.jsonl",
+    "events/records/00_TaskCreated.bin",
+    "events/records/00_TaskCreated.json",
+    "events/decode_edge/cases.json",
+    "events/nonroundtrip/cases.json",
+    "corrupt/cases.json",
+    "corrupt/base_events.jsonl",
+    "replay/valid/v08_random_mixed/events.wal",
+    "replay/valid/v08_random_mixed/snapshot.json",
+    "replay/invalid/cases.json",
+)
+
+
+def vectors_missing_files(root: Path = VECTORS_DIR) -> list[str]:
+    """The files of ``VECTORS_REQUIRED`` absent under ``root`` (empty: the copy looks complete)."""
+    return [rel for rel in VECTORS_REQUIRED if not (root / rel).is_file()]
 
 PUREPYTHON = bool(os.environ.get("ACTIONQUEUE_PUREPYTHON"))
 BACKENDS = {"cython": "actionqueue.codec._codec", "python": "actionqueue.codec._codec_py"}

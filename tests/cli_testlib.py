@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from aq_testlib import VECTORS_DIR, VECTORS_MISSING
+from aq_testlib import PACKAGE_PARENT, VECTORS_DIR, VECTORS_MISSING
 
 import actionqueue as aq
 from actionqueue.cli import main
@@ -105,7 +105,8 @@ def engine_dir(tmp_path) -> Path:
 
 
 def subprocess_env() -> dict[str, str]:
-    """The environment of a ``python -m actionqueue`` child: this checkout first on the path."""
+    """The environment of a ``python -m actionqueue`` child: the package under test first
+    on the path (not the checkout's sources, which may be unbuilt)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(PROJECT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(PACKAGE_PARENT) + os.pathsep + env.get("PYTHONPATH", "")
     return env

@@ -5,8 +5,10 @@ Fixtures:
                  pure-Python twin (``python``). A missing native build fails loudly unless
                  ACTIONQUEUE_PUREPYTHON is set, in which case the cython runs are skipped.
     both_codecs  (cython, python) for differential tests.
-    vectors      the golden-vector directory (ACTIONQUEUE_VECTORS, default
-                 <project>/../shared/vectors); tests skip with a reason when it is absent.
+    vectors      the golden-vector directory (ACTIONQUEUE_VECTORS, default tests/vectors);
+                 tests skip with a reason when it is absent, except under CI (the CI
+                 environment variable set): there an absent or incomplete copy stops the
+                 run at startup with one error.
     (autouse)    fails any test whose stderr shows "Exception ignored" (an exception
                  swallowed in a destructor or callback, e.g. in the Cython codec).
 
@@ -27,7 +29,7 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aq_testlib import VECTORS_DIR, VECTORS_MISSING, load_backend  # noqa: E402
+from aq_testlib import VECTORS_DIR, VECTORS_MISSING, load_backend, vectors_missing_files  # noqa: E402
 
 settings.register_profile(
     "ci",
@@ -45,11 +47,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 #: wheel builds run against each installed wheel (pyproject.toml, [tool.cibuildwheel]
 #: test-command): every layer once (ids, model, codec on both backends, WAL segments,
 #: scanner, reducer, snapshots, recovery, authority, CLI demo, examples, docstrings), in
-#: well under a minute, without the golden vectors (their tests skip when they are absent).
+#: well under a minute, with the golden vectors these modules read, and what the checkout
+#: and the built modules promise (test_repository.py: vectors present, license, no debug info).
 FAST_MODULES = frozenset({
     "test_backends.py", "test_ids.py", "test_model.py", "test_errors.py", "test_cron.py", "test_roundtrip.py",
     "test_wal_segments.py", "test_scan.py", "test_reducer.py", "test_snapshot.py", "test_recovery.py",
     "test_authority.py", "test_demo.py", "test_examples.py", "test_docstrings.py", "test_native_missing.py",
+    "test_repository.py",
 })  # fmt: skip
 
 
@@ -66,6 +70,16 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest routes unraisable exceptions (the "Exception ignored in ..." of a __dealloc__ or
     # a callback) to a warning instead of stderr; make that warning an error too.
     config.addinivalue_line("filterwarnings", "error::pytest.PytestUnraisableExceptionWarning")
+    # In CI the golden vectors are part of the checkout (and of the sdist): a missing or
+    # incomplete copy is a packaging error, not a reason for the vector tests to skip quietly.
+    if os.environ.get("CI"):
+        missing = vectors_missing_files()
+        if missing:
+            state = "not found" if not VECTORS_DIR.is_dir() else f"incomplete (absent: {', '.join(missing)})"
+            raise pytest.UsageError(
+                f"CI is set and the golden vectors at {VECTORS_DIR} are {state}; they live in "
+                "tests/vectors of the repository and the sdist (ACTIONQUEUE_VECTORS overrides the path)"
+            )
 
 
 # --------------------------------------------------------------------------------------

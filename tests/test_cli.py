@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from aq_testlib import PACKAGE_PARENT
 from cli_testlib import (  # noqa: F401 - fixtures are used by name
     PROJECT,
     RUN,
@@ -387,7 +388,7 @@ def test_python_m_actionqueue_from_the_parent_of_a_clone(tmp_path, argv):
     clone.mkdir()
     (clone / "README.md").write_text("a clone's root: no __init__.py")
     env = {k: v for k, v in subprocess_env().items() if k != "PYTHONPATH"}
-    code = EDITABLE_RUN.format(root=str(PROJECT), argv=argv)
+    code = EDITABLE_RUN.format(root=str(PACKAGE_PARENT), argv=argv)  # the package under test
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path,
                        env=env, timeout=60)
     assert r.returncode == 0, r.stderr

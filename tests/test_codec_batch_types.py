@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 import actionqueue as aq
-from aq_testlib import PROJECT_ROOT, PUREPYTHON, load_backend
+from aq_testlib import PACKAGE_PARENT, PUREPYTHON, load_backend
 
 GOOD = aq.WalEvent(5, aq.AttemptStarted(aq.RunId(bytes(range(1, 17))), aq.AttemptId(bytes(range(2, 18))), 1_700_000_000))
 NEXT = aq.WalEvent(6, aq.EnginePaused(1_700_000_001))
@@ -173,6 +173,6 @@ def test_native_batch_does_not_read_a_slot_of_an_object_of_another_type() -> Non
     ``event`` slot of it (as the prefetch did before its type was checked) crashes."""
     load_backend("cython")
     proc = subprocess.run(
-        [sys.executable, "-c", _GUARD_PAGE_CHILD], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT
+        [sys.executable, "-c", _GUARD_PAGE_CHILD], capture_output=True, text=True, timeout=120, cwd=PACKAGE_PARENT
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stdout, proc.stderr[-2000:])

@@ -26,16 +26,19 @@ from actionqueue import model as _model
 
 ROOT = Path(__file__).resolve().parent.parent
 TYPING = Path(__file__).resolve().parent / "typing"
-#: where the package under test lives (an editable install is invisible to mypy otherwise)
+#: where the package under test lives: mypy needs it in MYPYPATH unless it is installed in
+#: site-packages (an in-place build or an editable install is invisible to mypy otherwise;
+#: an installed one mypy finds itself, and it refuses a site-packages directory in MYPYPATH)
 PACKAGE_PARENT = Path(aq.__file__).resolve().parent.parent
+MYPYPATH = {} if PACKAGE_PARENT.name in ("site-packages", "dist-packages") else {"MYPYPATH": str(PACKAGE_PARENT)}
 NATIVE_STUBBED = ("actionqueue.model._ids", "actionqueue.codec._codec", "actionqueue.log._walk", "actionqueue.snapshot._sjson")
 
 mypy_api = pytest.importorskip("mypy.api", reason="mypy is in the test extras")
 
 
 def _mypy(*args: str, cache: Path) -> tuple[str, int]:
-    env_before = os.environ.get("MYPYPATH")
-    os.environ["MYPYPATH"] = str(PACKAGE_PARENT)
+    env_before = os.environ.pop("MYPYPATH", None)
+    os.environ.update(MYPYPATH)
     try:
         out, err, status = mypy_api.run(["--cache-dir", str(cache), "--no-error-summary", "--show-error-codes", *args])
     finally:
@@ -119,8 +122,8 @@ def test_native_stubs_match_the_modules(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "--mypy-config-file", str(ROOT / "pyproject.toml"),
          "--ignore-disjoint-bases", "--allowlist", str(TYPING / "stubtest-allowlist.txt"), *NATIVE_STUBBED],
-        capture_output=True, text=True, timeout=600, cwd=PACKAGE_PARENT,
-        env={**os.environ, "MYPYPATH": str(PACKAGE_PARENT)},
+        capture_output=True, text=True, timeout=600, cwd=PACKAGE_PARENT if MYPYPATH else tmp_path,
+        env={**{k: v for k, v in os.environ.items() if k != "MYPYPATH"}, **MYPYPATH},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
 

@@ -1,7 +1,7 @@
-"""Golden vectors written and reported by the Rust original (shared/vectors).
+"""Golden vectors written and reported by the Rust original (tests/vectors, see its README).
 
-The vectors are read in place: never copied into the project, never regenerated with our
-own encoder. Every test runs against both codec backends.
+The vectors are read as Rust recorded them: never edited, never regenerated with our own
+encoder. Every test runs against both codec backends.
 """
 
 from __future__ import annotations

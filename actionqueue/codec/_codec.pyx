@@ -413,7 +413,7 @@ cdef inline int _read_u64(Reader *r, uint64_t *out) except -1:
 
 cdef inline const uint8_t *_read_len_prefixed(Reader *r, Py_ssize_t *n) except NULL:
     """Read a varint length and check that many bytes follow; return where they start."""
-    cdef uint64_t length
+    cdef uint64_t length = 0  # set by _read_u64 unless it raises (gcc cannot see that)
     _read_u64(r, &length)
     if length > <uint64_t>(r.end - r.p):
         _fail(r, MSG_EOF, r.end)
@@ -424,7 +424,7 @@ cdef inline const uint8_t *_read_len_prefixed(Reader *r, Py_ssize_t *n) except N
 
 
 cdef object _decode_value(_Spec s, Reader *r):
-    cdef uint64_t v
+    cdef uint64_t v = 0  # set by _read_u64/_read_u32 unless they raise (gcc cannot see that)
     cdef uint32_t z
     cdef Py_ssize_t n, i
     cdef const uint8_t *start = r.p
@@ -1101,7 +1101,7 @@ cdef int _bad(str where, str what) except -1:
 cdef uint64_t _as_uint(object v, uint64_t hi, str where) except? 0xFFFFFFFFFFFFFFFF:
     if not PyLong_Check(v):
         _bad(where, f"expected int, got {type(v).__name__}")
-    cdef uint64_t x
+    cdef uint64_t x = 0  # set below unless _bad raises (gcc cannot see that _bad always raises)
     try:
         if sizeof(size_t) == 8:
             x = PyLong_AsSize_t(v)  # a plain loop over the digits, faster than the ULL path

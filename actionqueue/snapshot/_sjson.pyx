@@ -954,7 +954,7 @@ def encode_projection(ReplayReducer r, uint64_t timestamp, uint32_t version, uin
     cdef size_t estimate = 1200 * (len(runs) + len(tasks)) + (ct.payload.shape[0] if ct.rows.shape[0] else 0)
     if cr.rows.shape[0] and cr.payload.shape[0] > (ct.payload.shape[0] if ct.rows.shape[0] else 0):
         estimate += cr.payload.shape[0]
-    cdef Out o = Out(max(1 << 16, estimate))
+    cdef Out o = Out(max(<size_t>1 << 16, estimate))
     first_error = None
     o.n = 12
     o.put(b'{"version":', 11)
@@ -1923,11 +1923,6 @@ def scan(const uint8_t[::1] payload):
         raise bad(&c, "trailing characters")
     spans.shrink(nt, nr)
     return header, spans, (ev.take(), tasks), first_error
-
-
-cdef uint8_t *_row(object arr, Py_ssize_t i) except NULL:
-    cdef uint8_t[:, ::1] v = arr
-    return &v[i, 0]
 
 
 cdef int _grow(Spans s, Py_ssize_t tasks, Py_ssize_t runs) except -1:
