@@ -1,11 +1,9 @@
-"""Backend selection, and the whole suite once more on the pure-Python implementation."""
+"""Backend selection. (The whole suite's second leg on the pure-Python implementation,
+``ACTIONQUEUE_PUREPYTHON=1 python3 -m pytest -n auto tests``, is run by ``.ci/run`` and by its
+own GitHub job, as msgpack-python runs its own.)"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -34,21 +32,3 @@ def test_compiled_python_modules_run_their_source_under_pure_python() -> None:
 
     assert _backend.compiled(reducer) == (not _backend.FORCED_PURE)
     assert type(reducer.ReplayReducer()._runs) is dict
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(_backend.FORCED_PURE, reason="already running on the pure-Python implementation")
-def test_suite_passes_on_the_pure_python_implementation() -> None:
-    """msgpack-python's second CI leg (``MSGPACK_PUREPYTHON=1 pytest``), run from the suite."""
-    tests = Path(__file__).parent
-    env = dict(os.environ, ACTIONQUEUE_PUREPYTHON="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", str(tests)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    tail = "\n".join(proc.stdout.splitlines()[-15:])
-    assert proc.returncode == 0, f"pure-Python run failed:\n{tail}\n{proc.stderr[-2000:]}"
-    assert " passed" in tail

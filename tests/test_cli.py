@@ -428,6 +428,7 @@ def test_bench_list(capsys):
     assert code == 0 and [line.split()[0] for line in nl(out)] == section_names()
 
 
+@pytest.mark.slow  # every bench section end to end (~25 s)
 def test_bench_quick_json_and_plot(capsys, bench_cache):
     try:
         import matplotlib  # noqa: F401
@@ -457,6 +458,7 @@ def test_bench_quick_json_and_plot(capsys, bench_cache):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # the codec section without msgspec (~10 s)
 def test_bench_skips_a_missing_peer(capsys, bench_cache, monkeypatch):
     from actionqueue.bench import codec
 

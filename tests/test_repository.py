@@ -60,6 +60,7 @@ def test_vectors_default_to_the_copy_in_the_repository() -> None:
     assert (TESTS / "vectors" / "README.md").is_file()
 
 
+@pytest.mark.slow  # a child pytest run
 def test_ci_stops_at_startup_without_the_vectors(tmp_path: Path) -> None:
     proc = _pytest(tmp_path, {"CI": "true", "ACTIONQUEUE_VECTORS": str(tmp_path / "absent")}, *VECTOR_TEST)
     out = proc.stdout + proc.stderr
@@ -69,6 +70,7 @@ def test_ci_stops_at_startup_without_the_vectors(tmp_path: Path) -> None:
     assert "passed" not in out and "skipped" not in out
 
 
+@pytest.mark.slow  # a child pytest run
 def test_ci_stops_at_startup_with_an_incomplete_copy(tmp_path: Path) -> None:
     partial = tmp_path / "partial"
     for rel in VECTORS_REQUIRED[:-1]:  # all but replay/invalid/cases.json
@@ -80,6 +82,7 @@ def test_ci_stops_at_startup_with_an_incomplete_copy(tmp_path: Path) -> None:
     assert f"incomplete (absent: {VECTORS_REQUIRED[-1]})" in out
 
 
+@pytest.mark.slow  # a child pytest run
 def test_without_ci_missing_vectors_skip(tmp_path: Path) -> None:
     proc = _pytest(tmp_path, {"ACTIONQUEUE_VECTORS": str(tmp_path / "absent")}, "-rs", *VECTOR_TEST)
     out = proc.stdout + proc.stderr
@@ -87,6 +90,7 @@ def test_without_ci_missing_vectors_skip(tmp_path: Path) -> None:
     assert re.search(r"\b2 skipped\b", out) and "golden vectors not found" in out, out
 
 
+@pytest.mark.slow  # a child pytest run
 def test_ci_runs_with_the_vectors(tmp_path: Path) -> None:
     """The same child passes under CI with the repository's copy (the check is not a false alarm)."""
     proc = _pytest(tmp_path, {"CI": "true", "ACTIONQUEUE_VECTORS": str(TESTS / "vectors")}, "-rs", *VECTOR_TEST)

@@ -31,6 +31,10 @@ TYPING = Path(__file__).resolve().parent / "typing"
 #: an installed one mypy finds itself, and it refuses a site-packages directory in MYPYPATH)
 PACKAGE_PARENT = Path(aq.__file__).resolve().parent.parent
 MYPYPATH = {} if PACKAGE_PARENT.name in ("site-packages", "dist-packages") else {"MYPYPATH": str(PACKAGE_PARENT)}
+#: Runs mypy, pyright or stubtest over the package (seconds each): in the slow leg that
+#: .ci/run and CI run after the default suite (python3 -m pytest -n auto -m slow tests).
+SLOW_TOOL = pytest.mark.slow
+
 NATIVE_STUBBED = ("actionqueue.model._ids", "actionqueue.codec._codec", "actionqueue.log._walk", "actionqueue.snapshot._sjson")
 
 mypy_api = pytest.importorskip("mypy.api", reason="mypy is in the test extras")
@@ -74,17 +78,20 @@ def _mypy_errors(out: str, path: Path) -> dict[int, set[str]]:
     return found
 
 
+@SLOW_TOOL
 def test_package_passes_mypy(cache: Path) -> None:
     out, status = _mypy("--config-file", str(ROOT / "pyproject.toml"), str(ROOT / "actionqueue"), cache=cache)
     assert status == 0, out
 
 
+@SLOW_TOOL
 @pytest.mark.parametrize("path", sorted(TYPING.glob("pass_*.py")), ids=lambda p: p.name)
 def test_user_code_passes_mypy_strict(path: Path, cache: Path) -> None:
     out = _user_check(path, cache)
     assert _mypy_errors(out, path) == {}, out
 
 
+@SLOW_TOOL
 @pytest.mark.parametrize("path", sorted(TYPING.glob("fail_*.py")), ids=lambda p: p.name)
 def test_mistakes_are_caught_by_mypy(path: Path, cache: Path) -> None:
     expected = _marked(path)
@@ -110,6 +117,7 @@ def _pyright_error_lines(path: Path) -> set[int]:
     return lines
 
 
+@SLOW_TOOL
 def test_user_code_and_mistakes_under_pyright() -> None:
     for path in sorted(TYPING.glob("pass_*.py")):
         assert _pyright_error_lines(path) == set(), path.name
@@ -117,6 +125,7 @@ def test_user_code_and_mistakes_under_pyright() -> None:
         assert _pyright_error_lines(path) == set(_marked(path)), path.name
 
 
+@SLOW_TOOL
 @pytest.mark.skipif(not _backend.NATIVE, reason="the stubs describe the native modules")
 def test_native_stubs_match_the_modules(tmp_path: Path) -> None:
     run = subprocess.run(

@@ -204,11 +204,12 @@ def crash_loop(server, tmp_path, *, rounds: int, durability: str, threads: int, 
 FSYNC_LAYOUTS = [name for name in ("rust", "segmented", "seg-small", "default") if name in KW]
 
 
+@pytest.mark.parametrize("kills", [120, pytest.param(600, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("layout", FSYNC_LAYOUTS)
-def test_sigkill_fsync_appends(server, tmp_path, layout) -> None:
-    """~100 kills per layout of a single-threaded fsync appender writing records of
-    15 B .. 1.5 MiB (so kills land inside write(2) and tear records)."""
-    rounds = 300 // len(FSYNC_LAYOUTS)
+def test_sigkill_fsync_appends(server, tmp_path, layout, kills) -> None:
+    """``kills`` in all (40 or 200 per layout) of a single-threaded fsync appender writing
+    records of 15 B .. 1.5 MiB (so kills land inside write(2) and tear records)."""
+    rounds = kills // len(FSYNC_LAYOUTS)
     stats = crash_loop(server, tmp_path, rounds=rounds, durability="fsync", threads=1, kw=KW[layout],
                        big=1, max_delay=0.025, seed=SEED)
     assert stats["acks"] > rounds  # the kills did not all land before the first append

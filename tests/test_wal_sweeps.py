@@ -173,13 +173,14 @@ def check_damaged(data_dir: Path, path: Path, damaged: bytes, evs: list, starts:
     return outcome
 
 
-@pytest.mark.parametrize("kw", SWEEP_LAYOUTS)
-def test_truncate_at_every_offset(tmp_path, kw) -> None:
+def _truncate_at(tmp_path, kw, cuts_of) -> tuple[dict[str, int], int]:
+    """Cut the log at each offset ``cuts_of(data, starts)`` gives: how many cuts had each
+    outcome, and the log's length."""
     evs = twenty_events()
     data_dir = tmp_path / "data"
     path, data, starts = build_log(data_dir, kw, evs)
-    outcomes = {}
-    for cut in range(len(data) + 1):
+    outcomes: dict[str, int] = {}
+    for cut in cuts_of(data, starts):
         k = max(i for i, s in enumerate(starts) if s <= cut)  # whole records before the cut
         outcome = check_damaged(data_dir, path, data[:cut], evs, starts, k, False, kw, f"cut at {cut}")
         assert outcome == ("clean" if cut in starts else "torn"), cut
@@ -187,7 +188,32 @@ def test_truncate_at_every_offset(tmp_path, kw) -> None:
             reason = wal.validate_buffer(data[:cut]).corruption.reason
             assert reason == ("incomplete_header" if cut - starts[k] < 12 else "incomplete_payload"), cut
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    assert outcomes == {"clean": len(evs) + 1, "torn": len(data) + 1 - len(evs) - 1}
+    return outcomes, len(data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kw", SWEEP_LAYOUTS)
+def test_truncate_at_every_offset(tmp_path, kw) -> None:
+    outcomes, size = _truncate_at(tmp_path, kw, lambda data, starts: range(len(data) + 1))
+    assert outcomes == {"clean": 21, "torn": size + 1 - 21}
+
+
+@pytest.mark.parametrize("kw", SWEEP_LAYOUTS)
+def test_truncate_at_every_kind_of_offset(tmp_path, kw) -> None:
+    """The sweep above cut to the offsets where the verdict can change (the default run):
+    at, just before and just after every record start, every header boundary, and a seeded
+    sample of payload offsets."""
+    seed = 20261207
+    print(f"seed {seed}")
+
+    def cuts(data: bytes, starts: list[int]) -> list[int]:
+        rng = random.Random(seed)
+        edges = {s + d for s in starts for d in (-1, 0, 1, 11, 12, 13)}
+        edges |= set(rng.sample(range(len(data) + 1), 60))
+        return sorted(c for c in edges if 0 <= c <= len(data))
+
+    outcomes, _size = _truncate_at(tmp_path, kw, cuts)
+    assert outcomes["clean"] == 21 and outcomes["torn"] > 100
 
 
 @pytest.mark.parametrize("fill", ["zeros", "garbage"])

@@ -289,6 +289,16 @@ class Manifest:
 # --------------------------------------------------------------------------------------
 # The catalog
 # --------------------------------------------------------------------------------------
+def _maybe_a_race(exc: SegmentError) -> SegmentError:
+    """``exc``, marked as what a listing can see while a writer rotates or removes segments."""
+    exc.listing_race = True  # type: ignore[attr-defined]
+    return exc
+
+
+def _may_be_a_race(exc: SegmentError) -> bool:
+    return isinstance(exc, SegmentMissing) or getattr(exc, "listing_race", False)
+
+
 @dataclass(frozen=True)
 class Catalog:
     """The files of a data dir's log, proven complete and continuous when loaded.
@@ -324,10 +334,11 @@ class Catalog:
         for attempt in range(LISTING_ATTEMPTS_MAX):
             try:
                 return cls._load_once(wal_dir, fs, lenient)
-            except UnknownFile:
-                raise  # a foreign file is no race with a writer
-            except SegmentError:
-                if attempt == LISTING_ATTEMPTS_MAX - 1:
+            except SegmentError as exc:
+                # Only what a listing racing a rotation or a removal can see is listed
+                # again; damage (a seal or MANIFEST that does not parse, a foreign file)
+                # is raised at once.
+                if attempt == LISTING_ATTEMPTS_MAX - 1 or not _may_be_a_race(exc):
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
@@ -391,9 +402,10 @@ class Catalog:
         strays = tuple(wal_dir / segment_name(f) for f in firsts if low is not None and f < low)
         unexpected = [f for f in firsts if f not in listed and (low is not None and low < f < high)]
         if unexpected and not lenient:
-            raise SegmentError(wal_dir / segment_name(unexpected[0]), 0, "segment_unexpected",
-                               "a segment file the MANIFEST does not list (left by an interrupted repair? "
-                               "'actionqueue repair' settles it)")
+            raise _maybe_a_race(SegmentError(
+                wal_dir / segment_name(unexpected[0]), 0, "segment_unexpected",
+                "a segment file the MANIFEST does not list (left by an interrupted repair? 'actionqueue repair' "
+                "settles it)"))
         adopted: list[tuple[int, int | None]] = [(f, None) for f in firsts if f > high]
         plan = list(manifest.entries) + adopted
         segments = cls._with_seals(wal_dir, plan, fs)
@@ -410,7 +422,8 @@ class Catalog:
             segment = Segment(wal_dir / segment_name(first), first, None, prev)
             seal = segment.read_seal(fs)
             if seal is None and i != len(plan) - 1:
-                raise SegmentError(segment.path, 0, "seal_invalid", "a segment before the newest one is not sealed")
+                raise _maybe_a_race(SegmentError(segment.path, 0, "seal_invalid",
+                                                 "a segment before the newest one is not sealed"))
             if prev_last is not None and first <= prev_last:
                 raise SegmentError(segment.path, 0, "sequence_not_increasing",
                                    f"the segment starts at {first}, after {prev_last}")
