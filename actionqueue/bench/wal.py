@@ -67,12 +67,13 @@ if _backend.NATIVE:
 else:  # ACTIONQUEUE_PUREPYTHON=1: the same rows, measured on the pure-Python walker
     from actionqueue.log import _walk_py as _wal  # type: ignore[no-redef]
 
-# Rust ActionQueue 0.1.2 figures on the project's standard machine (rust-reference-bench.md)
+# Rust ActionQueue 0.1.2 rebuilt and run beside our bench on this machine kind
+# (rust-reference-bench.md, "Same machine kind, 2026-12-02")
 RUST = {
-    "tail_validation_eps": 5.31e6,  # ii-b validate_tail_strict over the in-memory buffer
-    "reader_eps": 1.02e6,  # iii WalFsReader::read_next, page cache warm
-    "fsync_append_aps": 5540.0,  # v append + sync_all per event
-    "append_aps": 844e3,  # v-b append without flush
+    "tail_validation_eps": 7.7e6,  # ii-b validate_tail_strict over the in-memory buffer
+    "reader_eps": 1.40e6,  # iii WalFsReader::read_next, page cache warm
+    "fsync_append_aps": 4780.0,  # v append + sync_all per event
+    "append_aps": 1.55e6,  # v-b append without flush
     "crc_gbps": 7.70,
     "memcpy_gbps": 10.4,
 }

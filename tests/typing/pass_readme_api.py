@@ -51,6 +51,8 @@ def commands(data: Path) -> None:
         r = store.reducer
         state: aq.RunState | None = r.get_run_state(run)
         print(state, r.get_attempt_history(run), r.get_budget(task, aq.BudgetDimension.TOKEN))
+        budget = r.get_budget(task, aq.BudgetDimension.TOKEN)
+        print(budget.consumed if budget is not None else 0)
         authority.snapshot(timestamp=1_700_000_100)
         store.snapshot()
     with aq.open(data, snapshot_every=10_000, retain="delete", durability=aq.Durability.GROUP) as store:
@@ -79,5 +81,15 @@ def replay(data: Path) -> None:
         print(store.report)
     with aq.open(data, repair_policy="truncate_partial") as store:
         print(store.report)
-    assert aq.verify(data).clean
+    print(aq.verify(data).problem)
     print(aq.repair(data, dry_run=True))
+    with aq.open(data, repair_policy="truncate_partial") as store:
+        print(store.report.repaired, store.report.snapshot_source)
+    assert aq.verify(data).clean
+
+
+def log_by_sequence(path: Path) -> None:
+    with aq.WalWriter(path, durability="group") as wal:
+        seq = wal.append_next(aq.EnginePaused(1_700_000_000))
+        wal.append(aq.WalEvent(seq + 1, aq.EngineResumed(1_700_000_001)))
+        wal.append_many(aq.WalEvent(s, aq.EnginePaused(1_700_000_000 + s)) for s in range(seq + 2, seq + 100))
