@@ -235,7 +235,7 @@ def test_sigkill_group_commit(server, tmp_path, layout, threads, api) -> None:
     assert stats["acks"] > rounds
 
 
-@pytest.mark.parametrize("durability", ["fsync", "none"])
+@pytest.mark.parametrize("durability", [pytest.param("fsync", marks=pytest.mark.slow), "none"])
 def test_sigkill_tears_records(server, tmp_path, durability) -> None:
     """The loops above are only worth something if kills do tear records: with half the
     records 0.2-1.5 MiB, some kills land inside write(2) and the next open must repair.
