@@ -118,6 +118,13 @@ def _pyright_error_lines(path: Path) -> set[int]:
 
 
 @SLOW_TOOL
+def test_package_passes_pyright() -> None:
+    run = subprocess.run([*_pyright(), "actionqueue"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 errors" in run.stdout, run.stdout
+
+
+@SLOW_TOOL
 def test_user_code_and_mistakes_under_pyright() -> None:
     for path in sorted(TYPING.glob("pass_*.py")):
         assert _pyright_error_lines(path) == set(), path.name

@@ -39,6 +39,7 @@ import platform
 import struct
 import zlib
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,14 @@ def codec_sections(rep, buf, args):
     sub_records = records[:ns]
     sub_nb = len(sub_buf)
     mm = _msgspec_model()
+    # the msgspec side, bound only when msgspec is installed (every use checks ``mm``)
+    menc: Any = None
+    mdec: Any = None
+    mdec_list: Any = None
+    ms: Any = None
+    mblob: Any = None
+    mper: Any = None
+    m_per_bytes = 0
     if mm is None:
         rep.skip("msgspec rows: msgspec is not installed (pip install msgspec)")
     else:

@@ -172,7 +172,9 @@ def progress_enabled(stream: TextIO | None = None) -> bool:
     ``ACTIONQUEUE_NO_PROGRESS`` is not set."""
     if os.environ.get("ACTIONQUEUE_NO_PROGRESS"):
         return False
-    stream = stream or sys.stderr
+    stream = stream if stream is not None else sys.stderr
+    if stream is None:  # no stderr at all (pythonw, a closed fd 2)
+        return False
     try:
         if not stream.isatty():
             return False

@@ -52,17 +52,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_matplotlib() -> None:
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401  # pyright: ignore[reportMissingImports] - optional extra
     except ImportError:
         raise usage_error("--plot needs the 'plot' extra (matplotlib): pip install 'actionqueue[plot]'") from None
 
 
 def plot(result: dict[str, Any], path: str) -> None:
     """Draw the rows' events/s (log scale, by section) and the ratios into ``path``."""
-    import matplotlib
+    import matplotlib  # pyright: ignore[reportMissingImports] - the optional 'plot' extra
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # pyright: ignore[reportMissingImports]
 
     rows = [r for r in result["rows"] if r.get("events_per_s")]
     ratios = result.get("ratios", {})

@@ -139,6 +139,7 @@ def crash_child(directory: Path, *, seed: int, first_index: int, commands: int, 
         timer.daemon = True
         timer.start()
         ready_at = None
+        killed_at = started  # set when the child is killed, right after its torn write
         start_seq = None
         acked_events = acked_commands = 0
         last_acked = 0

@@ -136,7 +136,7 @@ def _flock(fd: int, directory: PathLike) -> None:
         import msvcrt
 
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # pyright: ignore[reportAttributeAccessIssue] - Windows only
         except OSError:
             raise WalLocked(f"{directory} is locked by another writer") from None
 

@@ -112,21 +112,22 @@ _struct_to_cache: dict[type, Callable[[Any], Any]] = {}
 
 
 def _struct_to(cls: type[_Value]) -> Callable[[Any], Any]:
-    fn = _struct_to_cache.get(cls)
-    if fn is None:
-        fields = tuple((name, _to(spec)) for name, spec in cls.__aq_fields__)
-        skip = _SKIP_NONE.get(cls, frozenset())
+    cached = _struct_to_cache.get(cls)
+    if cached is not None:
+        return cached
+    fields = tuple((name, _to(spec)) for name, spec in cls.__aq_fields__)
+    skip = _SKIP_NONE.get(cls, frozenset())
 
-        def fn(v: Any) -> Any:
-            out = {}
-            for name, conv in fields:
-                value = getattr(v, name)
-                if value is None and name in skip:
-                    continue
-                out[name] = conv(value)
-            return out
+    def fn(v: Any) -> Any:
+        out = {}
+        for name, conv in fields:
+            value = getattr(v, name)
+            if value is None and name in skip:
+                continue
+            out[name] = conv(value)
+        return out
 
-        _struct_to_cache[cls] = fn
+    _struct_to_cache[cls] = fn
     return fn
 
 

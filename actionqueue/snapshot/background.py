@@ -135,12 +135,12 @@ class Snapshotter:
         flight, and background snapshots wait for it. Retention applies as after every
         snapshot."""
         stamp = int(time.time()) if timestamp is None else timestamp
+        through: int | None = None  # set when a child process builds it
         with reducer._lock:
-            inline = reducer.task_count + reducer.run_count <= self.INLINE_RECORDS
-            if not inline:
+            if reducer.task_count + reducer.run_count > self.INLINE_RECORDS:
                 self._writer.sync()
                 through = reducer.latest_sequence
-        if not inline:
+        if through is not None:
             self.take(through, stamp)
             return _snapshot.read_written(self.data_dir)
         with self._cond:
@@ -173,7 +173,7 @@ class Snapshotter:
         wait for it; raises :class:`SnapshotError` when it fails."""
         if through is None:
             self._writer.sync()
-            through = self._writer.current_sequence
+            through = int(self._writer.current_sequence)  # the writer is duck-typed here
         with self._cond:
             if self._closed:
                 raise SnapshotError("the snapshotter is closed")
