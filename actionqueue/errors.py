@@ -49,6 +49,7 @@ __all__ = [
     "SegmentMissing",
     "UnknownFile",
     "NotADataDir",
+    "MissingExtra",
     "WalWriterError",
     "SequenceViolation",
     "PayloadTooLarge",
@@ -350,6 +351,25 @@ class NotADataDir(ActionQueueError):
 
     def __reduce__(self):
         return (type(self), (self.path, self.detail))
+
+
+class MissingExtra(ActionQueueError, ImportError):
+    """A feature needs an optional dependency that is not installed (e.g. ``pyarrow`` for
+    the Arrow and Parquet export). The message is one line with the install command.
+
+    Attributes:
+        module: the module that is missing. extra: the package extra that installs it.
+    """
+
+    def __init__(self, module: str, extra: str, purpose: str):
+        self.module = module
+        self.extra = extra
+        self.purpose = purpose
+        super().__init__(f"{purpose} needs {module}, which is not installed: pip install 'actionqueue[{extra}]'",
+                         name=module)
+
+    def __reduce__(self):
+        return (type(self), (self.module, self.extra, self.purpose))
 
 
 class WalWriterError(ActionQueueError):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 import types
 
-from .log.scan import ScanColumns, SegmentScanner, kind_mask, scan
+from .log.scan import ScanColumns, SegmentScanner, iter_scan, kind_mask, scan
 
-__all__ = ["ScanColumns", "SegmentScanner", "scan", "kind_mask"]
+__all__ = ["ScanColumns", "SegmentScanner", "scan", "iter_scan", "kind_mask"]
 
 
 class _CallableModule(types.ModuleType):

@@ -18,6 +18,8 @@ NUMERIC = [
     (["dump", "{d}"], "--to-seq", 0, U64_MAX),
     (["dump", "{d}"], "--since", 0, U64_MAX),
     (["dump", "{d}"], "--until", 0, U64_MAX),
+    (["export", "{d}", "{d}.jsonl"], "--from-seq", 0, U64_MAX),
+    (["export", "{d}", "{d}.jsonl"], "--to-seq", 0, U64_MAX),
     (["inspect", "{d}", "--task", TASK], "--at", 0, U64_MAX),
     (["snapshot", "{d}"], "--timestamp", 0, U64_MAX),
     (["demo"], "--tasks", 1, None),

@@ -36,6 +36,7 @@ COMMANDS: list[str] = [
     "demo",
     "dump",
     "stats",
+    "export",
     "verify",
     "repair",
     "snapshot",
@@ -94,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _library_error(exc: BaseException) -> tuple[int, str] | None:
     """The exit status and one line for an error of the library a user can run into; None
     for anything else (a bug: its traceback is worth having)."""
-    from ..errors import ActionQueueError, NotADataDir, SnapshotError, UnknownFile, WalCorruption, WalLocked
+    from ..errors import (ActionQueueError, MissingExtra, NotADataDir, SnapshotError, UnknownFile, WalCorruption,
+                          WalLocked)
     from ._common import describe_corruption, not_a_data_dir
 
     if isinstance(exc, UnknownFile):
@@ -105,7 +107,7 @@ def _library_error(exc: BaseException) -> tuple[int, str] | None:
         return EXIT_PROBLEM, describe_corruption(exc) + "; see 'actionqueue verify' and 'actionqueue repair'"
     if isinstance(exc, WalLocked):
         return EXIT_USAGE, f"{exc} (another process has the data dir open for writing: stop it first)"
-    if isinstance(exc, NotADataDir):
+    if isinstance(exc, (NotADataDir, MissingExtra)):
         return EXIT_USAGE, str(exc)
     if isinstance(exc, SnapshotError):
         return EXIT_PROBLEM, f"snapshot: {type(exc).__name__} ({exc.kind}): {exc}"

@@ -23,11 +23,12 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from .. import model as _model
+from .._extras import require_pyarrow
 from ._walk_common import reason_name
 from ..errors import SegmentError, SegmentMissing, TornTail, WalCorruption
 from ._walker import walker as _walker
@@ -36,7 +37,18 @@ from .files import OS, Files
 from .format import DEFAULT_MAX_PAYLOAD, SEGMENT_SUFFIX
 from .validate import first_sequence, validate_buffer
 
-__all__ = ["ScanColumns", "SegmentScanner", "scan", "kind_mask"]
+__all__ = ["ScanColumns", "SegmentScanner", "scan", "iter_scan", "kind_mask", "KIND_NAMES"]
+
+
+#: The event kinds' names, by kind index (the ``kind`` column's dictionary in Arrow).
+KIND_NAMES: tuple[str, ...] = tuple(cls.__name__ for cls in _model.EVENT_TYPES)
+
+
+def arrow_kind(kind: np.ndarray) -> Any:
+    """The ``kind`` column (uint8 indices) as an Arrow dictionary array of the kinds'
+    names, ``dictionary<values=string, indices=int8>``, without copying the indices."""
+    pa = require_pyarrow()
+    return pa.DictionaryArray.from_arrays(pa.array(kind.view(np.int8)), pa.array(KIND_NAMES, pa.string()))
 
 
 def kind_mask(kinds: Iterable | None) -> int:
@@ -82,6 +94,17 @@ class ScanColumns:
         """The event kind of each row as its name."""
         names = np.array([cls.__name__ for cls in _model.EVENT_TYPES], dtype=object)
         return names[self.kind]
+
+    def to_arrow(self) -> Any:
+        """The columns as a ``pyarrow.Table`` (needs the ``arrow`` extra), without copying
+        them: ``offset`` uint64, ``length`` uint32, ``sequence`` uint64, ``kind``
+        dictionary<int8, string> (the kind's name), ``time`` uint64 (Unix seconds) and
+        ``file`` uint32 (an index into :attr:`files`)."""
+        pa = require_pyarrow()
+        return pa.table({
+            "offset": pa.array(self.offset), "length": pa.array(self.length), "sequence": pa.array(self.sequence),
+            "kind": arrow_kind(self.kind), "time": pa.array(self.time), "file": pa.array(self.file),
+        })
 
     def to_dict(self) -> dict[str, np.ndarray]:
         """The columns by name (for pandas/polars: ``pd.DataFrame(cols.to_dict())``)."""
@@ -183,7 +206,7 @@ class SegmentScanner:
         self.close()
 
 
-def scan(
+def iter_scan(
     data_dir,
     kinds: Iterable | None = None,
     min_sequence: int | None = None,
@@ -191,18 +214,16 @@ def scan(
     *,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
     fs: Files = OS,
-) -> ScanColumns:
-    """Scan a data dir's whole log (every segment, or the Rust file) into columns. The
-    files come from the catalog (proven complete); a segment missing raises
-    :class:`~actionqueue.errors.SegmentMissing`, and each file must start where its name
-    says and continue the sequences of the one before it."""
+) -> Iterator[tuple[SegmentScanner, ScanColumns]]:
+    """:func:`scan` one file at a time: yields each file's open scanner (its bytes stay
+    readable until the next item) and its columns, after the same checks as :func:`scan`
+    (so memory holds one file's columns at a time)."""
     segments: list[Segment] = []
     for segment in Catalog.load(data_dir, fs).from_sequence(min_sequence):
         if max_sequence is not None and segment.first_sequence is not None and segment.first_sequence > max_sequence:
             break
         segments.append(segment)
-    files = [s.path for s in segments]
-    parts = []
+    files = tuple(s.path for s in segments)
     prev = None
     for index, path in enumerate(files):
         try:
@@ -221,13 +242,27 @@ def scan(
                 raise SegmentError(path, 0, "name_mismatch",
                                    f"segment named for sequence {first} starts at {scanner.first_sequence}")
             prev = scanner.last_sequence  # sequences must keep increasing into the next file
-        parts.append((cols, index))
+            yield scanner, ScanColumns(cols.offset, cols.length, cols.sequence, cols.kind, cols.time,
+                                       np.full(len(cols), index, np.uint32), files)
+
+
+def scan(
+    data_dir,
+    kinds: Iterable | None = None,
+    min_sequence: int | None = None,
+    max_sequence: int | None = None,
+    *,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    fs: Files = OS,
+) -> ScanColumns:
+    """Scan a data dir's whole log (every segment, or the Rust file) into columns. The
+    files come from the catalog (proven complete); a segment missing raises
+    :class:`~actionqueue.errors.SegmentMissing`, and each file must start where its name
+    says and continue the sequences of the one before it."""
+    parts = [cols for _, cols in iter_scan(data_dir, kinds, min_sequence, max_sequence, max_payload=max_payload, fs=fs)]
     if not parts:
         empty = (np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint64), np.empty(0, np.uint8), np.empty(0, np.uint64))
         return ScanColumns(*empty, np.empty(0, np.uint32), ())
-    offset, length, sequence, kind, time = (
-        np.concatenate([getattr(c, name) for c, _ in parts]) for name in ("offset", "length", "sequence", "kind", "time")
-    )
-    file_col = np.concatenate([np.full(len(c), i, np.uint32) for c, i in parts])
-    return ScanColumns(offset, length, sequence, kind, time, file_col, tuple(files))
-
+    names = ("offset", "length", "sequence", "kind", "time", "file")
+    offset, length, sequence, kind, time, file_col = (np.concatenate([getattr(c, name) for c in parts]) for name in names)
+    return ScanColumns(offset, length, sequence, kind, time, file_col, parts[0].files)

@@ -66,3 +66,13 @@ def scan_task(payload: Any, start: int, end: int) -> _Tasks: ...
 
 class _Cold:
     def __init__(self, payload: Any, ids: Any, start: Any, end: Any, rows: Any, task: Any = None) -> None: ...
+
+#: the export's id columns, in order
+EXPORT_ID_COLUMNS: tuple[str, str, str]
+JSON_BODY: int
+JSON_LINES: int
+JSON_NONE: int
+
+def events_json(
+    buf: Any, offsets: npt.NDArray[np.uint64], mode: int = ...
+) -> tuple[bytes, npt.NDArray[np.int64], list[npt.NDArray[np.uint8]], npt.NDArray[np.int32]]: ...

@@ -14,7 +14,7 @@ facts of a run gathered either from a reducer record or from its JSON.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
 
@@ -44,6 +44,7 @@ cdef extern from "aq_crc32.h":
 
 cdef extern from "aq_frame.h":
     uint32_t AQ_WAL_VERSION
+    uint32_t aq_load_u32le(const unsigned char *p) nogil
 
 cdef extern from "aq_utf8.h":
     void aq_utf8_init()
@@ -210,12 +211,17 @@ cdef class Out:
 
     cdef int string(self, object s) except -1:
         """A JSON string with serde_json's escapes (non-ASCII and DEL raw)."""
-        cdef Py_ssize_t k, i, start = 0
+        cdef Py_ssize_t k
         cdef const unsigned char *u
-        cdef unsigned char c
         if type(s) is not str:
             raise TypeError(f"expected a string, got {type(s).__name__}")
         u = <const unsigned char *>PyUnicode_AsUTF8AndSize(s, &k)
+        return self.utf8(u, k)
+
+    cdef int utf8(self, const unsigned char *u, Py_ssize_t k) except -1:
+        """A JSON string from UTF-8 text (already valid), with serde_json's escapes."""
+        cdef Py_ssize_t i, start = 0
+        cdef unsigned char c
         self.ch(34)
         for i in range(k):
             c = u[i]
@@ -372,6 +378,8 @@ cdef class Plan:
     cdef bint skip_none[32]  # struct: per field, whether None is left out (serde's skip_serializing_if)
     cdef Keys keys  # struct: its field names; enum / union: its variant names
     cdef list entries  # enum: per name, the variant index; union: per name, (index, Plan or None)
+    cdef list by_index  # enum / named units: JSON name per index; union: (name JSON, Plan or None) per index
+    cdef int id_slot  # id: 1 + the export's id column it feeds (task, run, attempt), or 0
 
 
 cdef dict _PLANS = {}
@@ -397,10 +405,14 @@ def _plan(tuple spec):
         p.by_name = {e.value: e.index for e in spec[1]}
         p.keys = Keys(spec[1].__name__, list(p.by_name))
         p.entries = list(p.by_name.values())
+        p.by_index = [None] * len(p.table)
+        for e, text in p.table.items():
+            p.by_index[e.index] = text
     elif kind == "named":
         p.kind = K_NAMED
         p.units = len(spec[1]._UNIT_NAMES)
         p.by_name = {name: i for i, name in enumerate(spec[1]._UNIT_NAMES)}
+        p.by_index = [b'"' + name.encode() + b'"' for name in spec[1]._UNIT_NAMES]
     elif kind in ("opt", "vec"):
         p.kind = K_OPT if kind == "opt" else K_VEC
         p.inner = _plan(spec[1])
@@ -416,6 +428,7 @@ def _plan(tuple spec):
             p.by_name[variant_name(cls)] = (index, p.table[cls][1])
         p.keys = Keys(spec[1].__name__, list(p.by_name))
         p.entries = list(p.by_name.values())
+        p.by_index = [p.table[cls] for cls in spec[1]._variants]
     else:
         raise AssertionError(spec)
     return p
@@ -2176,3 +2189,6 @@ def scan_task(const uint8_t[::1] payload, Py_ssize_t start, Py_ssize_t end):
 
 
 _SPEC_PLAN = _struct_plan(m.TaskSpec)
+
+
+include "_events_json.pxi"
