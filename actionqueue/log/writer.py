@@ -24,14 +24,14 @@ from ..errors import (
     WriterPoisoned,
 )
 from ._group import PendingWrite, _Gate, _GroupCommit
-from ._walker import codec, walker
+from ._walker import codec
 from .catalog import (Catalog, Layout, LayoutName, Manifest, Seal, Segment, require_data_dir, segment_name, wal_dir_of,
                       write_seal)
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, write_on_close
 from . import notify
 from .files import OS, Files, write_all
 from .format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES, HEADER_LEN, LOCK_NAME, RUST_WAL_NAME
-from .validate import first_sequence, validate_fd
+from .validate import validate_fd
 
 log = logging.getLogger("actionqueue.wal")
 
@@ -548,28 +548,8 @@ class WalWriter:
             raise error
 
     def _write_checkpoint(self) -> None:
-        """On a clean close (synced, lock still held): record the active file's checked
-        content (:class:`~.checkpoint.Checkpoint`) so that the next writer need not walk it
-        again. A failure only costs that: it is logged, and the stale checkpoint removed."""
-        try:
-            if self.path is None or self._size == 0:
-                Checkpoint.remove(self.wal_dir, self.fs)
-                return
-            with mmap.mmap(self._fd, self._size, access=mmap.ACCESS_READ) as mapped:
-                first = _first_record_sequence(mapped, self.max_payload)
-                # the last record is the first at or above the last sequence (stepped to by
-                # length fields: these are the writer's own checked bytes)
-                last_offset = walker.skip_below(mapped, 0, None, self._sequence)[0]
-            Checkpoint(
-                self.path.name, self._size, self._active_records, first, self._sequence, last_offset,
-                self._active_prev, self.max_payload, self._hasher.hexdigest(),
-            ).write(self.wal_dir, self.fs)  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - an optimisation: the log is intact
-            log.warning("could not write the checkpoint of %s: %s", self.path, exc)
-            try:
-                Checkpoint.remove(self.wal_dir, self.fs)
-            except OSError:
-                pass
+        """On a clean close (synced, lock still held): :func:`.checkpoint.write_on_close`."""
+        write_on_close(self)
 
     def _advance_to(self, sequence: int) -> None:
         """Recovery: the log is empty but a snapshot covers up to ``sequence``: the next
@@ -599,8 +579,3 @@ class WalWriter:
             f"durability={self.durability.value}>"
         )
 
-
-def _first_record_sequence(mapped, max_payload: int) -> int:
-    seq = first_sequence(mapped, max_payload)
-    assert seq is not None, "the writer's file starts with a valid record"
-    return seq
