@@ -8,11 +8,12 @@ import mmap
 import os
 import threading
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 
 import xxhash
 
 from .. import model as _model
+from ..metrics import FsyncTimer, writer_metrics
 from ..errors import (
     PayloadTooLarge,
     SegmentError,
@@ -133,6 +134,10 @@ class WalWriter:
         self._size = 0  # bytes in the active file
         self._active_records = 0
         self._hasher = xxhash.xxh3_128()  # of the active file's bytes, for its seal
+        # metrics (actionqueue.metrics): writes; bytes and records of the files rotated away
+        # from (less what the first held at opening), under generations (odd while they move)
+        self._appends = self._rotations = 0
+        self._fsyncs = FsyncTimer()
         self._wake_key = notify.key_of(self.wal_dir)  # followers in this process wake on writes
         try:
             if not fs.exists(self.wal_dir):
@@ -148,6 +153,7 @@ class WalWriter:
                 self._open_rust()
             else:
                 self._open_segments()
+            self._folded = (-self._size, -self._active_records)
             if self._group:
                 self._group_commit = _GroupCommit(self)
         except BaseException:
@@ -257,6 +263,11 @@ class WalWriter:
         if self.layout is not Layout.SEGMENTED:
             return []
         return list(Catalog.load(self.data_dir, self.fs).segments)
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters and timings (appends, bytes, fsyncs and their latency, poisoning): a new
+        dict, safe to read from any thread; keys in :mod:`actionqueue.metrics`."""
+        return writer_metrics(self)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -375,6 +386,7 @@ class WalWriter:
         self._size = start + len(data)
         self._sequence = last
         self._active_records += count
+        self._appends += 1
         notify.wake(self._wake_key)
         if self._fsync_each:
             self._fsync_or_poison()
@@ -416,7 +428,10 @@ class WalWriter:
             sealed = self._seal_active() if self._fd >= 0 else None
             path = self.wal_dir / segment_name(first_sequence)
             fd = fs.open(path, _CREATE_NEW)
+            self._rotations += 1
+            self._folded = (self._folded[0] + self._size, self._folded[1] + self._active_records)
             self._fd, self.path, self._size, self._active_records = fd, path, 0, 0
+            self._rotations += 1
             self._hasher = xxhash.xxh3_128()
             self._active_first = first_sequence
             self._active_prev = self._sequence or None  # the last sequence before it
@@ -442,7 +457,7 @@ class WalWriter:
         the digest was kept as it was written), close it; the sealed segment."""
         fs, path = self.fs, self.path
         assert path is not None and self._active_first is not None
-        fs.fsync(self._fd)
+        self._fsyncs.fsync(fs, self._fd)
         # both sides of the disk: the file is exactly what this writer wrote
         assert fs.fsize(self._fd) == self._size, f"{path} is not the {self._size} bytes written"
         seal = Seal(self._active_first, self._sequence, self._active_records, self._size,
@@ -463,7 +478,7 @@ class WalWriter:
 
     def _fsync_or_poison(self) -> None:
         try:
-            self.fs.fsync(self._fd)
+            self._fsyncs.fsync(self.fs, self._fd)
         except BaseException as exc:  # an interrupted fsync proves nothing either
             self._poisoned = exc
             log.error("fsync of %s failed (%s): writer poisoned", self.path, exc)
@@ -533,7 +548,7 @@ class WalWriter:
             try:
                 if self._poisoned is None and self._fd >= 0:
                     try:
-                        self.fs.fsync(self._fd)
+                        self._fsyncs.fsync(self.fs, self._fd)
                     except BaseException as exc:  # noqa: BLE001 - re-raised below
                         self._poisoned = error = exc
                     else:
