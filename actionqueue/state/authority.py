@@ -221,9 +221,7 @@ class MutationAuthority:
         return self._snapshots
 
     def metrics(self) -> dict[str, Any]:
-        """Counters and timings: the writer's, ``commands_total`` and
-        ``commands_rejected_total``, and the snapshots' when it has a snapshotter. A new
-        dict, safe to read from any thread; the keys are listed in :mod:`actionqueue.metrics`."""
+        """The writer's counters, the commands' and the snapshots' (:mod:`actionqueue.metrics`)."""
         return authority_metrics(self)
 
     @property
