@@ -6,6 +6,7 @@ missing prometheus_client is one typed error with the install hint."""
 from __future__ import annotations
 
 import errno
+import linecache
 import os
 import sys
 import threading
@@ -151,6 +152,36 @@ def test_a_reader_meeting_a_rotation_waits_for_its_end(data_dir: Path, monkeypat
         assert pauses == [0.0]
         assert (got["bytes_written_total"], got["events_total"]) == (expected["bytes_written_total"], 3)
         w._folded, w._size, w._active_records = saved
+
+
+def test_the_writer_marks_its_rotations_for_readers(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped (by a trace hook) where a rotation has folded the active file's numbers into
+    its totals but not yet reset them, the writer shows a rotation in progress: a reader
+    there pauses instead of taking the numbers as they are (counted twice)."""
+    pauses: list[float] = []
+    monkeypatch.setattr(M, "_pause", pauses.append)
+    code = aq.WalWriter._rotate.__code__
+    inside: list[int] = []
+
+    def local(frame, event, arg):  # noqa: ANN001, ANN202 - a trace function
+        if event == "line" and "= fd, path, 0, 0" in linecache.getline(code.co_filename, frame.f_lineno):
+            before = len(pauses)
+            frame.f_locals["self"].metrics()
+            inside.append(len(pauses) - before)
+        return local
+
+    with aq.WalWriter(data_dir, durability="none", segment_bytes=200) as w:
+        old = sys.gettrace()
+        sys.settrace(lambda frame, event, arg: local if frame.f_code is code else None)
+        try:
+            for _ in range(40):
+                w.append_next(EV)
+        finally:
+            sys.settrace(old)
+        assert len(inside) == seg_count(data_dir) >= 3
+        assert all(n > 0 for n in inside), "a reader inside a rotation did not see it"
+        pauses.clear()
+        assert w.metrics()["bytes_written_total"] == wal_size(data_dir) and pauses == []
 
 
 def test_a_rotation_cut_short_does_not_hang_a_reader(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
