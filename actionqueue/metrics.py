@@ -147,6 +147,7 @@ def _totals(writer: WalWriter) -> tuple[int, int]:
     each rotation plus the active file's, read between two equal even generations (a
     rotation runs between an odd and the next even one). Should a rotation stay cut short
     (an interrupt inside it) the numbers are taken as read after about 0.1 s of retries."""
+    folded_bytes = folded_records = size = records = 0
     for attempt in range(100):
         generation = writer._rotations
         folded_bytes, folded_records = writer._folded
