@@ -38,6 +38,7 @@ from .errors import (  # every error type a user can catch
     InvalidLength,
     InvalidTransition,
     LeaseCausality,
+    MetricsUnavailable,
     MidLogCorruption,
     MissingExtra,
     MutationError,
@@ -278,4 +279,5 @@ __all__ = [
     "SnapshotMappingError",
     "SnapshotBootstrapError",
     "ImageError",
+    "MetricsUnavailable",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "SnapshotMappingError",
     "SnapshotBootstrapError",
     "ImageError",
+    "MetricsUnavailable",
     "ActionQueueError",
     "ValidationError",
     "EncodeError",
@@ -879,6 +880,11 @@ class ImageError(ActionQueueError, ValueError):
     """A snapshot image does not belong to its snapshot or is damaged. At load, recovery
     falls back to ``snapshot.bin``; a record found bad later (a forged file or a bug)
     raises this when it is first used."""
+
+
+class MetricsUnavailable(ActionQueueError, ImportError):
+    """An optional metrics exporter's library is missing (``prometheus_client`` for
+    :class:`~actionqueue.metrics.PrometheusCollector`); the message says what to install."""
 
 
 class ArchiveError(ActionQueueError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ from .log.format import DEFAULT_MAX_PAYLOAD, SNAPSHOTS_DIR, WAL_DIR
 from .log.reader import WalReader
 from .log.repair import Cut, RepairPlan, repair_log
 from .log.writer import Durability, DurabilityName, RepairPolicy, RepairPolicyName, WalWriter
+from .metrics import store_metrics
 
 log = logging.getLogger("actionqueue.recovery")
 
@@ -71,6 +73,9 @@ class Store:
         #: see :class:`~actionqueue.snapshot.background.Snapshotter`; ``.status`` reports
         self.snapshots = Snapshotter(data_dir, writer, snapshot_every,
                                      report.snapshot_sequence if report.snapshot_loaded else 0, retain, archive)
+        #: the authorities made with ``MutationAuthority.from_store`` (their commands count
+        #: in :meth:`metrics`)
+        self._authorities: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def close(self) -> None:
         """Let a background snapshot in flight finish, then close the writer."""
@@ -78,6 +83,12 @@ class Store:
             self.snapshots.close()
         finally:
             self.writer.close()
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters and timings of the store (the writer's, the snapshots', recovery's, the
+        commands of its authorities): a new dict, safe to read from any thread while others
+        append; the keys are listed in :mod:`actionqueue.metrics`."""
+        return store_metrics(self)
 
     def snapshot(self, timestamp: int | None = None) -> Mapping[str, Any]:
         """Snapshot the projection into the data dir (``snapshot.bin`` and its image);

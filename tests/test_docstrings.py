@@ -15,7 +15,8 @@ import actionqueue as aq
 
 #: Public modules whose ``__all__`` is checked besides the package's own.
 MODULES = ["actionqueue", "actionqueue.scan", "actionqueue.wal", "actionqueue.segments", "actionqueue.state.reducer",
-           "actionqueue.snapshot", "actionqueue.recovery", "actionqueue.state.authority", "actionqueue.errors"]  # fmt: skip
+           "actionqueue.snapshot", "actionqueue.recovery", "actionqueue.state.authority", "actionqueue.errors",
+           "actionqueue.metrics"]  # fmt: skip
 
 
 def _public_callables() -> list[str]:

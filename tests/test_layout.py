@@ -16,7 +16,10 @@ LAYERS = ["errors", "model", "codec", "log", "state", "snapshot", "export", "rec
 #: Modules that sit in a lower layer's package but act at a higher one: the mutation
 #: authority lives with the state it guards, and drives recovery-level services (the
 #: store's snapshots) as recovery does (CLI -> recovery/authority -> state -> ...).
-LAYER_OF = {"actionqueue.state.authority": "recovery"}
+LAYER_OF = {"actionqueue.state.authority": "recovery",
+            # the metrics' one home: the writer records its fsyncs with it, so it imports only
+            # errors; it reads the higher objects (store, authority) it is handed, untyped
+            "actionqueue.metrics": "log"}
 
 
 def _modules() -> dict[str, Path]:

@@ -94,7 +94,7 @@ class _GroupCommit:
             error: BaseException | None = writer._poisoned
             try:
                 if error is None and fd >= 0:
-                    writer.fs.fsync(fd)
+                    writer._fsyncs.fsync(writer.fs, fd)
             except BaseException as exc:  # noqa: BLE001 - also interrupts: never strand waiters
                 error = exc
                 writer._poisoned = exc

@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xxhash
 
@@ -24,10 +26,14 @@ from . import files as _files
 from ._walker import walker
 from .files import OS, Files
 from .format import CHECKPOINT_FORMAT, CHECKPOINT_NAME, HEADER_LEN
+from .validate import first_sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .writer import WalWriter
 
 log = logging.getLogger("actionqueue.log")
 
-__all__ = ["Checkpoint"]
+__all__ = ["Checkpoint", "write_on_close"]
 
 
 def _body_digest(body: dict) -> str:
@@ -114,4 +120,30 @@ class Checkpoint:
         try:
             fs.unlink(wal_dir / CHECKPOINT_NAME)
         except FileNotFoundError:
+            pass
+
+
+def write_on_close(writer: WalWriter) -> None:
+    """On a writer's clean close (synced, its lock still held): record its active file's
+    checked content (:class:`Checkpoint`) so that the next writer need not walk it again.
+    A failure only costs that: it is logged, and the stale checkpoint removed."""
+    try:
+        if writer.path is None or writer._size == 0:
+            Checkpoint.remove(writer.wal_dir, writer.fs)
+            return
+        with mmap.mmap(writer._fd, writer._size, access=mmap.ACCESS_READ) as mapped:
+            first = first_sequence(mapped, writer.max_payload)
+            assert first is not None, "the writer's file starts with a valid record"
+            # the last record is the first at or above the last sequence (stepped to by
+            # length fields: these are the writer's own checked bytes)
+            last_offset = walker.skip_below(mapped, 0, None, writer._sequence)[0]
+        Checkpoint(
+            writer.path.name, writer._size, writer._active_records, first, writer._sequence, last_offset,
+            writer._active_prev, writer.max_payload, writer._hasher.hexdigest(),
+        ).write(writer.wal_dir, writer.fs)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - an optimisation: the log is intact
+        log.warning("could not write the checkpoint of %s: %s", writer.path, exc)
+        try:
+            Checkpoint.remove(writer.wal_dir, writer.fs)
+        except OSError:
             pass

@@ -8,11 +8,12 @@ import mmap
 import os
 import threading
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 
 import xxhash
 
 from .. import model as _model
+from ..metrics import FsyncTimer, writer_metrics
 from ..errors import (
     PayloadTooLarge,
     SegmentError,
@@ -24,14 +25,14 @@ from ..errors import (
     WriterPoisoned,
 )
 from ._group import PendingWrite, _Gate, _GroupCommit
-from ._walker import codec, walker
+from ._walker import codec
 from .catalog import (Catalog, Layout, LayoutName, Manifest, Seal, Segment, require_data_dir, segment_name, wal_dir_of,
                       write_seal)
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, write_on_close
 from . import notify
 from .files import OS, Files, write_all
 from .format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES, HEADER_LEN, LOCK_NAME, RUST_WAL_NAME
-from .validate import first_sequence, validate_fd
+from .validate import validate_fd
 
 log = logging.getLogger("actionqueue.wal")
 
@@ -133,6 +134,10 @@ class WalWriter:
         self._size = 0  # bytes in the active file
         self._active_records = 0
         self._hasher = xxhash.xxh3_128()  # of the active file's bytes, for its seal
+        # metrics (actionqueue.metrics): writes; bytes and records of the files rotated away
+        # from (less what the first held at opening), under generations (odd while they move)
+        self._appends = self._rotations = 0
+        self._fsyncs = FsyncTimer()
         self._wake_key = notify.key_of(self.wal_dir)  # followers in this process wake on writes
         try:
             if not fs.exists(self.wal_dir):
@@ -148,6 +153,7 @@ class WalWriter:
                 self._open_rust()
             else:
                 self._open_segments()
+            self._folded = (-self._size, -self._active_records)
             if self._group:
                 self._group_commit = _GroupCommit(self)
         except BaseException:
@@ -257,6 +263,11 @@ class WalWriter:
         if self.layout is not Layout.SEGMENTED:
             return []
         return list(Catalog.load(self.data_dir, self.fs).segments)
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters and timings (appends, bytes, fsyncs and their latency, poisoning): a new
+        dict, safe to read from any thread; keys in :mod:`actionqueue.metrics`."""
+        return writer_metrics(self)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -375,6 +386,7 @@ class WalWriter:
         self._size = start + len(data)
         self._sequence = last
         self._active_records += count
+        self._appends += 1
         notify.wake(self._wake_key)
         if self._fsync_each:
             self._fsync_or_poison()
@@ -416,7 +428,10 @@ class WalWriter:
             sealed = self._seal_active() if self._fd >= 0 else None
             path = self.wal_dir / segment_name(first_sequence)
             fd = fs.open(path, _CREATE_NEW)
+            self._rotations += 1
+            self._folded = (self._folded[0] + self._size, self._folded[1] + self._active_records)
             self._fd, self.path, self._size, self._active_records = fd, path, 0, 0
+            self._rotations += 1
             self._hasher = xxhash.xxh3_128()
             self._active_first = first_sequence
             self._active_prev = self._sequence or None  # the last sequence before it
@@ -442,7 +457,7 @@ class WalWriter:
         the digest was kept as it was written), close it; the sealed segment."""
         fs, path = self.fs, self.path
         assert path is not None and self._active_first is not None
-        fs.fsync(self._fd)
+        self._fsyncs.fsync(fs, self._fd)
         # both sides of the disk: the file is exactly what this writer wrote
         assert fs.fsize(self._fd) == self._size, f"{path} is not the {self._size} bytes written"
         seal = Seal(self._active_first, self._sequence, self._active_records, self._size,
@@ -463,7 +478,7 @@ class WalWriter:
 
     def _fsync_or_poison(self) -> None:
         try:
-            self.fs.fsync(self._fd)
+            self._fsyncs.fsync(self.fs, self._fd)
         except BaseException as exc:  # an interrupted fsync proves nothing either
             self._poisoned = exc
             log.error("fsync of %s failed (%s): writer poisoned", self.path, exc)
@@ -533,7 +548,7 @@ class WalWriter:
             try:
                 if self._poisoned is None and self._fd >= 0:
                     try:
-                        self.fs.fsync(self._fd)
+                        self._fsyncs.fsync(self.fs, self._fd)
                     except BaseException as exc:  # noqa: BLE001 - re-raised below
                         self._poisoned = error = exc
                     else:
@@ -548,28 +563,8 @@ class WalWriter:
             raise error
 
     def _write_checkpoint(self) -> None:
-        """On a clean close (synced, lock still held): record the active file's checked
-        content (:class:`~.checkpoint.Checkpoint`) so that the next writer need not walk it
-        again. A failure only costs that: it is logged, and the stale checkpoint removed."""
-        try:
-            if self.path is None or self._size == 0:
-                Checkpoint.remove(self.wal_dir, self.fs)
-                return
-            with mmap.mmap(self._fd, self._size, access=mmap.ACCESS_READ) as mapped:
-                first = _first_record_sequence(mapped, self.max_payload)
-                # the last record is the first at or above the last sequence (stepped to by
-                # length fields: these are the writer's own checked bytes)
-                last_offset = walker.skip_below(mapped, 0, None, self._sequence)[0]
-            Checkpoint(
-                self.path.name, self._size, self._active_records, first, self._sequence, last_offset,
-                self._active_prev, self.max_payload, self._hasher.hexdigest(),
-            ).write(self.wal_dir, self.fs)  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - an optimisation: the log is intact
-            log.warning("could not write the checkpoint of %s: %s", self.path, exc)
-            try:
-                Checkpoint.remove(self.wal_dir, self.fs)
-            except OSError:
-                pass
+        """On a clean close (synced, lock still held): :func:`.checkpoint.write_on_close`."""
+        write_on_close(self)
 
     def _advance_to(self, sequence: int) -> None:
         """Recovery: the log is empty but a snapshot covers up to ``sequence``: the next
@@ -599,8 +594,3 @@ class WalWriter:
             f"durability={self.durability.value}>"
         )
 
-
-def _first_record_sequence(mapped, max_payload: int) -> int:
-    seq = first_sequence(mapped, max_payload)
-    assert seq is not None, "the writer's file starts with a valid record"
-    return seq

@@ -67,7 +67,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from .. import model as m
-from ..errors import AuthorityPoisoned, ReducerError, ReplayWouldReject
+from ..errors import AuthorityPoisoned, CommandRejected, ReducerError, ReplayWouldReject
+from ..metrics import authority_metrics
 from ..model import (
     ActorId,
     AttemptId,
@@ -163,6 +164,7 @@ class MutationAuthority:
         self._clock = clock or _default_clock
         self._lock = threading.Lock()
         self._poisoned: BaseException | None = None
+        self._accepted = self._rejected = 0  # commands written, and rejected (metrics)
         # the store's snapshotter (told of durable sequences, takes snapshots on request),
         # or this authority's own once it takes one
         self._snapshots: Any = None
@@ -173,6 +175,7 @@ class MutationAuthority:
         store's background snapshots (``snapshot_every``)."""
         authority = cls(store.reducer, store.writer, clock=clock)
         authority._snapshots = store.snapshots
+        store._authorities.add(authority)
         return authority
 
     # -- state ---------------------------------------------------------------------------
@@ -216,6 +219,10 @@ class MutationAuthority:
                 if self._snapshots is None:
                     self._snapshots = Snapshotter(self._writer.data_dir, self._writer)
         return self._snapshots
+
+    def metrics(self) -> dict[str, Any]:
+        """The writer's counters, the commands' and the snapshots' (:mod:`actionqueue.metrics`)."""
+        return authority_metrics(self)
 
     @property
     def poisoned(self) -> BaseException | None:
@@ -270,6 +277,16 @@ class MutationAuthority:
             self._snapshots.note(self._writer.current_sequence)
 
     def _submit_locked(self, events: Sequence[_EvT]) -> tuple[list[MutationOutcome[_EvT]], PendingWrite]:
+        """:meth:`_pipeline`, counted (written or rejected) for the metrics."""
+        try:
+            done = self._pipeline(events)
+        except CommandRejected:
+            self._rejected += 1
+            raise
+        self._accepted += 1
+        return done
+
+    def _pipeline(self, events: Sequence[_EvT]) -> tuple[list[MutationOutcome[_EvT]], PendingWrite]:
         """The pipeline, for events written as one write (the lock is held): validated,
         sequenced, written and applied; durable once the returned write's ``wait`` does.
         Writing and applying under the lock keeps the projection in the log's order; the
@@ -356,14 +373,19 @@ class MutationAuthority:
         command = "derive_runs"
         with self._lock:  # derive and append under one hold: two derivations never overlap
             self._check_poisoned()
-            record = self._reducer.get_task_record(task_id)
-            if record is None:
-                raise reject("UnknownTask", command, f"task {task_id} is unknown", task_id=task_id)
-            already = len(self._reducer.run_ids_for_task(task_id))
-            now = self._now(timestamp)
-            origin = record.created_at if schedule_origin is None else schedule_origin
-            times = derive_schedule(record.task_spec.run_policy, already, origin, now, command)
+            try:
+                record = self._reducer.get_task_record(task_id)
+                if record is None:
+                    raise reject("UnknownTask", command, f"task {task_id} is unknown", task_id=task_id)
+                already = len(self._reducer.run_ids_for_task(task_id))
+                now = self._now(timestamp)
+                origin = record.created_at if schedule_origin is None else schedule_origin
+                times = derive_schedule(record.task_spec.run_policy, already, origin, now, command)
+            except CommandRejected:
+                self._rejected += 1
+                raise
             if not times:
+                self._accepted += 1  # nothing to derive: done, with nothing to write
                 return []
             events = [m.RunCreated(RunInstance(RunId.new(), task_id, RunState.SCHEDULED, None, 0, now, at, 0, now))
                       for at in times]  # fmt: skip
