@@ -38,7 +38,6 @@ from .errors import (  # every error type a user can catch
     InvalidLength,
     InvalidTransition,
     LeaseCausality,
-    MetricsUnavailable,
     MidLogCorruption,
     MissingExtra,
     MutationError,
@@ -279,5 +278,4 @@ __all__ = [
     "SnapshotMappingError",
     "SnapshotBootstrapError",
     "ImageError",
-    "MetricsUnavailable",
 ]

@@ -34,7 +34,6 @@ __all__ = [
     "SnapshotMappingError",
     "SnapshotBootstrapError",
     "ImageError",
-    "MetricsUnavailable",
     "ActionQueueError",
     "ValidationError",
     "EncodeError",
@@ -355,8 +354,8 @@ class NotADataDir(ActionQueueError):
 
 
 class MissingExtra(ActionQueueError, ImportError):
-    """A feature needs an optional dependency that is not installed (e.g. ``pyarrow`` for
-    the Arrow and Parquet export). The message is one line with the install command.
+    """A feature needs an optional dependency that is not installed (``pyarrow`` for the
+    Arrow and Parquet export, ``prometheus_client`` for the Prometheus collector). The message is one line with the install command.
 
     Attributes:
         module: the module that is missing. extra: the package extra that installs it.
@@ -880,11 +879,6 @@ class ImageError(ActionQueueError, ValueError):
     """A snapshot image does not belong to its snapshot or is damaged. At load, recovery
     falls back to ``snapshot.bin``; a record found bad later (a forged file or a bug)
     raises this when it is first used."""
-
-
-class MetricsUnavailable(ActionQueueError, ImportError):
-    """An optional metrics exporter's library is missing (``prometheus_client`` for
-    :class:`~actionqueue.metrics.PrometheusCollector`); the message says what to install."""
 
 
 class ArchiveError(ActionQueueError):

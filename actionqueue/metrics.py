@@ -69,7 +69,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .errors import MetricsUnavailable
+from ._extras import require
 
 if TYPE_CHECKING:  # pragma: no cover
     from .log.files import Files
@@ -278,13 +278,8 @@ _EXPORTED: dict[str, tuple[str, str]] = {
 
 
 def _prometheus() -> Any:
-    try:
-        from prometheus_client import core
-    except ImportError as exc:
-        raise MetricsUnavailable(
-            "the Prometheus collector needs prometheus_client: pip install 'actionqueue[prometheus]'"
-        ) from exc
-    return core
+    require("prometheus_client", "prometheus", "the Prometheus collector")
+    return require("prometheus_client.core", "prometheus", "the Prometheus collector")
 
 
 class PrometheusCollector:
@@ -299,7 +294,7 @@ class PrometheusCollector:
     label carries ``poison_reason``), labelled ``data_dir`` plus ``labels``; keys a source
     does not have, or whose value is None, are left out. Register one collector for
     several stores (a registry refuses two collectors of the same names). Raises
-    :class:`~actionqueue.errors.MetricsUnavailable` when prometheus_client is missing.
+    :class:`~actionqueue.errors.MissingExtra` when prometheus_client is missing.
     """
 
     def __init__(self, *sources: Any, labels: dict[str, str] | None = None) -> None:

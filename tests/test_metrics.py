@@ -373,7 +373,7 @@ def test_missing_prometheus_client_is_one_typed_error(data_dir: Path, monkeypatc
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import prometheus_client fails
     with aq.WalWriter(data_dir) as w:
-        with pytest.raises(aq.MetricsUnavailable) as info:
+        with pytest.raises(aq.MissingExtra) as info:
             M.PrometheusCollector(w)
         assert w.metrics()["appends_total"] == 0, "the dicts need no prometheus_client"
     assert isinstance(info.value, ImportError) and isinstance(info.value, aq.ActionQueueError)
