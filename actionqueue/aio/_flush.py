@@ -41,8 +41,8 @@ class Flusher:
     """Schedules the fsyncs of one writer for the coroutines of one event loop.
 
     ``writer`` is opened with :attr:`Durability.NONE` (it never fsyncs by itself);
-    ``durability`` is what the coroutines asked for: GROUP (shared fsyncs), FSYNC (one
-    fsync per registered append, still one at a time) or NONE (no waiting).
+    ``durability`` is what the coroutines asked for: GROUP (shared fsyncs), FSYNC (an
+    fsync of its own for each append, one at a time) or NONE (no waiting).
     ``durable`` is the last sequence known durable when the flusher starts.
     """
 
@@ -56,7 +56,6 @@ class Flusher:
         self.error: BaseException | None = None
         self.closed = False
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
-        self._owed = 0  # FSYNC: fsyncs still owed, one per append
         self._task: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="actionqueue-aio-fsync")
@@ -72,27 +71,21 @@ class Flusher:
         record to the next fsync (:attr:`durable` tells when it is durable)."""
         if self.error is not None:
             raise poisoned(self.error)
-        if sequence <= self.durable:
-            return
         if self.durability is Durability.NONE and not force:
+            return
+        if sequence <= self.durable and self.durability is not Durability.FSYNC:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((sequence, future))
-        if self.durability is Durability.FSYNC:
-            self._owed += 1
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
         await future
-
-    def _pending(self) -> bool:
-        return bool(self._waiters) or self._owed > 0
 
     async def _run(self) -> None:
         """fsync rounds while anything waits; one at a time."""
         loop = asyncio.get_running_loop()
         try:
-            while self.error is None and self._pending():
-                self._owed = max(0, self._owed - 1)
+            while self.error is None and self._waiters:
                 try:
                     covered = await loop.run_in_executor(self._executor, self.writer.sync_written)
                 except asyncio.CancelledError:
@@ -107,17 +100,20 @@ class Flusher:
     def _succeed(self, covered: int) -> None:
         self.durable = max(self.durable, covered)
         waiters = self._waiters
+        # FSYNC: an fsync of its own for each append (the oldest waiter); GROUP: every
+        # waiter it covered
         while waiters and waiters[0][0] <= covered:
             future = waiters.popleft()[1]
             if not future.done():  # a cancelled waiter's record is durable all the same
                 future.set_result(None)
+            if self.durability is Durability.FSYNC:
+                break
         self._tell(covered, None)
 
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
             log.error("fsync of %s failed (%s): every waiter gets WriterPoisoned", self.writer.path, error)
-        self._owed = 0
         while self._waiters:
             future = self._waiters.popleft()[1]
             if not future.done():
