@@ -93,7 +93,8 @@ class WalReader:
                 wake()
                 ended.set_result(None)
 
-        threading.Thread(target=pump, name="actionqueue-aio-follow", daemon=True).start()
+        thread = threading.Thread(target=pump, name="actionqueue-aio-follow", daemon=True)
+        thread.start()
         try:
             while True:
                 while not buffer:
@@ -113,3 +114,4 @@ class WalReader:
             stop.set()
             room.set()
             await asyncio.wrap_future(ended)
+            thread.join()  # it has set ``ended`` as its last act: this returns at once
