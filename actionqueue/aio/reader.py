@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import threading
 from collections import deque
@@ -65,7 +64,7 @@ class WalReader:
         buffer: deque[Any] = deque()
         ready = asyncio.Event()
         stop, room = threading.Event(), threading.Event()
-        ended: concurrent.futures.Future[None] = concurrent.futures.Future()
+        ended = threading.Event()  # set by the thread as it ends, before its last wake-up
 
         def wake() -> None:
             try:
@@ -90,8 +89,8 @@ class WalReader:
                 error = exc
             finally:
                 buffer.append(_End(error))
+                ended.set()
                 wake()
-                ended.set_result(None)
 
         thread = threading.Thread(target=pump, name="actionqueue-aio-follow", daemon=True)
         thread.start()
@@ -113,5 +112,9 @@ class WalReader:
         finally:
             stop.set()
             room.set()
-            await asyncio.wrap_future(ended)
-            thread.join()  # it has set ``ended`` as its last act: this returns at once
+            while not ended.is_set():  # woken by the thread's last wake-up (no future of
+                ready.clear()              # another thread's to outlive a closing loop)
+                if ended.is_set():
+                    break
+                await ready.wait()
+            thread.join()  # it has set ``ended``, then woken us, as its last acts
