@@ -126,6 +126,18 @@ from .state.authority import (  # noqa: E402
 )
 from .recovery import open  # noqa: E402,A004 - actionqueue.open(data_dir) recovers a data dir
 
+if TYPE_CHECKING:
+    from . import aio  # noqa: F401 - imported on first use below (asyncio costs ~50 ms to import)
+
+
+def __getattr__(name: str) -> object:
+    # ``aq.aio``: the asyncio API, imported when first used
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 _logging.getLogger("actionqueue").addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0.dev0"
@@ -261,6 +273,7 @@ __all__ = [
     "RecoveryError",
     "MutationAuthority",
     "MutationOutcome",
+    "aio",
     "MutationError",
     "CommandRejected",
     "ReplayWouldReject",

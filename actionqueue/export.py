@@ -56,7 +56,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -86,7 +86,7 @@ BODY, LINES, NONE = 0, 1, 2
 
 OnBatch = Callable[[int], None]
 
-if NATIVE:
+if TYPE_CHECKING or NATIVE:  # type checkers see the native stubs
     from .snapshot import _sjson
 
     assert _sjson.EXPORT_ID_COLUMNS == ID_COLUMNS
@@ -290,7 +290,9 @@ def write_parquet(data_dir: Any, out: Any, *, overwrite: bool = False, compressi
     sch = schema(fields=select.get("fields", True), ids=select.get("ids", True))
     with _replacing(out, overwrite) as tmp:
         dictionary = [name for name in ("kind",) if name in sch.names]  # ids and JSON: unique values
-        with pq.ParquetWriter(tmp, sch, compression=compression, use_dictionary=dictionary) as writer:
+        # pyarrow takes a list of column names here; its inline annotation says bool
+        with pq.ParquetWriter(tmp, sch, compression=compression,
+                              use_dictionary=dictionary) as writer:  # pyright: ignore[reportArgumentType]
             n = _write_batches(writer, batches, on_batch)
     return n
 

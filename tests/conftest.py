@@ -164,3 +164,23 @@ def _fail_on_ignored_exceptions(request: pytest.FixtureRequest):
         err = err.decode("utf-8", "replace")
     if "Exception ignored" in err:
         pytest.fail(f"an exception was ignored during the test:\n{err}", pytrace=False)
+
+
+# --------------------------------------------------------------------------------------
+# Event loops of the asyncio tests (pytest-asyncio's hook; overriding the event_loop_policy
+# fixture is deprecated since pytest-asyncio 1.0)
+# --------------------------------------------------------------------------------------
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item):
+    """Each asyncio test of ``test_aio.py`` runs on the standard loop and on uvloop (when
+    it is installed); other modules keep pytest-asyncio's default."""
+    if item.path.name != "test_aio.py":
+        return None
+    import asyncio
+
+    factories = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:
+        return factories
+    factories["uvloop"] = uvloop.new_event_loop
+    return factories

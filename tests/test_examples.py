@@ -48,12 +48,12 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 
 
-@pytest.mark.parametrize("index", range(7))
+@pytest.mark.parametrize("index", range(8))
 def test_readme_block_runs_alone_and_twice(tmp_path, index) -> None:
     """Each of the README's Python blocks, on its own in an empty directory, then again in
     the same directory (a reader pastes one block, and runs it twice)."""
     blocks = _python_blocks()
-    assert len(blocks) == 7, "the README's Python blocks changed: update this test's range"
+    assert len(blocks) == 8, "the README's Python blocks changed: update this test's range"
     script = tmp_path / "block.py"
     script.write_text(blocks[index], encoding="utf-8")
     work = tmp_path / "work"

@@ -1,6 +1,6 @@
 """The package's layering holds: no module imports, at any depth of its code, a module
 that imports it back (type-only imports aside), and the layers import only downward
-(cli -> recovery/authority -> export -> snapshot -> state -> log -> codec -> model)."""
+(cli -> aio -> recovery/authority -> export -> snapshot -> state -> log -> codec -> model)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import actionqueue
 PACKAGE = Path(actionqueue.__file__).resolve().parent
 
 #: The layers, lowest first; a module may import its own layer and those below it.
-LAYERS = ["errors", "model", "codec", "log", "state", "snapshot", "export", "recovery"]
+LAYERS = ["errors", "model", "codec", "log", "state", "snapshot", "export", "recovery", "aio"]
 #: Modules that sit in a lower layer's package but act at a higher one: the mutation
 #: authority lives with the state it guards, and drives recovery-level services (the
-#: store's snapshots) as recovery does (CLI -> recovery/authority -> state -> ...).
+#: store's snapshots) as recovery does (CLI -> recovery/authority -> state -> ...). The
+#: asyncio API (``actionqueue.aio``) sits on top of recovery and the authority.
 LAYER_OF = {"actionqueue.state.authority": "recovery",
             # the metrics' one home: the writer records its fsyncs with it, so it imports only
             # errors; it reads the higher objects (store, authority) it is handed, untyped

@@ -50,6 +50,7 @@ SECTIONS: list[Section] = [
     Section("recovery", "actionqueue.bench.recovery:run", "reducer apply, end-to-end replay, recovery with/without a snapshot"),
     Section("snapshot", "actionqueue.bench.snapshot:run", "snapshot build, write, load vs Rust; periodic snapshot; commands during one"),
     Section("export", "actionqueue.bench.export:run", "the log to an Arrow table of columns, Parquet, Arrow IPC, JSON lines"),
+    Section("aio", "actionqueue.bench.aio:run", "1,000 coroutines appending through actionqueue.aio (GROUP) vs FSYNC per append"),
 ]
 
 

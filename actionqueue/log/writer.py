@@ -476,15 +476,37 @@ class WalWriter:
             self._poisoned = undo_exc
             log.error("cannot undo a failed write to %s (%s): writer poisoned", self.path, undo_exc)
 
-    def _fsync_or_poison(self) -> None:
+    def _fsync_or_poison(self, fd: int | None = None) -> None:
         try:
-            self._fsyncs.fsync(self.fs, self._fd)
+            self._fsyncs.fsync(self.fs, self._fd if fd is None else fd)
         except BaseException as exc:  # an interrupted fsync proves nothing either
             self._poisoned = exc
             log.error("fsync of %s failed (%s): writer poisoned", self.path, exc)
             if isinstance(exc, OSError):
                 raise WriterPoisoned(f"fsync of {self.path} failed: {exc}") from exc
             raise
+
+    def sync_written(self) -> int:
+        """fsync everything written so far and return the last sequence that fsync made
+        durable; the seam for a caller that schedules fsyncs itself (:mod:`actionqueue.aio`
+        runs it in a worker thread on a writer opened with :attr:`Durability.NONE`).
+
+        Unlike :meth:`sync`, the write lock is held only to note how far the log goes
+        (the file and the last sequence written), not during the fsync: writes go on
+        meanwhile and are left for the next call. A failure poisons the writer, as every
+        failed fsync does (:class:`WriterPoisoned`)."""
+        with self._write_lock:
+            self._check_open()
+            fd, covered = self._fd, self._sequence
+            # taken before the write lock is let go: a rotation (which closes the file)
+            # or close() waits for this fsync
+            self._fsync_lock.acquire()
+        try:
+            if fd >= 0:
+                self._fsync_or_poison(fd)
+        finally:
+            self._fsync_lock.release()
+        return covered
 
     def sync(self) -> None:
         """Make everything appended so far durable (fsync)."""

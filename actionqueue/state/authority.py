@@ -149,6 +149,10 @@ class MutationAuthority:
         writer: the log's writer. Only the authority should append to it from now on.
         clock: returns the current time as integer seconds; used for every ``timestamp``
             not given explicitly. Default ``int(time.time())``.
+        defer_durability: commands return once written and applied, without waiting for
+            their fsync (and are not acknowledged yet): the caller makes the log durable
+            itself and reports it with :meth:`settle`. For :mod:`actionqueue.aio`, whose
+            event loop batches the fsyncs; leave it False otherwise.
 
     Every command method returns a :class:`MutationOutcome` (``derive_runs`` a list of
     them), raises :class:`CommandRejected` (its subclasses say which category) when the
@@ -158,8 +162,10 @@ class MutationAuthority:
 
     _COMMANDS: ClassVar[dict[type, tuple[str, Validator]]] = COMMANDS
 
-    def __init__(self, reducer: ReplayReducer, writer: WalWriter, *, clock: Callable[[], int] | None = None):
+    def __init__(self, reducer: ReplayReducer, writer: WalWriter, *, clock: Callable[[], int] | None = None,
+                 defer_durability: bool = False):
         self._reducer = reducer
+        self._defer_durability = defer_durability
         self._writer = writer
         self._clock = clock or _default_clock
         self._lock = threading.Lock()
@@ -170,10 +176,11 @@ class MutationAuthority:
         self._snapshots: Any = None
 
     @classmethod
-    def from_store(cls, store: Store, *, clock: Callable[[], int] | None = None) -> MutationAuthority:
+    def from_store(cls, store: Store, *, clock: Callable[[], int] | None = None,
+                   defer_durability: bool = False) -> MutationAuthority:
         """The authority over a recovered data dir (:func:`actionqueue.open`); it feeds the
         store's background snapshots (``snapshot_every``)."""
-        authority = cls(store.reducer, store.writer, clock=clock)
+        authority = cls(store.reducer, store.writer, clock=clock, defer_durability=defer_durability)
         authority._snapshots = store.snapshots
         store._authorities.add(authority)
         return authority
@@ -268,13 +275,27 @@ class MutationAuthority:
         """Wait, outside the lock, until the command's write is durable (group commit:
         commands from several threads share one fsync). If that fsync fails the command is
         not acknowledged, and the authority is poisoned: its projection holds the event."""
+        if self._defer_durability:
+            return  # the caller waits, and settles
         try:
             pending.wait()
         except BaseException as exc:
             self._poisoned = exc
             raise
+        self.settle(self._writer.current_sequence)
+
+    def settle(self, sequence: int, error: BaseException | None = None) -> None:
+        """Report that the log is durable up to ``sequence`` (background snapshots count
+        durable events), or, with ``error``, that the fsync covering commands failed: the
+        authority is then poisoned (its projection holds events the log may have lost) and
+        refuses every later command with :class:`AuthorityPoisoned`. Called after every
+        command's wait; by the caller itself with ``defer_durability``."""
+        if error is not None:
+            if self._poisoned is None:
+                self._poisoned = error
+            return
         if self._snapshots is not None:
-            self._snapshots.note(self._writer.current_sequence)
+            self._snapshots.note(sequence)
 
     def _submit_locked(self, events: Sequence[_EvT]) -> tuple[list[MutationOutcome[_EvT]], PendingWrite]:
         """:meth:`_pipeline`, counted (written or rejected) for the metrics."""
