@@ -63,6 +63,16 @@ class GateFiles(Files):
             raise OSError(errno.EIO, "simulated fsync failure")
         self.synced.append(size)
 
+    writes = 0
+    fail_writes = False
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        """Counted; fails with ENOSPC (nothing written) while ``fail_writes``."""
+        self.writes += 1
+        if self.fail_writes:
+            raise OSError(errno.ENOSPC, "simulated full disk")
+        return super().write(fd, data)
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
@@ -105,6 +115,37 @@ async def test_concurrent_appends_share_fsyncs_and_resume_only_when_covered(data
     assert sorted(ends) == sorted(covered) == list(range(1, 101))
     late = [seq for seq in covered if covered[seq] < ends[seq]]
     assert late == [], f"appends resumed before an fsync covered them: {late[:5]}"
+
+
+async def test_one_loop_pass_of_appends_is_one_write(data_dir: Path) -> None:
+    fs = GateFiles()
+    async with aq.aio.WalWriter(data_dir, fs=fs) as writer:
+        await writer.append_next(_body(0))  # the segment exists from here on
+        writes, fsyncs = fs.writes, fs.calls
+        assert await asyncio.gather(*(writer.append_next(_body(i)) for i in range(1, 101))) == list(range(2, 102))
+        assert fs.writes - writes <= fs.calls - fsyncs <= 3, (fs.writes - writes, fs.calls - fsyncs)
+    assert [e.event for e in read_all(data_dir)] == [_body(i) for i in range(101)]
+
+
+async def test_a_failed_write_fails_its_appends_and_frees_their_sequences(data_dir: Path) -> None:
+    fs = GateFiles()
+    async with aq.aio.WalWriter(data_dir, fs=fs) as writer:
+        assert await writer.append_next(_body(0)) == 1
+        fs.hold()
+        first = asyncio.create_task(writer.append_next(_body(1)))
+        await _wait_entered(fs)  # sequence 2 written, its fsync held
+        queued = [asyncio.create_task(writer.append_next(_body(i))) for i in range(2, 6)]
+        await _settle()
+        assert writer.current_sequence == 6  # 3..6 buffered for the next round's write
+        fs.fail_writes = True
+        fs.release()
+        assert await first == 2
+        results = await asyncio.gather(*queued, return_exceptions=True)
+        assert all(type(r) is aq.WalWriterError and "full disk" in str(r) for r in results), results
+        fs.fail_writes = False
+        assert writer.current_sequence == writer.durable_sequence == 2
+        assert await writer.append_next(_body(9)) == 3  # not poisoned; no gap
+    assert [e.event for e in read_all(data_dir)] == [_body(0), _body(1), _body(9)]
 
 
 async def test_fsync_durability_fsyncs_per_append_and_none_never(data_dir: Path) -> None:

@@ -1,12 +1,20 @@
-"""The batcher: at most one fsync in flight per writer, shared by every append made
-while it runs (private to :mod:`actionqueue.aio`).
+"""The batcher: the writes and fsyncs of one writer, shared by every coroutine appending
+meanwhile (private to :mod:`actionqueue.aio`).
 
-A coroutine writes its record synchronously (under the writer's lock, on the loop), then
-registers here with the record's sequence and awaits. If no fsync is in flight one starts,
-in this writer's worker thread (:meth:`WalWriter.sync_written
-<actionqueue.log.writer.WalWriter.sync_written>`, which notes how far the log goes before
-fsyncing). When it completes, every waiter whose sequence it covered is resolved, and if
-more were written meanwhile the next one starts: the event loop is the batcher.
+A coroutine encodes its record synchronously (errors are its own: a wrong type, a
+sequence out of order, a payload above the cap), hands the bytes here (:meth:`submit`)
+and awaits (:meth:`wait`). With GROUP or FSYNC durability the bytes wait in a buffer for
+the next fsync round: a round writes everything submitted so far as one ``write(2)``
+(:meth:`WalWriter.write_encoded <actionqueue.log.writer.WalWriter.write_encoded>`), then
+fsyncs it in this writer's worker thread (:meth:`WalWriter.sync_written
+<actionqueue.log.writer.WalWriter.sync_written>`); when the fsync completes every waiter it
+covered is resolved, and if more was submitted meanwhile the next round starts. At most
+one round is in flight: the event loop is the batcher, and a loop pass of appends costs
+one write and one fsync. With NONE durability :meth:`submit` writes at once.
+
+A record handed to :meth:`submit` is written by the next round whatever becomes of its
+coroutine: a cancelled append is durable once :attr:`Flusher.durable` reaches it (or was
+never written, if the process dies first; it was never acknowledged either).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import WriterClosed, WriterPoisoned
+from ..errors import WalWriterError, WriterClosed, WriterPoisoned
 from ..log.writer import Durability, WalWriter as SyncWalWriter
 
 log = logging.getLogger("actionqueue.aio")
@@ -28,6 +36,10 @@ __all__ = ["Flusher", "Settled"]
 #: ``sequence``, ``(sequence written, error)`` when the fsync failed.
 Settled = Callable[[int, "BaseException | None"], None]
 
+#: Bytes buffered before a round is due regardless (a loop pass appending more than this
+#: writes early, so one write never holds an unbounded buffer).
+MAX_BUFFERED_BYTES = 8 << 20
+
 
 def poisoned(error: BaseException) -> WriterPoisoned:
     """The error a waiter gets when the fsync covering its record failed (a new one per
@@ -37,8 +49,18 @@ def poisoned(error: BaseException) -> WriterPoisoned:
     return exc
 
 
+def unwritten(error: BaseException) -> BaseException:
+    """The error a waiter gets when the write of its record failed (nothing of it was
+    written, as when a synchronous append's write fails)."""
+    if isinstance(error, WalWriterError):
+        exc = WalWriterError(str(error))
+        exc.__cause__ = error.__cause__ or error
+        return exc
+    return poisoned(error) if isinstance(error, WriterPoisoned) else error
+
+
 class Flusher:
-    """Schedules the fsyncs of one writer for the coroutines of one event loop.
+    """Schedules the writes and fsyncs of one writer for the coroutines of one loop.
 
     ``writer`` is opened with :attr:`Durability.NONE` (it never fsyncs by itself);
     ``durability`` is what the coroutines asked for: GROUP (shared fsyncs), FSYNC (an
@@ -55,37 +77,88 @@ class Flusher:
         self.listeners: list[Settled] = []
         self.error: BaseException | None = None
         self.closed = False
+        self._buffer: list[bytes] = []
+        self._buffered = [0, 0, 0, 0]  # first, last, records, bytes of the buffer
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="actionqueue-aio-fsync")
 
+    # -- submitting ----------------------------------------------------------------------
+    @property
+    def last_sequence(self) -> int:
+        """The last sequence submitted: buffered, or written (by this flusher or by an
+        authority's command through the same writer)."""
+        return self._buffered[1] if self._buffer else self.writer.current_sequence
+
+    def submit(self, data: bytes, first: int, last: int, count: int) -> None:
+        """Take ``count`` encoded records (sequences ``first``..``last``, continuing
+        :attr:`last_sequence`): written by the next round, or now with NONE durability."""
+        if self.durability is Durability.NONE:
+            self.writer.write_encoded(data, first, last, count)
+            return
+        b = self._buffered
+        if not self._buffer:
+            b[0] = first
+        self._buffer.append(data)
+        b[1] = last
+        b[2] += count
+        b[3] += len(data)
+        if b[3] >= MAX_BUFFERED_BYTES:
+            self.write_buffer()
+
+    def write_buffer(self) -> None:
+        """Write what is buffered as one write; should it fail (nothing is written), the
+        coroutines waiting for those records get the error, and the sequences are free
+        again. Never raises: the errors go to the waiters."""
+        if not self._buffer:
+            return
+        first, last, count, _size = self._buffered
+        data = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered[:] = [0, 0, 0, 0]
+        try:
+            self.writer.write_encoded(data, first, last, count)
+        except BaseException as exc:  # noqa: BLE001 - each waiter of these records gets it
+            if self.writer.poisoned is not None:  # the undo failed too: nothing is sure
+                self._fail(exc)
+                return
+            waiters = self._waiters
+            while waiters and waiters[-1][0] >= first:
+                future = waiters.pop()[1]
+                if not future.done():
+                    future.set_exception(unwritten(exc))
+
     # -- waiting -------------------------------------------------------------------------
     async def wait(self, sequence: int, *, force: bool = False) -> None:
-        """Return once an fsync covering ``sequence`` (already written) has succeeded;
-        at once with NONE durability unless ``force``. Raises :class:`WriterPoisoned`
-        when that fsync failed (or an earlier one did).
+        """Return once an fsync covering ``sequence`` (submitted) has succeeded; at once
+        with NONE durability unless ``force``. Raises the write's error if its write
+        failed, :class:`WriterPoisoned` when its fsync failed (or an earlier one did).
 
         Registration happens before the first suspension, so waiters are registered in
-        the order their records were written. Cancelling the awaiting coroutine leaves its
-        record to the next fsync (:attr:`durable` tells when it is durable)."""
+        the order of their sequences. Cancelling the awaiting coroutine leaves its record
+        to the next round (:attr:`durable` tells when it is durable)."""
         if self.error is not None:
             raise poisoned(self.error)
         if self.durability is Durability.NONE and not force:
             return
         if sequence <= self.durable and self.durability is not Durability.FSYNC:
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._waiters.append((sequence, future))
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = loop.create_task(self._run())
         await future
 
     async def _run(self) -> None:
-        """fsync rounds while anything waits; one at a time."""
+        """Rounds (write what is buffered, fsync) while anything waits; one at a time."""
         loop = asyncio.get_running_loop()
         try:
             while self.error is None and self._waiters:
+                self.write_buffer()
+                if not self._waiters:
+                    break  # the write failed, and its waiters were all there was
                 try:
                     covered = await loop.run_in_executor(self._executor, self.writer.sync_written)
                 except asyncio.CancelledError:
@@ -97,16 +170,17 @@ class Flusher:
         finally:
             self._task = None
 
-    def _succeed(self, covered: int) -> None:
+    def _succeed(self, covered: int, *, final: bool = False) -> None:
         self.durable = max(self.durable, covered)
         waiters = self._waiters
-        # FSYNC: an fsync of its own for each append (the oldest waiter); GROUP: every
-        # waiter it covered
+        # FSYNC: an fsync of its own for each append (the oldest waiter; at close, the
+        # last fsync is everyone's); GROUP: every waiter it covered
+        one_each = self.durability is Durability.FSYNC and not final
         while waiters and waiters[0][0] <= covered:
             future = waiters.popleft()[1]
             if not future.done():  # a cancelled waiter's record is durable all the same
                 future.set_result(None)
-            if self.durability is Durability.FSYNC:
+            if one_each:
                 break
         self._tell(covered, None)
 
@@ -114,6 +188,8 @@ class Flusher:
         if self.error is None:
             self.error = error
             log.error("fsync of %s failed (%s): every waiter gets WriterPoisoned", self.writer.path, error)
+        self._buffer.clear()  # never written: their waiters fail below
+        self._buffered[:] = [0, 0, 0, 0]
         while self._waiters:
             future = self._waiters.popleft()[1]
             if not future.done():
@@ -129,10 +205,10 @@ class Flusher:
 
     # -- closing -------------------------------------------------------------------------
     async def close(self, final: Callable[[], None]) -> None:
-        """Stop taking waiters, let the fsync rounds in flight finish, then run ``final``
-        (the writer's or the store's close, whose fsync covers everything written) in the
-        worker thread and resolve whoever still waits by its outcome. Idempotent; a
-        cancelled caller does not stop it."""
+        """Stop taking records, let the round in flight finish, write what is buffered,
+        then run ``final`` (the writer's or the store's close, whose fsync covers
+        everything written) in the worker thread and resolve whoever still waits by its
+        outcome. Idempotent; a cancelled caller does not stop it."""
         self.closed = True
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._close(final))
@@ -143,6 +219,8 @@ class Flusher:
         try:
             if self._task is not None:
                 await asyncio.shield(self._task)
+            if self.error is None:
+                self.write_buffer()
             covered = self.writer.current_sequence
             try:
                 await loop.run_in_executor(self._executor, final)
@@ -152,7 +230,7 @@ class Flusher:
             if self.error is not None:
                 self._fail(self.error)
             else:
-                self._succeed(covered)
+                self._succeed(covered, final=True)
         finally:
             self._executor.shutdown(wait=False)
 

@@ -108,6 +108,7 @@ class MutationAuthority:
 
     async def _run(self, command: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
         writer, flusher = self._writer._writing()
+        flusher.write_buffer()  # appends buffered on this writer go first, in their order
         result = command(self._sync, *args, **kwargs)
         await flusher.wait(self._sync.latest_sequence)
         return result

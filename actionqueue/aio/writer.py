@@ -9,14 +9,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import WriterClosed
+from ..errors import SequenceViolation, WriterClosed
 from ..log.catalog import Layout, LayoutName
 from ..log.files import OS, Files
-from ..log.format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES
+from ..log._walker import codec
+from ..log.format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES, HEADER_LEN
 from ..log.writer import Durability, DurabilityName, RepairPolicy, RepairPolicyName
 from ..log.writer import WalWriter as SyncWalWriter
 from ..model import Event, WalEvent
 from ._flush import Flusher
+
+_WalEvent_of = WalEvent.of
 
 __all__ = ["WalWriter", "in_thread"]
 
@@ -119,8 +122,10 @@ class WalWriter:
 
     @property
     def current_sequence(self) -> int:
-        """The sequence of the last record written (durable or not yet)."""
-        return self.sync_writer.current_sequence
+        """The sequence of the last record appended (durable or not yet; written, or
+        buffered for the write of this loop pass)."""
+        self.sync_writer  # noqa: B018 - raises WriterClosed when not open
+        return self._live().last_sequence
 
     @property
     def durable_sequence(self) -> int:
@@ -150,17 +155,32 @@ class WalWriter:
         return self._sync, flusher
 
     # -- appending -----------------------------------------------------------------------
+    # Each append encodes and checks its record before its first suspension (its errors
+    # are its own, and nothing is taken), then hands the bytes to the flusher, which
+    # writes everything a loop pass appended as one write before the fsync that covers it.
     async def append(self, event: WalEvent) -> None:
         """Append one event (its sequence above the last); returns once durable."""
         writer, flusher = self._writing()
-        writer.append(event)  # written before the first suspension (never fsynced here)
-        await flusher.wait(event.sequence)
+        sequence = getattr(event, "sequence", None)
+        if not isinstance(sequence, int):
+            raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
+        if sequence <= flusher.last_sequence:
+            raise SequenceViolation(flusher.last_sequence + 1, sequence)
+        data = codec.encode(event)
+        if len(data) - HEADER_LEN > writer.max_payload:
+            writer.check_payloads(data, 1, (sequence,))
+        flusher.submit(data, sequence, sequence, 1)
+        await flusher.wait(sequence)
 
     async def append_next(self, event: Event) -> int:
         """Append an event body under the next sequence, assigned by the writer; returns
         that sequence once the record is durable."""
         writer, flusher = self._writing()
-        sequence = writer.append_next(event)
+        sequence = flusher.last_sequence + 1
+        data = codec.encode(_WalEvent_of(sequence, event))
+        if len(data) - HEADER_LEN > writer.max_payload:
+            writer.check_payloads(data, 1, (sequence,))
+        flusher.submit(data, sequence, sequence, 1)
         await flusher.wait(sequence)
         return sequence
 
@@ -170,13 +190,23 @@ class WalWriter:
         batch = list(events)
         if not batch:
             return
-        writer.write(batch)
-        await flusher.wait(batch[-1].sequence)
+        prev = flusher.last_sequence
+        for event in batch:
+            sequence = getattr(event, "sequence", None)
+            if not isinstance(sequence, int):
+                raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
+            if sequence <= prev:
+                raise SequenceViolation(prev + 1, sequence)
+            prev = sequence
+        data = codec.encode_batch(batch)
+        writer.check_payloads(data, len(batch), batch)
+        flusher.submit(data, batch[0].sequence, prev, len(batch))
+        await flusher.wait(prev)
 
     async def sync(self) -> None:
-        """Make everything written so far durable (with any durability, NONE too)."""
-        writer, flusher = self._writing()
-        await flusher.wait(writer.current_sequence, force=True)
+        """Make everything appended so far durable (with any durability, NONE too)."""
+        _writer, flusher = self._writing()
+        await flusher.wait(flusher.last_sequence, force=True)
 
     # -- closing -------------------------------------------------------------------------
     async def close(self) -> None:

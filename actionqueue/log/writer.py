@@ -258,6 +258,11 @@ class WalWriter:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def poisoned(self) -> BaseException | None:
+        """The failure that poisoned the writer (every later call raises), or None."""
+        return self._poisoned
+
     def segments(self) -> list[Segment]:
         """The segment files, oldest first (empty for the Rust layout)."""
         if self.layout is not Layout.SEGMENTED:
@@ -287,7 +292,7 @@ class WalWriter:
                 raise SequenceViolation(self._sequence + 1, seq)
             data = codec.encode(event)
             if len(data) - HEADER_LEN > self.max_payload:
-                self._check_cap(data, 1, (seq,))
+                self.check_payloads(data, 1, (seq,))
             gate = self._write_locked(data, seq, seq, 1)
         if gate is not None:
             gate.wait()
@@ -303,9 +308,9 @@ class WalWriter:
         with self._write_lock:
             self._check_open()
             seq = self._sequence + 1
-            data = codec.encode(_model.WalEvent(seq, event))
+            data = codec.encode(_model.WalEvent.of(seq, event))
             if len(data) - HEADER_LEN > self.max_payload:
-                self._check_cap(data, 1, (seq,))
+                self.check_payloads(data, 1, (seq,))
             gate = self._write_locked(data, seq, seq, 1)
         if gate is not None:
             gate.wait()
@@ -341,11 +346,26 @@ class WalWriter:
                     raise SequenceViolation(prev + 1, seq)
                 prev = seq
             data = codec.encode_batch(events)
-            self._check_cap(data, len(events), events)
+            self.check_payloads(data, len(events), events)
             gate = self._write_locked(data, events[0].sequence, prev, len(events))
         return PendingWrite(gate)
 
-    def _check_cap(self, data: bytes, count: int, sequences) -> None:
+    def write_encoded(self, data: bytes, first: int, last: int, count: int) -> PendingWrite:
+        """Write ``count`` records that :mod:`actionqueue.codec` encoded (``encode`` or
+        ``encode_batch`` output, sequences ``first`` .. ``last`` ascending, their payloads
+        within :meth:`check_payloads`) as one write, as :meth:`write` does with events.
+        For a caller that encodes each event as it comes and writes many at once
+        (:mod:`actionqueue.aio` writes what its coroutines appended in one loop pass): the
+        caller vouches for the bytes; the sequences must continue the log."""
+        if count < 1 or len(data) < count * HEADER_LEN or not first <= last:
+            raise ValueError(f"write_encoded: {count} records, {len(data)} bytes, sequences {first}..{last}")
+        with self._write_lock:
+            self._check_open()
+            if first <= self._sequence:
+                raise SequenceViolation(self._sequence + 1, first)
+            return PendingWrite(self._write_locked(data, first, last, count))
+
+    def check_payloads(self, data: bytes, count: int, sequences) -> None:
         # ``sequences``: the records' sequences, or their events (read only on failure)
         """Refuse records whose payload is above the cap, before a byte is written: every
         reader would take such a record for damage (and TRUNCATE_PARTIAL would cut it)."""
