@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import mmap
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable
 
 import xxhash
 
 from .. import model as _model
-from ..metrics import FsyncTimer, writer_metrics
 from ..errors import (
     PayloadTooLarge,
     SegmentError,
@@ -24,52 +22,40 @@ from ..errors import (
     WriterClosed,
     WriterPoisoned,
 )
+from ..metrics import FsyncTimer, writer_metrics
+from . import notify
 from ._group import PendingWrite, _Gate, _GroupCommit
 from ._walker import codec
-from .catalog import (Catalog, Layout, LayoutName, Manifest, Seal, Segment, require_data_dir, segment_name, wal_dir_of,
-                      write_seal)
+from .catalog import (
+    Catalog,
+    Layout,
+    LayoutName,
+    Manifest,
+    Seal,
+    Segment,
+    require_data_dir,
+    segment_name,
+    wal_dir_of,
+    write_seal,
+)
 from .checkpoint import Checkpoint, write_on_close
-from . import notify
 from .files import OS, Files, write_all
-from .format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES, HEADER_LEN, LOCK_NAME, RUST_WAL_NAME
+from .format import (
+    DEFAULT_MAX_PAYLOAD,
+    DEFAULT_SEGMENT_BYTES,
+    HEADER_LEN,
+    LOCK_NAME,
+    RUST_WAL_NAME,
+)
+from .options import Durability, DurabilityName, RepairPolicy, RepairPolicyName
 from .validate import validate_fd
 
 log = logging.getLogger("actionqueue.wal")
 
-__all__ = ["RepairPolicy", "Durability", "WalWriter", "PendingWrite"]
+__all__ = ["RepairPolicy", "RepairPolicyName", "Durability", "DurabilityName", "WalWriter", "PendingWrite"]
 
 _CREATE = os.O_RDWR | os.O_CREAT
 _CREATE_NEW = os.O_RDWR | os.O_CREAT | os.O_EXCL
-
-
-class RepairPolicy(enum.Enum):
-    """What opening a writer does about a torn tail."""
-
-    #: Refuse to open (the default, as in Rust).
-    STRICT = "strict"
-    #: Cut a torn tail (an incomplete or damaged last record) off, then open.
-    TRUNCATE_PARTIAL = "truncate_partial"
-
-
-#: The string spellings the ``repair_policy`` options take beside the enum.
-RepairPolicyName = Literal["strict", "truncate_partial"]
-
-
-class Durability(enum.Enum):
-    """When an append returns, relative to its bytes reaching stable storage."""
-
-    #: fsync after every append (the Rust authority's ``Immediate`` behaviour).
-    FSYNC = "fsync"
-    #: group commit: concurrent appends wait together for one fsync; each returns only
-    #: after an fsync that covers its bytes has succeeded.
-    GROUP = "group"
-    #: no fsync (the OS writes back when it likes). A crash of the machine may lose any
-    #: number of appends that had returned. Call :meth:`WalWriter.sync` to make them durable.
-    NONE = "none"
-
-
-#: The string spellings the ``durability`` options take beside the enum.
-DurabilityName = Literal["fsync", "group", "none"]
 
 
 class WalWriter:
