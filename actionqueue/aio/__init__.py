@@ -12,20 +12,24 @@ succeeded. The fsyncs run in a worker thread of the writer, one at a time; the e
 is the batcher: every append made while one fsync is in flight shares the next one, so a
 thousand coroutines appending take a handful of fsyncs, not a thousand.
 
-The record itself is encoded and written (to the page cache, under the writer's lock)
-synchronously, before the appending coroutine first suspends; that is what makes
-cancellation safe: a cancelled append has either written its whole record (durable with
-the next fsync: ``writer.durable_sequence`` says when) or nothing. A failed fsync poisons
+The record itself is encoded and checked synchronously, before the appending coroutine
+first suspends (its errors are its own), and taken: what one loop pass appended is
+written as one write right before the fsync that covers it. That is what makes
+cancellation safe: a cancelled append's record is written all the same, whole (durable
+with that fsync: ``writer.durable_sequence`` says when); a crash before it means the
+record was never written and never acknowledged. A failed write (a full disk) fails the
+appends it carried with :class:`~actionqueue.errors.WalWriterError`. A failed fsync poisons
 the writer for every waiter and every later call (:class:`~actionqueue.errors.WriterPoisoned`),
 as in the threaded API; the errors are the synchronous API's throughout. Closing with
 appends pending waits for the final fsync and resolves them all.
 
-The seam underneath: the synchronous writer is opened with ``Durability.NONE`` and
-:meth:`WalWriter.sync_written <actionqueue.log.writer.WalWriter.sync_written>` runs in the
-worker thread; the synchronous authority runs with ``defer_durability=True`` and is told
+The seams underneath: the synchronous writer is opened with ``Durability.NONE``; the
+records go in through :meth:`WalWriter.write_encoded
+<actionqueue.log.writer.WalWriter.write_encoded>` and :meth:`WalWriter.sync_written
+<actionqueue.log.writer.WalWriter.sync_written>` runs in the worker thread; the synchronous authority runs with ``defer_durability=True`` and is told
 of every fsync through its ``settle``. Known cost on the loop: when a segment fills up
 (every 64 MiB by default), the append that rotates it seals the old one (an fsync and a
-few metadata writes) on the loop. Works under uvloop.
+few metadata writes) on the loop, in the write of that pass. Works under uvloop.
 """
 
 from __future__ import annotations

@@ -47,13 +47,16 @@ class WalWriter:
     * ``"fsync"``: one fsync per append (in the worker thread, one at a time);
     * ``"none"``: no fsync (:meth:`sync` makes everything durable).
 
-    Each record is encoded and written (to the page cache, under the writer's lock)
-    synchronously when the append is called, before its first suspension: a cancelled
-    append has either written its whole record, which becomes durable with the next
-    fsync (:attr:`durable_sequence` says when), or nothing. The errors are
-    :class:`actionqueue.WalWriter`'s: :class:`SequenceViolation`, :class:`PayloadTooLarge`
-    (nothing written), :class:`WriterPoisoned` for every waiter of a failed fsync and for
-    every later call, :class:`WriterClosed` after :meth:`close`. One event loop per writer.
+    Each record is encoded and checked when the append is called, before its first
+    suspension, and taken; the records of one loop pass are written as one write right
+    before the fsync that covers them (with ``"none"``, at once). A cancelled append's
+    record is written all the same, whole, and durable with that fsync
+    (:attr:`durable_sequence` says when). The errors are :class:`actionqueue.WalWriter`'s:
+    :class:`SequenceViolation`, :class:`PayloadTooLarge` and ``TypeError`` at the call
+    (nothing taken), :class:`WalWriterError` for the appends of a write that failed
+    (nothing of them written, the writer still usable), :class:`WriterPoisoned` for every
+    waiter of a failed fsync and for every later call, :class:`WriterClosed` after
+    :meth:`close`. One event loop per writer.
     """
 
     def __init__(
