@@ -263,6 +263,8 @@ def scan(
     if not parts:
         empty = (np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint64), np.empty(0, np.uint8), np.empty(0, np.uint64))
         return ScanColumns(*empty, np.empty(0, np.uint32), ())
+    if len(parts) == 1:
+        return parts[0]  # one file (the common case): its columns as they are, no copy
     names = ("offset", "length", "sequence", "kind", "time", "file")
     offset, length, sequence, kind, time, file_col = (np.concatenate([getattr(c, name) for c in parts]) for name in names)
     return ScanColumns(offset, length, sequence, kind, time, file_col, parts[0].files)
