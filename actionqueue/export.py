@@ -246,12 +246,15 @@ def to_arrow(data_dir: Any, *, fields: bool = True, ids: bool = True, kinds: Ite
 def _replacing(out: Any, overwrite: bool) -> Iterator[str]:
     """A temporary file beside ``out``, renamed over it when the block succeeds (after an
     fsync) and removed when it fails: ``out`` is never a half-written file. An existing
-    ``out`` raises :class:`FileExistsError` unless ``overwrite``."""
+    ``out`` raises :class:`FileExistsError` unless ``overwrite``; one that is not a regular
+    file (a directory, a device such as ``/dev/null``, a pipe, a socket) is never replaced."""
     path = Path(out)
-    if path.exists() and not overwrite:
-        raise FileExistsError(17, "the output file exists (overwrite it with --force / overwrite=True)", str(path))
     if path.is_dir():
         raise IsADirectoryError(21, "the output is a directory", str(path))
+    if path.exists() and not path.is_file():
+        raise FileExistsError(17, "the output exists and is not a regular file (a device, pipe or socket)", str(path))
+    if path.exists() and not overwrite:
+        raise FileExistsError(17, "the output file exists (overwrite it with --force / overwrite=True)", str(path))
     tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as to any new file
     try:

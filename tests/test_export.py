@@ -229,3 +229,18 @@ def test_missing_pyarrow_in_a_process(tmp_path, rust_dir):
     r = subprocess.run([sys.executable, "-m", "actionqueue", "export", str(rust_dir), str(tmp_path / "e.arrow")],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "actionqueue[arrow]" in one_error_line(r.stderr)
+
+
+def test_never_replaces_what_is_not_a_regular_file(capsys, tmp_path, rust_dir):
+    # with --force, a device, pipe or socket named as OUT was renamed over (as root,
+    # 'export DIR /dev/null --force' turned /dev/null into a regular file)
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(FileExistsError, match="not a regular file"):
+        ax.write_jsonl(rust_dir, fifo, overwrite=True)
+    code, _, err = run_cli(capsys, "export", rust_dir, fifo, "--force")
+    assert code == 2 and "not a regular file" in one_error_line(err)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["pipe.jsonl", "rust"]
