@@ -244,3 +244,15 @@ def test_never_replaces_what_is_not_a_regular_file(capsys, tmp_path, rust_dir):
     code, _, err = run_cli(capsys, "export", rust_dir, fifo, "--force")
     assert code == 2 and "not a regular file" in one_error_line(err)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["pipe.jsonl", "rust"]
+
+
+def test_never_writes_inside_the_data_dirs_own_folders(capsys, tmp_path, rust_dir):
+    # OUT in DIR/snapshots/ became the data dir's snapshot (verify then failed); in DIR/wal/
+    # the temporary file was a foreign file in the log (exit 1, "move it out of wal/")
+    (rust_dir / "snapshots").mkdir()
+    for out in (rust_dir / "snapshots" / "snapshot.bin", rust_dir / "wal" / "e.jsonl"):
+        with pytest.raises(ValueError, match="inside the data dir"):
+            ax.write_jsonl(rust_dir, out)
+        code, _, err = run_cli(capsys, "export", rust_dir, out, "--format", "jsonl", "--force")
+        assert code == 2 and "inside the data dir" in one_error_line(err) and not out.exists()
+    assert sorted(p.name for p in rust_dir.rglob("*")) == ["actionqueue.wal", "snapshots", "wal"]

@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     directory = data_dir(args.dir)
     fmt = _format(args)
     out = Path(args.out)
+    try:
+        export.check_output(directory, out)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
     if out.is_dir():
         raise usage_error(f"{out}: is a directory; expected a file name")
     if out.exists() and not out.is_file():
