@@ -209,10 +209,22 @@ def _snapshot_metrics(snapshots: Any, last_sequence: int, loaded_sequence: int) 
     }
 
 
+def _members(authorities: Any) -> list[Any]:
+    """The members of a store's ``WeakSet`` of authorities. ``from_store`` in another
+    thread may add one while this thread iterates the set, which raises RuntimeError
+    (the set changed size): read it again (an add is rare and quick)."""
+    for _ in range(1000):
+        try:
+            return list(authorities)
+        except RuntimeError:
+            continue
+    return list(authorities)
+
+
 def _command_counts(authorities: Any) -> dict[str, Any]:
     accepted = rejected = 0
     poison: BaseException | None = None
-    for authority in list(authorities):
+    for authority in _members(authorities):
         accepted += authority._accepted
         rejected += authority._rejected
         poison = poison or authority._poisoned

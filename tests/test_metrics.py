@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -294,6 +295,27 @@ def test_an_authority_without_a_store(data_dir: Path) -> None:
         m = authority.metrics()
         assert (m["commands_total"], m["appends_total"]) == (1, 1)
         assert "snapshots_total" not in m and "recovery_seconds" not in m
+
+
+def test_store_metrics_while_another_thread_makes_an_authority(data_dir: Path) -> None:
+    """from_store() adding to the store's set of authorities while a scrape iterates it
+    made store.metrics() raise 'RuntimeError: Set changed size during iteration'."""
+    with aq.open(data_dir, durability="none") as store:
+        first = aq.MutationAuthority.from_store(store)
+        first.create_task(aq.TaskSpec(aq.TaskId.new()))
+        late: list[aq.MutationAuthority] = []
+
+        class Racing(weakref.WeakSet):  # another thread's from_store lands mid-iteration
+            def __iter__(self):
+                for item in super().__iter__():
+                    if not late:
+                        late.append(aq.MutationAuthority.from_store(store))
+                    yield item
+
+        store._authorities = Racing(store._authorities)
+        m = store.metrics()
+        late[0].create_task(aq.TaskSpec(aq.TaskId.new()))
+        assert m["commands_total"] == 1 and store.metrics()["commands_total"] == 2
 
 
 # -- Prometheus ------------------------------------------------------------------------
