@@ -294,9 +294,22 @@ def _prometheus() -> Any:
     return require("prometheus_client.core", "prometheus", "the Prometheus collector")
 
 
+def _data_dir_of(source: Any) -> Any:
+    """The data dir of a store or a writer (``data_dir``), or of an authority (its
+    writer's); TypeError for anything else."""
+    found = getattr(source, "data_dir", None)
+    if found is None:
+        found = getattr(getattr(source, "writer", None), "data_dir", None)
+    if found is None or not callable(getattr(source, "metrics", None)):
+        raise TypeError(f"PrometheusCollector takes stores, writers and authorities (metrics() and a data dir), "
+                        f"not {type(source).__name__}")
+    return found
+
+
 class PrometheusCollector:
     """A ``prometheus_client`` collector of one or more stores (or writers, or
-    authorities: anything with ``metrics()`` and ``data_dir``), read at scrape time.
+    authorities: anything with ``metrics()`` and a ``data_dir``, its own or its
+    ``writer``'s), read at scrape time.
 
     >>> from prometheus_client import REGISTRY                   # doctest: +SKIP
     >>> REGISTRY.register(PrometheusCollector(store))
@@ -316,6 +329,7 @@ class PrometheusCollector:
         self._sources = sources
         self._labels = dict(labels or {})
         self._label_names = ["data_dir", *self._labels]
+        self._label_values = [[str(_data_dir_of(source)), *self._labels.values()] for source in sources]
 
     def _family(self, key: str) -> Any:
         kind, doc = _EXPORTED[key]
@@ -334,7 +348,7 @@ class PrometheusCollector:
 
     def collect(self) -> Iterator[Any]:
         """Read every source's metrics now and yield one family per key."""
-        rows = [(source.metrics(), [str(source.data_dir), *self._labels.values()]) for source in self._sources]
+        rows = [(source.metrics(), labels) for source, labels in zip(self._sources, self._label_values)]
         for key in _EXPORTED:
             family = self._family(key)
             for values, labels in rows:

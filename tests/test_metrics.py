@@ -370,6 +370,15 @@ def test_prometheus_scrape(tmp_path: Path) -> None:
     assert len(buckets) == len(M.FSYNC_SECONDS_BUCKETS) + 1
 
 
+def test_prometheus_an_authority_as_a_source(data_dir: Path) -> None:
+    """The collector takes authorities, as documented: scraping one raised AttributeError
+    (a MutationAuthority has no data_dir), which fails the whole scrape."""
+    with aq.WalWriter(data_dir, durability="none") as w:
+        authority = aq.MutationAuthority(aq.ReplayReducer(), w)
+        authority.create_task(aq.TaskSpec(aq.TaskId.new()))
+        samples = _scrape(authority)["samples"]
+    assert samples[("actionqueue_commands_total", (("data_dir", str(data_dir)),))] == 1
+
 def test_prometheus_registry_sees_the_names_and_poisoning(data_dir: Path) -> None:
     prometheus_client = pytest.importorskip("prometheus_client")
     fs = FailingFsync()
