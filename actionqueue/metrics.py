@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -294,6 +295,11 @@ def _prometheus() -> Any:
     return require("prometheus_client.core", "prometheus", "the Prometheus collector")
 
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+#: the labels the collector sets itself (``le``: the histogram's buckets)
+_OWN_LABELS = ("data_dir", "reason", "le")
+
+
 def _data_dir_of(source: Any) -> Any:
     """The data dir of a store or a writer (``data_dir``), or of an authority (its
     writer's); TypeError for anything else."""
@@ -316,9 +322,11 @@ class PrometheusCollector:
 
     Every key of the module's table but ``poison_reason`` becomes ``actionqueue_<key>``
     (counters keep their ``_total``; ``poisoned`` is a gauge, 0 or 1, whose ``reason``
-    label carries ``poison_reason``), labelled ``data_dir`` plus ``labels``; keys a source
-    does not have, or whose value is None, are left out. Register one collector for
-    several stores (a registry refuses two collectors of the same names). Raises
+    label carries ``poison_reason``), labelled ``data_dir`` plus ``labels`` (valid label
+    names other than ``data_dir``, ``reason`` and ``le``; one source per data dir, else
+    :class:`ValueError`); keys a source does not have, or whose value is None, are left
+    out. Register one collector for several stores (a registry refuses two collectors of
+    the same names). Raises
     :class:`~actionqueue.errors.MissingExtra` when prometheus_client is missing.
     """
 
@@ -329,7 +337,15 @@ class PrometheusCollector:
         self._sources = sources
         self._labels = dict(labels or {})
         self._label_names = ["data_dir", *self._labels]
-        self._label_values = [[str(_data_dir_of(source)), *self._labels.values()] for source in sources]
+        for name in self._labels:
+            if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(f"{name!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)")
+            if name in _OWN_LABELS:
+                raise ValueError(f"the label {name!r} is the collector's own ({', '.join(_OWN_LABELS)})")
+        self._label_values = [[str(_data_dir_of(source)), *map(str, self._labels.values())] for source in sources]
+        if len({tuple(values) for values in self._label_values}) < len(sources):
+            raise ValueError("two sources have the same labels (one data dir: a store and its writer, say): "
+                             "their series would be duplicates; give each data dir once")
 
     def _family(self, key: str) -> Any:
         kind, doc = _EXPORTED[key]

@@ -379,6 +379,19 @@ def test_prometheus_an_authority_as_a_source(data_dir: Path) -> None:
         samples = _scrape(authority)["samples"]
     assert samples[("actionqueue_commands_total", (("data_dir", str(data_dir)),))] == 1
 
+def test_prometheus_labels_are_valid_and_series_unique(data_dir: Path) -> None:
+    """labels={"data_dir": ...} silently replaced every source's data dir, "reason" and "le"
+    clashed with the collector's own labels, names Prometheus rejects passed, and two
+    sources of one data dir (a store and its writer) gave duplicate series: all refused."""
+    pytest.importorskip("prometheus_client")
+    with aq.open(data_dir) as store:
+        for bad in ({"data_dir": "x"}, {"reason": "x"}, {"le": "1"}, {"bad-name": "x"}, {"__x": "x"}, {"": "x"}):
+            with pytest.raises(ValueError, match="label"):
+                M.PrometheusCollector(store, labels=bad)
+        with pytest.raises(ValueError, match="same labels"):
+            M.PrometheusCollector(store, store.writer)
+        assert _scrape(store, labels={"service": "a"})["samples"]
+
 def test_prometheus_registry_sees_the_names_and_poisoning(data_dir: Path) -> None:
     prometheus_client = pytest.importorskip("prometheus_client")
     fs = FailingFsync()
