@@ -64,12 +64,13 @@ from . import model as _model
 from ._backend import NATIVE
 from ._extras import require_pyarrow
 from .log._walker import walker as _walker
+from .log.format import SNAPSHOTS_DIR, WAL_DIR
 from .log.scan import ScanColumns, arrow_kind, iter_scan
 from .model.json import dumps, to_builtins
 
 __all__ = [
     "ID_COLUMNS", "DEFAULT_BATCH_EVENTS", "schema", "record_batches", "to_arrow",
-    "write_parquet", "write_arrow", "write_jsonl", "events_json",
+    "write_parquet", "write_arrow", "write_jsonl", "events_json", "check_output",
 ]
 
 #: The id columns, in order.
@@ -242,16 +243,30 @@ def to_arrow(data_dir: Any, *, fields: bool = True, ids: bool = True, kinds: Ite
 # --------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------
+def check_output(data_dir: Any, out: Any) -> None:
+    """Refuse an output path inside ``data_dir``'s ``wal/`` or ``snapshots/``
+    (:class:`ValueError`): the export would become a foreign file in the log, or the data
+    dir's snapshot."""
+    parent = Path(out).parent.resolve()
+    for name in (WAL_DIR, SNAPSHOTS_DIR):
+        inner = (Path(data_dir) / name).resolve()
+        if parent == inner or inner in parent.parents:
+            raise ValueError(f"{out}: inside the data dir's {name}/; write the export elsewhere")
+
+
 @contextmanager
 def _replacing(out: Any, overwrite: bool) -> Iterator[str]:
     """A temporary file beside ``out``, renamed over it when the block succeeds (after an
     fsync) and removed when it fails: ``out`` is never a half-written file. An existing
-    ``out`` raises :class:`FileExistsError` unless ``overwrite``."""
+    ``out`` raises :class:`FileExistsError` unless ``overwrite``; one that is not a regular
+    file (a directory, a device such as ``/dev/null``, a pipe, a socket) is never replaced."""
     path = Path(out)
-    if path.exists() and not overwrite:
-        raise FileExistsError(17, "the output file exists (overwrite it with --force / overwrite=True)", str(path))
     if path.is_dir():
         raise IsADirectoryError(21, "the output is a directory", str(path))
+    if path.exists() and not path.is_file():
+        raise FileExistsError(17, "the output exists and is not a regular file (a device, pipe or socket)", str(path))
+    if path.exists() and not overwrite:
+        raise FileExistsError(17, "the output file exists (overwrite it with --force / overwrite=True)", str(path))
     tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as to any new file
     try:
@@ -286,6 +301,7 @@ def write_parquet(data_dir: Any, out: Any, *, overwrite: bool = False, compressi
     require_pyarrow("the Parquet export")
     import pyarrow.parquet as pq
 
+    check_output(data_dir, out)
     batches = record_batches(data_dir, **select)
     sch = schema(fields=select.get("fields", True), ids=select.get("ids", True))
     with _replacing(out, overwrite) as tmp:
@@ -304,6 +320,7 @@ def write_arrow(data_dir: Any, out: Any, *, overwrite: bool = False, on_batch: O
     uncompressed, through a temporary file renamed into place. Options as
     :func:`write_parquet`. Returns the number of events."""
     pa = require_pyarrow()
+    check_output(data_dir, out)
     batches = record_batches(data_dir, **select)
     sch = schema(fields=select.get("fields", True), ids=select.get("ids", True))
     with _replacing(out, overwrite) as tmp:
@@ -319,6 +336,7 @@ def write_jsonl(data_dir: Any, out: Any, *, overwrite: bool = False, on_batch: O
     in Rust's serde_json shape (``actionqueue dump``'s lines; read back with
     ``actionqueue.WalEvent.from_json``), through a temporary file renamed into place.
     Needs no pyarrow. Returns the number of events."""
+    check_output(data_dir, out)
     n = 0
     with _replacing(out, overwrite) as tmp, open(tmp, "wb") as f:
         for buf, cols, rows in _chunks(data_dir, kinds, min_sequence, max_sequence, batch_events):

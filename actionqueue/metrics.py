@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -209,10 +210,22 @@ def _snapshot_metrics(snapshots: Any, last_sequence: int, loaded_sequence: int) 
     }
 
 
+def _members(authorities: Any) -> list[Any]:
+    """The members of a store's ``WeakSet`` of authorities. ``from_store`` in another
+    thread may add one while this thread iterates the set, which raises RuntimeError
+    (the set changed size): read it again (an add is rare and quick)."""
+    for _ in range(1000):
+        try:
+            return list(authorities)
+        except RuntimeError:
+            continue
+    return list(authorities)
+
+
 def _command_counts(authorities: Any) -> dict[str, Any]:
     accepted = rejected = 0
     poison: BaseException | None = None
-    for authority in list(authorities):
+    for authority in _members(authorities):
         accepted += authority._accepted
         rejected += authority._rejected
         poison = poison or authority._poisoned
@@ -282,18 +295,38 @@ def _prometheus() -> Any:
     return require("prometheus_client.core", "prometheus", "the Prometheus collector")
 
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+#: the labels the collector sets itself (``le``: the histogram's buckets)
+_OWN_LABELS = ("data_dir", "reason", "le")
+
+
+def _data_dir_of(source: Any) -> Any:
+    """The data dir of a store or a writer (``data_dir``), or of an authority (its
+    writer's); TypeError for anything else."""
+    found = getattr(source, "data_dir", None)
+    if found is None:
+        found = getattr(getattr(source, "writer", None), "data_dir", None)
+    if found is None or not callable(getattr(source, "metrics", None)):
+        raise TypeError(f"PrometheusCollector takes stores, writers and authorities (metrics() and a data dir), "
+                        f"not {type(source).__name__}")
+    return found
+
+
 class PrometheusCollector:
     """A ``prometheus_client`` collector of one or more stores (or writers, or
-    authorities: anything with ``metrics()`` and ``data_dir``), read at scrape time.
+    authorities: anything with ``metrics()`` and a ``data_dir``, its own or its
+    ``writer``'s), read at scrape time.
 
     >>> from prometheus_client import REGISTRY                   # doctest: +SKIP
     >>> REGISTRY.register(PrometheusCollector(store))
 
     Every key of the module's table but ``poison_reason`` becomes ``actionqueue_<key>``
     (counters keep their ``_total``; ``poisoned`` is a gauge, 0 or 1, whose ``reason``
-    label carries ``poison_reason``), labelled ``data_dir`` plus ``labels``; keys a source
-    does not have, or whose value is None, are left out. Register one collector for
-    several stores (a registry refuses two collectors of the same names). Raises
+    label carries ``poison_reason``), labelled ``data_dir`` plus ``labels`` (valid label
+    names other than ``data_dir``, ``reason`` and ``le``; one source per data dir, else
+    :class:`ValueError`); keys a source does not have, or whose value is None, are left
+    out. Register one collector for several stores (a registry refuses two collectors of
+    the same names). Raises
     :class:`~actionqueue.errors.MissingExtra` when prometheus_client is missing.
     """
 
@@ -304,6 +337,15 @@ class PrometheusCollector:
         self._sources = sources
         self._labels = dict(labels or {})
         self._label_names = ["data_dir", *self._labels]
+        for name in self._labels:
+            if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(f"{name!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)")
+            if name in _OWN_LABELS:
+                raise ValueError(f"the label {name!r} is the collector's own ({', '.join(_OWN_LABELS)})")
+        self._label_values = [[str(_data_dir_of(source)), *map(str, self._labels.values())] for source in sources]
+        if len({tuple(values) for values in self._label_values}) < len(sources):
+            raise ValueError("two sources have the same labels (one data dir: a store and its writer, say): "
+                             "their series would be duplicates; give each data dir once")
 
     def _family(self, key: str) -> Any:
         kind, doc = _EXPORTED[key]
@@ -322,7 +364,7 @@ class PrometheusCollector:
 
     def collect(self) -> Iterator[Any]:
         """Read every source's metrics now and yield one family per key."""
-        rows = [(source.metrics(), [str(source.data_dir), *self._labels.values()]) for source in self._sources]
+        rows = [(source.metrics(), labels) for source, labels in zip(self._sources, self._label_values)]
         for key in _EXPORTED:
             family = self._family(key)
             for values, labels in rows:

@@ -229,3 +229,30 @@ def test_missing_pyarrow_in_a_process(tmp_path, rust_dir):
     r = subprocess.run([sys.executable, "-m", "actionqueue", "export", str(rust_dir), str(tmp_path / "e.arrow")],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "actionqueue[arrow]" in one_error_line(r.stderr)
+
+
+def test_never_replaces_what_is_not_a_regular_file(capsys, tmp_path, rust_dir):
+    # with --force, a device, pipe or socket named as OUT was renamed over (as root,
+    # 'export DIR /dev/null --force' turned /dev/null into a regular file)
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(FileExistsError, match="not a regular file"):
+        ax.write_jsonl(rust_dir, fifo, overwrite=True)
+    code, _, err = run_cli(capsys, "export", rust_dir, fifo, "--force")
+    assert code == 2 and "not a regular file" in one_error_line(err)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["pipe.jsonl", "rust"]
+
+
+def test_never_writes_inside_the_data_dirs_own_folders(capsys, tmp_path, rust_dir):
+    # OUT in DIR/snapshots/ became the data dir's snapshot (verify then failed); in DIR/wal/
+    # the temporary file was a foreign file in the log (exit 1, "move it out of wal/")
+    (rust_dir / "snapshots").mkdir()
+    for out in (rust_dir / "snapshots" / "snapshot.bin", rust_dir / "wal" / "e.jsonl"):
+        with pytest.raises(ValueError, match="inside the data dir"):
+            ax.write_jsonl(rust_dir, out)
+        code, _, err = run_cli(capsys, "export", rust_dir, out, "--format", "jsonl", "--force")
+        assert code == 2 and "inside the data dir" in one_error_line(err) and not out.exists()
+    assert sorted(p.name for p in rust_dir.rglob("*")) == ["actionqueue.wal", "snapshots", "wal"]

@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -296,6 +297,27 @@ def test_an_authority_without_a_store(data_dir: Path) -> None:
         assert "snapshots_total" not in m and "recovery_seconds" not in m
 
 
+def test_store_metrics_while_another_thread_makes_an_authority(data_dir: Path) -> None:
+    """from_store() adding to the store's set of authorities while a scrape iterates it
+    made store.metrics() raise 'RuntimeError: Set changed size during iteration'."""
+    with aq.open(data_dir, durability="none") as store:
+        first = aq.MutationAuthority.from_store(store)
+        first.create_task(aq.TaskSpec(aq.TaskId.new()))
+        late: list[aq.MutationAuthority] = []
+
+        class Racing(weakref.WeakSet):  # another thread's from_store lands mid-iteration
+            def __iter__(self):
+                for item in super().__iter__():
+                    if not late:
+                        late.append(aq.MutationAuthority.from_store(store))
+                    yield item
+
+        store._authorities = Racing(store._authorities)
+        m = store.metrics()
+        late[0].create_task(aq.TaskSpec(aq.TaskId.new()))
+        assert m["commands_total"] == 1 and store.metrics()["commands_total"] == 2
+
+
 # -- Prometheus ------------------------------------------------------------------------
 def _scrape(*sources, **kw) -> dict:
     """{(sample name, labels): value} and {family name: type} of a scrape, parsed back."""
@@ -347,6 +369,28 @@ def test_prometheus_scrape(tmp_path: Path) -> None:
     buckets = sorted(k[1] for k in samples if k[0] == "actionqueue_fsync_seconds_bucket" and ("data_dir", str(dirs[0])) in k[1])
     assert len(buckets) == len(M.FSYNC_SECONDS_BUCKETS) + 1
 
+
+def test_prometheus_an_authority_as_a_source(data_dir: Path) -> None:
+    """The collector takes authorities, as documented: scraping one raised AttributeError
+    (a MutationAuthority has no data_dir), which fails the whole scrape."""
+    with aq.WalWriter(data_dir, durability="none") as w:
+        authority = aq.MutationAuthority(aq.ReplayReducer(), w)
+        authority.create_task(aq.TaskSpec(aq.TaskId.new()))
+        samples = _scrape(authority)["samples"]
+    assert samples[("actionqueue_commands_total", (("data_dir", str(data_dir)),))] == 1
+
+def test_prometheus_labels_are_valid_and_series_unique(data_dir: Path) -> None:
+    """labels={"data_dir": ...} silently replaced every source's data dir, "reason" and "le"
+    clashed with the collector's own labels, names Prometheus rejects passed, and two
+    sources of one data dir (a store and its writer) gave duplicate series: all refused."""
+    pytest.importorskip("prometheus_client")
+    with aq.open(data_dir) as store:
+        for bad in ({"data_dir": "x"}, {"reason": "x"}, {"le": "1"}, {"bad-name": "x"}, {"__x": "x"}, {"": "x"}):
+            with pytest.raises(ValueError, match="label"):
+                M.PrometheusCollector(store, labels=bad)
+        with pytest.raises(ValueError, match="same labels"):
+            M.PrometheusCollector(store, store.writer)
+        assert _scrape(store, labels={"service": "a"})["samples"]
 
 def test_prometheus_registry_sees_the_names_and_poisoning(data_dir: Path) -> None:
     prometheus_client = pytest.importorskip("prometheus_client")

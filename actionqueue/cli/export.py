@@ -70,10 +70,17 @@ def run(args: argparse.Namespace) -> int:
     directory = data_dir(args.dir)
     fmt = _format(args)
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise usage_error(f"{out}: exists; give --force to replace it")
+    try:
+        export.check_output(directory, out)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
     if out.is_dir():
         raise usage_error(f"{out}: is a directory; expected a file name")
+    if out.exists() and not out.is_file():
+        raise usage_error(f"{out}: is not a regular file (a device, pipe or socket); export writes a new file "
+                          "and renames it into place")
+    if out.exists() and not args.force:
+        raise usage_error(f"{out}: exists; give --force to replace it")
     if not out.parent.is_dir():
         raise usage_error(f"{out.parent}: no such directory")
     if args.from_seq is not None and args.to_seq is not None and args.from_seq > args.to_seq:
