@@ -81,6 +81,7 @@ class Flusher:
         self._buffered = [0, 0, 0, 0]  # first, last, records, bytes of the buffer
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first waiter (one per writer)
         self._closing: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="actionqueue-aio-fsync")
 
@@ -129,6 +130,27 @@ class Flusher:
                 if not future.done():
                     future.set_exception(unwritten(exc))
 
+    def take(self, data: bytes, first: int, last: int, count: int) -> asyncio.Future[None] | None:
+        """:meth:`submit`, and register for the fsync covering ``last``: the future to
+        await (None when there is nothing to wait for, with NONE durability). The appends'
+        path, one call and no coroutine of its own; :meth:`wait` says what it raises."""
+        if self.error is not None:
+            raise poisoned(self.error)
+        self.submit(data, first, last, count)
+        if self.durability is Durability.NONE:
+            return None
+        return self._register(last)
+
+    def _register(self, sequence: int) -> asyncio.Future[None]:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.append((sequence, future))
+        if self._task is None:
+            self._task = loop.create_task(self._run())
+        return future
+
     # -- waiting -------------------------------------------------------------------------
     async def wait(self, sequence: int, *, force: bool = False) -> None:
         """Return once an fsync covering ``sequence`` (submitted) has succeeded; at once
@@ -144,12 +166,7 @@ class Flusher:
             return
         if sequence <= self.durable and self.durability is not Durability.FSYNC:
             return
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._waiters.append((sequence, future))
-        if self._task is None:
-            self._task = loop.create_task(self._run())
-        await future
+        await self._register(sequence)
 
     async def _run(self) -> None:
         """Rounds (write what is buffered, fsync) while anything waits; one at a time."""

@@ -172,8 +172,9 @@ class WalWriter:
         data = codec.encode(event)
         if len(data) - HEADER_LEN > writer.max_payload:
             writer.check_payloads(data, 1, (sequence,))
-        flusher.submit(data, sequence, sequence, 1)
-        await flusher.wait(sequence)
+        future = flusher.take(data, sequence, sequence, 1)
+        if future is not None:
+            await future
 
     async def append_next(self, event: Event) -> int:
         """Append an event body under the next sequence, assigned by the writer; returns
@@ -183,8 +184,9 @@ class WalWriter:
         data = codec.encode(_WalEvent_of(sequence, event))
         if len(data) - HEADER_LEN > writer.max_payload:
             writer.check_payloads(data, 1, (sequence,))
-        flusher.submit(data, sequence, sequence, 1)
-        await flusher.wait(sequence)
+        future = flusher.take(data, sequence, sequence, 1)
+        if future is not None:
+            await future
         return sequence
 
     async def append_many(self, events: Iterable[WalEvent]) -> None:
@@ -203,8 +205,9 @@ class WalWriter:
             prev = sequence
         data = codec.encode_batch(batch)
         writer.check_payloads(data, len(batch), batch)
-        flusher.submit(data, batch[0].sequence, prev, len(batch))
-        await flusher.wait(prev)
+        future = flusher.take(data, batch[0].sequence, prev, len(batch))
+        if future is not None:
+            await future
 
     async def sync(self) -> None:
         """Make everything appended so far durable (with any durability, NONE too)."""
