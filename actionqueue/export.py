@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -283,13 +284,33 @@ def _replacing(out: Any, overwrite: bool) -> Iterator[str]:
 
 
 def _write_batches(writer: Any, batches: Iterator[Any], on_batch: OnBatch | None) -> int:
+    """Write the batches in order, each in a worker thread while this one builds the next:
+    pyarrow encodes and compresses without the interpreter lock, so on two cores the
+    JSON and ids of batch k+1 are made while batch k is compressed (one batch in flight
+    at a time, so memory holds at most two). A failure of either side propagates after the
+    write in flight has finished."""
     n = 0
-    for batch in batches:
-        writer.write_batch(batch)
-        n += batch.num_rows
-        if on_batch is not None:
-            on_batch(batch.num_rows)
+    with ThreadPoolExecutor(1, thread_name_prefix="actionqueue-export") as pool:
+        pending: Future[None] | None = None
+        pending_rows = 0
+        try:
+            for batch in batches:
+                if pending is not None:
+                    n += _finish(pending, pending_rows, on_batch)
+                pending, pending_rows = pool.submit(writer.write_batch, batch), batch.num_rows
+        finally:
+            if pending is not None:  # also when building a batch failed: let its write end
+                pending.exception()
+        if pending is not None:
+            n += _finish(pending, pending_rows, on_batch)
     return n
+
+
+def _finish(pending: Future[None], rows: int, on_batch: OnBatch | None) -> int:
+    pending.result()  # the write's error, if any
+    if on_batch is not None:
+        on_batch(rows)
+    return rows
 
 
 def write_parquet(data_dir: Any, out: Any, *, overwrite: bool = False, compression: str = "zstd",
