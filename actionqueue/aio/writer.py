@@ -9,17 +9,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import SequenceViolation, WriterClosed
+from ..errors import WriterClosed
 from ..log.catalog import Layout, LayoutName
 from ..log.files import OS, Files
-from ..log._walker import codec
-from ..log.format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES, HEADER_LEN
+from ..log.format import DEFAULT_MAX_PAYLOAD, DEFAULT_SEGMENT_BYTES
+from ..log.records import encode_events, encode_next
 from ..log.writer import Durability, DurabilityName, RepairPolicy, RepairPolicyName
 from ..log.writer import WalWriter as SyncWalWriter
 from ..model import Event, WalEvent
 from ._flush import Flusher
-
-_WalEvent_of = WalEvent.of
 
 __all__ = ["WalWriter", "in_thread"]
 
@@ -164,14 +162,7 @@ class WalWriter:
     async def append(self, event: WalEvent) -> None:
         """Append one event (its sequence above the last); returns once durable."""
         writer, flusher = self._writing()
-        sequence = getattr(event, "sequence", None)
-        if not isinstance(sequence, int):
-            raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
-        if sequence <= flusher.last_sequence:
-            raise SequenceViolation(flusher.last_sequence + 1, sequence)
-        data = codec.encode(event)
-        if len(data) - HEADER_LEN > writer.max_payload:
-            writer.check_payloads(data, 1, (sequence,))
+        data, sequence = encode_events((event,), flusher.last_sequence, writer.max_payload)
         future = flusher.take(data, sequence, sequence, 1)
         if future is not None:
             await future
@@ -181,9 +172,7 @@ class WalWriter:
         that sequence once the record is durable."""
         writer, flusher = self._writing()
         sequence = flusher.last_sequence + 1
-        data = codec.encode(_WalEvent_of(sequence, event))
-        if len(data) - HEADER_LEN > writer.max_payload:
-            writer.check_payloads(data, 1, (sequence,))
+        data = encode_next(sequence, event, writer.max_payload)
         future = flusher.take(data, sequence, sequence, 1)
         if future is not None:
             await future
@@ -195,17 +184,8 @@ class WalWriter:
         batch = list(events)
         if not batch:
             return
-        prev = flusher.last_sequence
-        for event in batch:
-            sequence = getattr(event, "sequence", None)
-            if not isinstance(sequence, int):
-                raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
-            if sequence <= prev:
-                raise SequenceViolation(prev + 1, sequence)
-            prev = sequence
-        data = codec.encode_batch(batch)
-        writer.check_payloads(data, len(batch), batch)
-        future = flusher.take(data, batch[0].sequence, prev, len(batch))
+        data, last = encode_events(batch, flusher.last_sequence, writer.max_payload)
+        future = flusher.take(data, batch[0].sequence, last, len(batch))
         if future is not None:
             await future
 

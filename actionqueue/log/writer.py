@@ -11,9 +11,7 @@ from typing import Any, Iterable
 
 import xxhash
 
-from .. import model as _model
 from ..errors import (
-    PayloadTooLarge,
     SegmentError,
     SequenceViolation,
     TornTail,
@@ -25,7 +23,6 @@ from ..errors import (
 from ..metrics import FsyncTimer, writer_metrics
 from . import notify
 from ._group import PendingWrite, _Gate, _GroupCommit
-from ._walker import codec
 from .catalog import (
     Catalog,
     Layout,
@@ -48,6 +45,7 @@ from .format import (
     RUST_WAL_NAME,
 )
 from .options import Durability, DurabilityName, RepairPolicy, RepairPolicyName
+from .records import encode_events, encode_next
 from .validate import validate_fd
 
 log = logging.getLogger("actionqueue.wal")
@@ -271,14 +269,7 @@ class WalWriter:
         """Append one event; returns once it is as durable as :attr:`durability` says."""
         with self._write_lock:
             self._check_open()
-            seq = getattr(event, "sequence", None)
-            if not isinstance(seq, int):
-                raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
-            if seq <= self._sequence:
-                raise SequenceViolation(self._sequence + 1, seq)
-            data = codec.encode(event)
-            if len(data) - HEADER_LEN > self.max_payload:
-                self.check_payloads(data, 1, (seq,))
+            data, seq = encode_events((event,), self._sequence, self.max_payload)
             gate = self._write_locked(data, seq, seq, 1)
         if gate is not None:
             gate.wait()
@@ -294,9 +285,7 @@ class WalWriter:
         with self._write_lock:
             self._check_open()
             seq = self._sequence + 1
-            data = codec.encode(_model.WalEvent.of(seq, event))
-            if len(data) - HEADER_LEN > self.max_payload:
-                self.check_payloads(data, 1, (seq,))
+            data = encode_next(seq, event, self.max_payload)
             gate = self._write_locked(data, seq, seq, 1)
         if gate is not None:
             gate.wait()
@@ -323,23 +312,14 @@ class WalWriter:
             return PendingWrite(None)
         with self._write_lock:
             self._check_open()
-            prev = self._sequence
-            for event in events:
-                seq = getattr(event, "sequence", None)
-                if not isinstance(seq, int):
-                    raise TypeError(f"append takes WalEvent objects, not {type(event).__name__}")
-                if seq <= prev:
-                    raise SequenceViolation(prev + 1, seq)
-                prev = seq
-            data = codec.encode_batch(events)
-            self.check_payloads(data, len(events), events)
-            gate = self._write_locked(data, events[0].sequence, prev, len(events))
+            data, last = encode_events(events, self._sequence, self.max_payload)
+            gate = self._write_locked(data, events[0].sequence, last, len(events))
         return PendingWrite(gate)
 
     def write_encoded(self, data: bytes, first: int, last: int, count: int) -> PendingWrite:
         """Write ``count`` records that :mod:`actionqueue.codec` encoded (``encode`` or
         ``encode_batch`` output, sequences ``first`` .. ``last`` ascending, their payloads
-        within :meth:`check_payloads`) as one write, as :meth:`write` does with events.
+        within :func:`~actionqueue.log.records.check_payloads`) as one write, as :meth:`write` does with events.
         For a caller that encodes each event as it comes and writes many at once
         (:mod:`actionqueue.aio` writes what its coroutines appended in one loop pass): the
         caller vouches for the bytes; the sequences must continue the log."""
@@ -350,21 +330,6 @@ class WalWriter:
             if first <= self._sequence:
                 raise SequenceViolation(self._sequence + 1, first)
             return PendingWrite(self._write_locked(data, first, last, count))
-
-    def check_payloads(self, data: bytes, count: int, sequences) -> None:
-        # ``sequences``: the records' sequences, or their events (read only on failure)
-        """Refuse records whose payload is above the cap, before a byte is written: every
-        reader would take such a record for damage (and TRUNCATE_PARTIAL would cut it)."""
-        if len(data) - HEADER_LEN * count <= self.max_payload:
-            return  # no record can be above the cap: the common case costs one comparison
-        pos = 0
-        with memoryview(data) as view:
-            for i in range(count):
-                length = int.from_bytes(view[pos + 4 : pos + 8], "little")
-                if length > self.max_payload:
-                    seq = sequences[i] if isinstance(sequences[i], int) else sequences[i].sequence
-                    raise PayloadTooLarge(seq, length, self.max_payload)
-                pos += HEADER_LEN + length
 
     def _write_locked(self, data: bytes, first: int, last: int, count: int) -> "_Gate | None":
         """Write encoded records (write lock held). With group commit, return the gate to
