@@ -184,6 +184,7 @@ _WAL_KINDS = {
     "manifest_invalid": "ManifestInvalid",
     "name_mismatch": "NameMismatch",
     "file_unknown": "UnknownFile",
+    "not_a_file": "NotAFile",
 }
 
 

@@ -17,6 +17,7 @@ full (a short write is continued, never renamed into place).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Union
 
@@ -67,6 +68,10 @@ class Files:
 
     def fsize(self, fd: int) -> int:
         return os.fstat(fd).st_size
+
+    def is_regular(self, fd: int) -> bool:
+        """Whether ``fd`` is a regular file (not a device, FIFO, socket or directory)."""
+        return stat.S_ISREG(os.fstat(fd).st_mode)
 
     # -- names --------------------------------------------------------------------------
     def replace(self, src: PathLike, dst: PathLike) -> None:
@@ -120,6 +125,27 @@ class Files:
             self.unlock(handles)
             raise
         return handles
+
+    def held_by_a_writer(self, directory: PathLike, lock_name: str) -> bool:
+        """Whether a writer (of this process or another) holds the lock of ``directory``
+        now. A probe for readers: a shared lock on the lock file, taken without waiting and
+        dropped at once (a writer starting in that instant is refused with WalLocked, as
+        it would be by any writer); a missing lock file means no writer."""
+        if fcntl is None or os.name == "nt":  # pragma: no cover - Windows: never taken for live
+            return False
+        try:
+            fd = os.open(os.path.join(directory, lock_name), os.O_RDONLY | _BINARY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:  # pragma: no cover - a file system without flock: cannot tell
+            return False
+        finally:
+            os.close(fd)  # drops the probe's lock
+        return False
 
     def unlock(self, handles: list[int]) -> None:
         while handles:
