@@ -15,6 +15,7 @@ from cli_testlib import engine_events, one_error_line, run_cli, subprocess_env
 from wal_testlib import make_event
 
 import actionqueue as aq
+from actionqueue.log.validate import is_log_file
 from actionqueue.scan import SegmentScanner, iter_scan
 
 
@@ -102,6 +103,11 @@ def test_a_log_file_that_is_not_a_regular_file_is_refused(tmp_path, layout, what
     with pytest.raises(aq.SegmentError, match="not a regular file"):
         aq.WalWriter(d, layout=layout).close()
     assert isinstance(aq.verify(d).problem, aq.SegmentError)
+    with pytest.raises(aq.SegmentError, match="not a regular file"):
+        aq.validate_file(path)
+    with pytest.raises(aq.SegmentError, match="not a regular file"):
+        aq.repair(d)
+    assert not is_log_file(path)
 
 
 @pytest.mark.parametrize("what", ["fifo", "dev-zero"])

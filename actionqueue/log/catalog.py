@@ -37,7 +37,6 @@ import errno
 import json
 import os
 import re
-import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ import xxhash
 from ..errors import ActionQueueError, NotADataDir, SegmentError, SegmentMissing, TornTail, UnknownFile, WalCorruption
 from . import files as _files
 from .checkpoint import refuse_if_cut
-from .files import OS, Files
+from .files import OS, Files, check_regular, not_a_regular_file, open_regular
 from .format import (
     BACKUP_DIR,
     CHECKPOINT_NAME,
@@ -83,6 +82,8 @@ __all__ = [
     "require_data_dir",
     "open_log_file",
     "append_in_flight",
+    "check_regular",
+    "not_a_regular_file",
 ]
 
 _NAME = re.compile(r"^(\d{20})\.seg$")
@@ -521,32 +522,6 @@ def _orphans(wal_dir: Path, names: list[str], firsts: list[int], has_rust: bool,
 # --------------------------------------------------------------------------------------
 # Opening a log file to read it, and where a live log ends
 # --------------------------------------------------------------------------------------
-def _kind_of_file(path: Path) -> str:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:  # pragma: no cover - gone meanwhile
-        return "not a regular file"
-    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
-            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a directory" if stat.S_ISDIR(mode) else "of an unknown type")
-    via = f" (a symbolic link to {os.readlink(path)})" if os.path.islink(path) else ""
-    return f"is {kind}{via}"
-
-
-def not_a_regular_file(path: Path) -> SegmentError:
-    """The error for a log file that is a device, FIFO, socket or directory (or a link to
-    one): never read (a FIFO blocks, ``/dev/zero`` never ends)."""
-    return SegmentError(path, 0, "not_a_file",
-                        f"the log file {_kind_of_file(path)}, not a regular file: nothing reads it")
-
-
-def check_regular(fs: Files, fd: int, path: Path) -> None:
-    """Raise :func:`not_a_regular_file` (closing ``fd``) unless ``fd`` is a regular file."""
-    if not fs.is_regular(fd):
-        fs.close(fd)
-        raise not_a_regular_file(path)
-
-
 def open_log_file(path: Path, *, sealed: bool, fs: Files = OS) -> tuple[int, int]:
     """Open a file of the log for reading: ``(descriptor, size)``, the size as at open,
     which is all a reader may read (a file a writer appends to grows meanwhile). Every
@@ -555,8 +530,7 @@ def open_log_file(path: Path, *, sealed: bool, fs: Files = OS) -> tuple[int, int
     hang the open), and an unsealed file shorter than the CHECKPOINT of its last clean
     close says lost records (:func:`~.checkpoint.refuse_if_cut`), as ``verify`` and the
     writer refuse it. :class:`FileNotFoundError` passes through."""
-    fd = fs.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    check_regular(fs, fd, path)
+    fd = open_regular(path, fs)
     try:
         size = fs.fsize(fd)
         if not sealed:
