@@ -170,19 +170,24 @@ def test_an_incomplete_last_record_under_a_live_writer_is_an_append_in_flight(tm
     assert code == 1 and "torn tail" in one_error_line(err)
 
 
-def test_damage_not_at_the_very_end_is_reported_under_a_live_writer(tmp_path) -> None:
+@pytest.mark.parametrize("damage", ["crc", "length"])
+def test_damage_not_at_the_very_end_is_reported_under_a_live_writer(tmp_path, damage) -> None:
     d = tmp_path / "d"
     d.mkdir()
     with aq.WalWriter(d, segment_bytes=100_000) as w:
         for s in range(1, 31):
             w.append(make_event(s))
         with SegmentScanner(w.path) as scanner:
-            at = int(scanner.columns().offset[10]) + 20
-        with open(w.path, "r+b") as f:  # a payload byte of record 11 flipped
-            f.seek(at)
-            byte = f.read(1)
-            f.seek(at)
-            f.write(bytes([byte[0] ^ 0xFF]))
+            record = int(scanner.columns().offset[10])
+        with open(w.path, "r+b") as f:
+            if damage == "crc":  # a payload byte of record 11 flipped
+                f.seek(record + 20)
+                byte = f.read(1)
+                f.seek(record + 20)
+                f.write(bytes([byte[0] ^ 0xFF]))
+            else:  # its length field runs past the end of the file: "incomplete", but
+                f.seek(record + 4)  # valid records follow, so no append in flight
+                f.write((w.size * 2).to_bytes(4, "little"))
         with pytest.raises(aq.MidLogCorruption):
             aq.scan(d)
         with pytest.raises(aq.MidLogCorruption):
