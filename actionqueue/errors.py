@@ -50,6 +50,8 @@ __all__ = [
     "UnknownFile",
     "NotADataDir",
     "MissingExtra",
+    "OutputError",
+    "Terminated",
     "WalWriterError",
     "SequenceViolation",
     "PayloadTooLarge",
@@ -184,6 +186,7 @@ _WAL_KINDS = {
     "manifest_invalid": "ManifestInvalid",
     "name_mismatch": "NameMismatch",
     "file_unknown": "UnknownFile",
+    "not_a_file": "NotAFile",
 }
 
 
@@ -370,6 +373,29 @@ class MissingExtra(ActionQueueError, ImportError):
 
     def __reduce__(self):
         return (type(self), (self.module, self.extra, self.purpose))
+
+
+class OutputError(ActionQueueError, OSError):
+    """Writing an output file failed (``export``'s OUT: no space left, a read-only file
+    system, no permission): the fault is the output, not the data. An :class:`OSError`
+    with the original ``errno`` and ``strerror``; ``filename`` is the output file (not
+    its temporary file). The CLI exits 2 with one line."""
+
+    def __init__(self, errno: int | None, strerror: str | None, filename: str):
+        OSError.__init__(self, errno, strerror, filename)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror or 'write failed'}"
+
+    def __reduce__(self):
+        return (type(self), (self.errno, self.strerror, self.filename))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an exception (the CLI turns SIGTERM into this while a command
+    writes a temporary file, so that its cleanup runs as on Ctrl-C). A
+    :class:`KeyboardInterrupt`, so that code which unwinds on Ctrl-C unwinds on it too;
+    the CLI exits 143 (128 + SIGTERM)."""
 
 
 class WalWriterError(ActionQueueError):

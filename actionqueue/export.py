@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import model as _model
+from .errors import OutputError
 from ._backend import NATIVE
 from ._extras import require_pyarrow
 from .log._walker import walker as _walker
@@ -269,12 +270,14 @@ def _replacing(out: Any, overwrite: bool) -> Iterator[str]:
     if path.exists() and not overwrite:
         raise FileExistsError(17, "the output file exists (overwrite it with --force / overwrite=True)", str(path))
     tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as to any new file
+    with _writing(path):
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as to any new file
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with _writing(path):
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -283,7 +286,38 @@ def _replacing(out: Any, overwrite: bool) -> Iterator[str]:
         raise
 
 
-def _write_batches(writer: Any, batches: Iterator[Any], on_batch: OnBatch | None) -> int:
+@contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """An :class:`OSError` of the block (which writes the output, never reads the log) as
+    an :class:`~actionqueue.errors.OutputError` naming ``out``: the fault is the output."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(exc.errno, exc.strerror or str(exc), str(out)) from exc
+
+
+@contextmanager
+def _output_writer(out: Path, make: Callable[[], Any]) -> Iterator[Any]:
+    """``make()`` (a pyarrow writer of the temporary file), closed after the block: a
+    failure to create, write (see :func:`_write_batches`) or close it (the footer, the
+    last buffered bytes) is an :class:`~actionqueue.errors.OutputError`."""
+    with _writing(out):
+        writer = make()
+    try:
+        yield writer
+    except BaseException:
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001 - the block's error is the one to report
+            pass
+        raise
+    with _writing(out):
+        writer.close()
+
+
+def _write_batches(writer: Any, batches: Iterator[Any], on_batch: OnBatch | None, out: Path) -> int:
     """Write the batches in order, each in a worker thread while this one builds the next:
     pyarrow encodes and compresses without the interpreter lock, so on two cores the
     JSON and ids of batch k+1 are made while batch k is compressed (one batch in flight
@@ -297,13 +331,18 @@ def _write_batches(writer: Any, batches: Iterator[Any], on_batch: OnBatch | None
             for batch in batches:
                 if pending is not None:
                     n += _finish(pending, pending_rows, on_batch)
-                pending, pending_rows = pool.submit(writer.write_batch, batch), batch.num_rows
+                pending, pending_rows = pool.submit(_write_batch, writer, batch, out), batch.num_rows
         finally:
             if pending is not None:  # also when building a batch failed: let its write end
                 pending.exception()
         if pending is not None:
             n += _finish(pending, pending_rows, on_batch)
     return n
+
+
+def _write_batch(writer: Any, batch: Any, out: Path) -> None:
+    with _writing(out):
+        writer.write_batch(batch)
 
 
 def _finish(pending: Future[None], rows: int, on_batch: OnBatch | None) -> int:
@@ -328,9 +367,10 @@ def write_parquet(data_dir: Any, out: Any, *, overwrite: bool = False, compressi
     with _replacing(out, overwrite) as tmp:
         dictionary = [name for name in ("kind",) if name in sch.names]  # ids and JSON: unique values
         # pyarrow takes a list of column names here; its inline annotation says bool
-        with pq.ParquetWriter(tmp, sch, compression=compression,
-                              use_dictionary=dictionary) as writer:  # pyright: ignore[reportArgumentType]
-            n = _write_batches(writer, batches, on_batch)
+        with _output_writer(Path(out), lambda: pq.ParquetWriter(
+                tmp, sch, compression=compression,
+                use_dictionary=dictionary)) as writer:  # pyright: ignore[reportArgumentType]
+            n = _write_batches(writer, batches, on_batch, Path(out))
     return n
 
 
@@ -345,8 +385,9 @@ def write_arrow(data_dir: Any, out: Any, *, overwrite: bool = False, on_batch: O
     batches = record_batches(data_dir, **select)
     sch = schema(fields=select.get("fields", True), ids=select.get("ids", True))
     with _replacing(out, overwrite) as tmp:
-        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, sch) as writer:
-            n = _write_batches(writer, batches, on_batch)
+        with _output_writer(Path(out), lambda: pa.OSFile(tmp, "wb")) as sink, \
+                _output_writer(Path(out), lambda: pa.ipc.new_file(sink, sch)) as writer:
+            n = _write_batches(writer, batches, on_batch, Path(out))
     return n
 
 
@@ -359,10 +400,11 @@ def write_jsonl(data_dir: Any, out: Any, *, overwrite: bool = False, on_batch: O
     Needs no pyarrow. Returns the number of events."""
     check_output(data_dir, out)
     n = 0
-    with _replacing(out, overwrite) as tmp, open(tmp, "wb") as f:
+    with _replacing(out, overwrite) as tmp, _output_writer(Path(out), lambda: open(tmp, "wb")) as f:
         for buf, cols, rows in _chunks(data_dir, kinds, min_sequence, max_sequence, batch_events):
             text = events_json(buf, cols.offset[rows], LINES)[0]
-            f.write(text)
+            with _writing(Path(out)):
+                f.write(text)
             count = rows.stop - rows.start
             n += count
             if on_batch is not None:

@@ -277,7 +277,7 @@ _EXPORTED: dict[str, tuple[str, str]] = {
     "last_sequence": ("gauge", "Sequence of the last record in the log."),
     "segments": ("gauge", "Files of the log."),
     "log_bytes": ("gauge", "Total size of the log's files."),
-    "poisoned": ("gauge", "1 when the writer or the authority refuses every call (label: reason)."),
+    "poisoned": ("gauge", "1 when the writer or the authority refuses every call, else 0 (why: actionqueue_poison_info)."),
     "snapshots_total": ("counter", "Snapshots taken by this process."),
     "snapshots_failed_total": ("counter", "Background snapshots that failed."),
     "snapshot_sequence": ("gauge", "Sequence the newest snapshot covers."),
@@ -288,6 +288,9 @@ _EXPORTED: dict[str, tuple[str, str]] = {
     "commands_total": ("counter", "Commands run to a verdict by the mutation authority."),
     "commands_rejected_total": ("counter", "Commands the mutation authority rejected."),
 }
+
+
+_POISON_INFO_DOC = "Why the writer or the authority is poisoned (label: reason); only while it is."
 
 
 def _prometheus() -> Any:
@@ -321,11 +324,13 @@ class PrometheusCollector:
     >>> REGISTRY.register(PrometheusCollector(store))
 
     Every key of the module's table but ``poison_reason`` becomes ``actionqueue_<key>``
-    (counters keep their ``_total``; ``poisoned`` is a gauge, 0 or 1, whose ``reason``
-    label carries ``poison_reason``), labelled ``data_dir`` plus ``labels`` (valid label
+    (counters keep their ``_total``; ``poisoned`` is a plain gauge, 0 or 1, one series per
+    source whatever the reason), labelled ``data_dir`` plus ``labels`` (valid label
     names other than ``data_dir``, ``reason`` and ``le``; one source per data dir, else
     :class:`ValueError`); keys a source does not have, or whose value is None, are left
-    out. Register one collector for several stores (a registry refuses two collectors of
+    out. While a source is poisoned, ``actionqueue_poison_info{reason="..."} 1`` (an info
+    metric, same labels plus ``reason``: ``poison_reason``) says why; it is absent
+    otherwise. Register one collector for several stores (a registry refuses two collectors of
     the same names). Raises
     :class:`~actionqueue.errors.MissingExtra` when prometheus_client is missing.
     """
@@ -350,17 +355,24 @@ class PrometheusCollector:
     def _family(self, key: str) -> Any:
         kind, doc = _EXPORTED[key]
         core, name = self._core, f"actionqueue_{key}"
-        labels = self._label_names + (["reason"] if key == "poisoned" else [])
+        labels = self._label_names
         if kind == "counter":
             return core.CounterMetricFamily(name, doc, labels=labels)
         if kind == "histogram":
             return core.HistogramMetricFamily(name, doc, labels=labels)
         return core.GaugeMetricFamily(name, doc, labels=labels)
 
+    def _poison_info(self) -> Any:
+        """``actionqueue_poison_info{reason=...} 1``: why a source is poisoned, a series of
+        its own (present only while poisoned), so that ``actionqueue_poisoned`` keeps one
+        identity whatever the reason."""
+        return self._core.InfoMetricFamily("actionqueue_poison", _POISON_INFO_DOC, labels=self._label_names)
+
     def describe(self) -> Iterator[Any]:
         """The families (no samples): lets a registry check names on registration."""
         for key in _EXPORTED:
             yield self._family(key)
+        yield self._poison_info()
 
     def collect(self) -> Iterator[Any]:
         """Read every source's metrics now and yield one family per key."""
@@ -374,9 +386,13 @@ class PrometheusCollector:
                 if key == "fsync_seconds":
                     buckets = [("+Inf" if le == float("inf") else repr(le), n) for le, n in value["buckets"]]
                     family.add_metric(labels, buckets, value["sum"])
-                elif key == "poisoned":
-                    family.add_metric([*labels, values.get("poison_reason") or ""], float(value))
                 else:
                     family.add_metric(labels, float(value))
             if family.samples:
                 yield family
+        info = self._poison_info()
+        for values, labels in rows:
+            if values.get("poisoned"):
+                info.add_metric(labels, {"reason": values.get("poison_reason") or ""})
+        if info.samples:
+            yield info

@@ -5,7 +5,9 @@ exit codes and the missing-pyarrow path."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -256,3 +258,57 @@ def test_never_writes_inside_the_data_dirs_own_folders(capsys, tmp_path, rust_di
         code, _, err = run_cli(capsys, "export", rust_dir, out, "--format", "jsonl", "--force")
         assert code == 2 and "inside the data dir" in one_error_line(err) and not out.exists()
     assert sorted(p.name for p in rust_dir.rglob("*")) == ["actionqueue.wal", "snapshots", "wal"]
+
+
+# -- SIGTERM and a failing output (adversarial review of the readers) ------------------
+_SIGTERM_CHILD = """
+import os, signal, sys
+import actionqueue.export as export
+from actionqueue.cli import main
+real = export.events_json
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)  # as 'kill' would, while OUT is being written
+    return real(*args, **kwargs)
+export.events_json = killed
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_export_removes_the_temporary_file(tmp_path, seg_dir):
+    out = tmp_path / "out" / "events.jsonl"
+    out.parent.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_CHILD, "export", str(seg_dir), str(out)],
+                          capture_output=True, text=True, timeout=60, env=subprocess_env())
+    assert proc.returncode == 143, proc.stderr
+    assert "terminated" in one_error_line(proc.stderr)
+    assert os.listdir(out.parent) == []
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "arrow"])
+@pytest.mark.parametrize(("err", "op"), [(errno.ENOSPC, "fsync"), (errno.EROFS, "open"), (errno.EACCES, "open")])
+def test_a_failure_writing_out_is_an_output_error_exit_2(capsys, monkeypatch, tmp_path, seg_dir, fmt, err, op):
+    if fmt != "jsonl":
+        pytest.importorskip("pyarrow")
+    out = tmp_path / "o" / f"events.{fmt}"
+    out.parent.mkdir()
+    real_fsync, real_open = os.fsync, os.open
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(out.parent / ".events")):
+            raise OSError(err, os.strerror(err))
+        return real_fsync(fd)
+
+    def os_open(path, *args, **kwargs):
+        if str(path).startswith(str(out.parent / ".events")):
+            raise OSError(err, os.strerror(err), str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync" if op == "fsync" else "open", fsync if op == "fsync" else os_open)
+    code, _, stderr = run_cli(capsys, "export", seg_dir, out, "--format", fmt)
+    assert code == 2, stderr
+    line = one_error_line(stderr)
+    assert str(out) in line and os.strerror(err) in line
+    assert os.listdir(out.parent) == []
+    with pytest.raises(aq.OutputError) as info:
+        getattr(ax, f"write_{fmt}")(seg_dir, out)
+    assert isinstance(info.value, OSError) and info.value.errno == err

@@ -358,7 +358,8 @@ def test_prometheus_scrape(tmp_path: Path) -> None:
         assert types[f"actionqueue_{key}"] == "gauge"
         assert samples[(f"actionqueue_{key}", la)] == pytest.approx(metrics[key])
     assert ("actionqueue_snapshot_age_seconds", lb) not in samples, "None values are left out"
-    assert samples[("actionqueue_poisoned", tuple(sorted((*la, ("reason", "")))))] == 0
+    assert samples[("actionqueue_poisoned", la)] == 0  # no reason label: one series, 0 or 1
+    assert not any(k[0] == "actionqueue_poison_info" for k in samples), "no info while not poisoned"
     assert types["actionqueue_fsync_seconds"] == "histogram"
     hist = metrics["fsync_seconds"]
     assert samples[("actionqueue_fsync_seconds_count", la)] == hist["count"] == metrics["fsyncs_total"]
@@ -401,11 +402,17 @@ def test_prometheus_registry_sees_the_names_and_poisoning(data_dir: Path) -> Non
         registry.register(M.PrometheusCollector(w))
         with pytest.raises(ValueError, match="Duplicated"):  # describe() gives the names
             registry.register(M.PrometheusCollector(w))
+        assert registry.get_sample_value("actionqueue_poisoned", {"data_dir": str(data_dir)}) == 0
         fs.fail = True
         with pytest.raises(aq.WriterPoisoned):
             w.append_next(EV)
+        # the same series turns 1 (its identity does not change with the reason); the
+        # reason is a separate info metric, present only while poisoned
+        assert registry.get_sample_value("actionqueue_poisoned", {"data_dir": str(data_dir)}) == 1
         assert registry.get_sample_value(
-            "actionqueue_poisoned", {"data_dir": str(data_dir), "reason": w.metrics()["poison_reason"]}) == 1
+            "actionqueue_poison_info", {"data_dir": str(data_dir), "reason": w.metrics()["poison_reason"]}) == 1
+        poisoned = [s for m in registry.collect() for s in m.samples if s.name == "actionqueue_poisoned"]
+        assert [s.labels for s in poisoned] == [{"data_dir": str(data_dir)}]
         assert registry.get_sample_value("actionqueue_fsyncs_total", {"data_dir": str(data_dir)}) == 1
         assert registry.get_sample_value("actionqueue_recovery_seconds", {"data_dir": str(data_dir)}) is None
         fs.fail = False

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import NoReturn
 
-from ._common import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, CliError
+from ..errors import Terminated
+from ._common import EXIT_OK, EXIT_PROBLEM, EXIT_TERMINATED, EXIT_USAGE, CliError
 
 __all__ = ["COMMANDS", "EXIT_RULE", "build_parser", "main"]
 
@@ -95,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _library_error(exc: BaseException) -> tuple[int, str] | None:
     """The exit status and one line for an error of the library a user can run into; None
     for anything else (a bug: its traceback is worth having)."""
-    from ..errors import (ActionQueueError, MissingExtra, NotADataDir, SnapshotError, UnknownFile, WalCorruption,
-                          WalLocked)
+    from ..errors import (ActionQueueError, MissingExtra, NotADataDir, OutputError, SnapshotError, UnknownFile,
+                          WalCorruption, WalLocked)
     from ._common import describe_corruption, not_a_data_dir
 
     if isinstance(exc, UnknownFile):
@@ -107,6 +108,8 @@ def _library_error(exc: BaseException) -> tuple[int, str] | None:
         return EXIT_PROBLEM, describe_corruption(exc) + "; see 'actionqueue verify' and 'actionqueue repair'"
     if isinstance(exc, WalLocked):
         return EXIT_USAGE, f"{exc} (another process has the data dir open for writing: stop it first)"
+    if isinstance(exc, OutputError):  # the output cannot be written: not a problem of the data
+        return EXIT_USAGE, str(exc)
     if isinstance(exc, (NotADataDir, MissingExtra)):
         return EXIT_USAGE, str(exc)
     if isinstance(exc, SnapshotError):
@@ -172,6 +175,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except CliError as exc:
         _err(prog, str(exc))
         return exc.code
+    except Terminated:  # SIGTERM, turned into an exception by the command (export)
+        _err(prog, "terminated")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         _err(prog, "interrupted")
         return 130

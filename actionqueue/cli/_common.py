@@ -6,14 +6,16 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from .. import model as _model
-from ..errors import ReducerError, UnknownFile
+from ..errors import ReducerError, Terminated, UnknownFile
 from ..log.catalog import Catalog, require_data_dir
 from ..log.format import SNAPSHOTS_DIR, WAL_DIR
 from ..log.validate import is_log_file
@@ -30,6 +32,28 @@ EXIT_PROBLEM = 1
 #: Exit code for usage and input errors (bad arguments or values, a path that is not a
 #: data dir, an unknown id, a data dir another writer holds, a missing optional extra).
 EXIT_USAGE = 2
+#: Exit code of a command stopped by SIGTERM (128 + 15, as a shell reports it).
+EXIT_TERMINATED = 143
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """For the block, SIGTERM raises :class:`~actionqueue.errors.Terminated` (in the main
+    thread) instead of killing the process at once, so that cleanup (``finally``, context
+    managers: a temporary file removed) runs as on Ctrl-C. Outside the main thread, or
+    where signals cannot be set, the block runs unchanged."""
+    def raise_terminated(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except (ValueError, AttributeError):  # not the main thread; no SIGTERM (Windows)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class CliError(Exception):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import MissingExtra
-from ._common import SEQUENCE, data_dir, fmt_bytes, parse_kinds, progress, usage_error
+from ._common import SEQUENCE, data_dir, sigterm_raises, fmt_bytes, parse_kinds, progress, usage_error
 
 NAME = "export"
 HELP = "write the log as Parquet, Arrow IPC or JSON lines (for DuckDB, Polars, pandas)"
@@ -25,7 +26,8 @@ fields as JSON; --no-fields leaves it out). Parquet and Arrow need the 'arrow' e
 OUT is written through a temporary file renamed into place: it is never left half
 written. An existing OUT is refused unless --force. Every record is checked as it is read;
 a damaged log (a torn tail included) exports nothing and exits 1: see 'actionqueue verify'
-and 'actionqueue repair'.
+and 'actionqueue repair'. A failure writing OUT (no space, a read-only file system, no
+permission) exits 2; SIGTERM or Ctrl-C removes the temporary file (exit 143 or 130).
 
 examples:
   actionqueue export data events.parquet
@@ -87,18 +89,25 @@ def run(args: argparse.Namespace) -> int:
         raise usage_error(f"--from-seq {args.from_seq} is above --to-seq {args.to_seq}")
     select = {"kinds": parse_kinds(args.kind), "min_sequence": args.from_seq, "max_sequence": args.to_seq}
     bar = progress(None, "exporting", "ev", unit_scale=True)
+    # SIGTERM raises Terminated (exit 143) so that OUT's temporary file is removed as on
+    # Ctrl-C; a failure writing OUT is an OutputError (exit 2: the output, not the data)
     try:
-        if fmt == "jsonl":
-            n = export.write_jsonl(directory, out, overwrite=True, on_batch=bar.update, **select)
-        elif fmt == "parquet":
-            n = export.write_parquet(directory, out, overwrite=True, on_batch=bar.update, fields=not args.no_fields,
-                                     compression=args.compression, **select)
-        else:
-            n = export.write_arrow(directory, out, overwrite=True, on_batch=bar.update, fields=not args.no_fields,
-                                   **select)
+        with sigterm_raises():
+            n = _export(export, directory, out, fmt, args, select, bar)
     except MissingExtra as exc:
         raise usage_error(f"--format {fmt}: {exc}") from None
     finally:
         bar.close()
     sys.stdout.write(f"exported {n:,} events to {out} ({fmt}, {fmt_bytes(out.stat().st_size)})\n")
     return 0
+
+
+def _export(export: Any, directory: Path, out: Path, fmt: str, args: argparse.Namespace, select: dict[str, Any],
+            bar: Any) -> int:
+    if fmt == "jsonl":
+        return int(export.write_jsonl(directory, out, overwrite=True, on_batch=bar.update, **select))
+    if fmt == "parquet":
+        return int(export.write_parquet(directory, out, overwrite=True, on_batch=bar.update,
+                                        fields=not args.no_fields, compression=args.compression, **select))
+    return int(export.write_arrow(directory, out, overwrite=True, on_batch=bar.update, fields=not args.no_fields,
+                                  **select))

@@ -45,9 +45,10 @@ from typing import Literal
 
 import xxhash
 
-from ..errors import ActionQueueError, NotADataDir, SegmentError, SegmentMissing, UnknownFile
+from ..errors import ActionQueueError, NotADataDir, SegmentError, SegmentMissing, TornTail, UnknownFile, WalCorruption
 from . import files as _files
-from .files import OS, Files
+from .checkpoint import refuse_if_cut
+from .files import OS, Files, check_regular, not_a_regular_file, open_regular
 from .format import (
     BACKUP_DIR,
     CHECKPOINT_NAME,
@@ -79,6 +80,10 @@ __all__ = [
     "check_wal_names",
     "list_wal",
     "require_data_dir",
+    "open_log_file",
+    "append_in_flight",
+    "check_regular",
+    "not_a_regular_file",
 ]
 
 _NAME = re.compile(r"^(\d{20})\.seg$")
@@ -512,6 +517,39 @@ def _orphans(wal_dir: Path, names: list[str], firsts: list[int], has_rust: bool,
         if isinstance(named, str) and not exists and (named == RUST_WAL_NAME or parse_segment_name(named) is not None):
             first = parse_segment_name(named) or 1
             raise SegmentMissing(wal_dir / named, first, None, "the CHECKPOINT of its last clean close names it")
+
+
+# --------------------------------------------------------------------------------------
+# Opening a log file to read it, and where a live log ends
+# --------------------------------------------------------------------------------------
+def open_log_file(path: Path, *, sealed: bool, fs: Files = OS) -> tuple[int, int]:
+    """Open a file of the log for reading: ``(descriptor, size)``, the size as at open,
+    which is all a reader may read (a file a writer appends to grows meanwhile). Every
+    reader opens log files here, so all apply the same rules: a file that is not a regular
+    file is refused (:func:`not_a_regular_file`; opened without blocking, so a FIFO cannot
+    hang the open), and an unsealed file shorter than the CHECKPOINT of its last clean
+    close says lost records (:func:`~.checkpoint.refuse_if_cut`), as ``verify`` and the
+    writer refuse it. :class:`FileNotFoundError` passes through."""
+    fd = open_regular(path, fs)
+    try:
+        size = fs.fsize(fd)
+        if not sealed:
+            refuse_if_cut(path.parent, path, size, fs)
+    except BaseException:
+        fs.close(fd)
+        raise
+    return fd, size
+
+
+def append_in_flight(path: Path, corruption: WalCorruption, fs: Files = OS) -> bool:
+    """Whether ``corruption``, found at the end of the unsealed file ``path``, is an append
+    a live writer has not finished: an incomplete record at the very end of the file (a
+    :class:`~actionqueue.errors.TornTail` of ``incomplete_header`` or
+    ``incomplete_payload``), while a writer holds the data dir's lock. Readers then stop
+    before it; without a writer it is a torn tail. Damage of any other kind, or followed
+    by more records, is never taken for one."""
+    return (isinstance(corruption, TornTail) and corruption.reason in ("incomplete_header", "incomplete_payload")
+            and fs.held_by_a_writer(path.parent, LOCK_NAME))
 
 
 # --------------------------------------------------------------------------------------

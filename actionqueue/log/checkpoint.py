@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("actionqueue.log")
 
-__all__ = ["Checkpoint", "write_on_close"]
+__all__ = ["Checkpoint", "write_on_close", "refuse_if_cut"]
 
 
 def _body_digest(body: dict) -> str:
@@ -121,6 +121,17 @@ class Checkpoint:
             fs.unlink(wal_dir / CHECKPOINT_NAME)
         except FileNotFoundError:
             pass
+
+
+def refuse_if_cut(wal_dir: Path, path: Path, size: int, fs: Files = OS) -> None:
+    """The one rule every reader, ``verify`` and the writer apply to an unsealed file (the
+    active segment, a Rust single file) of ``size`` bytes: the CHECKPOINT of its last
+    clean close, if it names this file, is the only evidence of what it held, and a file
+    shorter than that lost records (:meth:`Checkpoint.refuse_if_cut`). A file grown past
+    it, or one without a checkpoint, passes."""
+    checkpoint = Checkpoint.read(wal_dir, path, fs)
+    if checkpoint is not None:
+        checkpoint.refuse_if_cut(path, size)
 
 
 def write_on_close(writer: WalWriter) -> None:

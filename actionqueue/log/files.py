@@ -17,10 +17,11 @@ full (a short write is continued, never renamed into place).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Union
 
-from ..errors import WalLocked
+from ..errors import SegmentError, WalLocked
 from .format import METADATA_BYTES_MAX, TMP_SUFFIX
 
 try:  # POSIX advisory locks; Windows falls back to msvcrt below
@@ -28,7 +29,8 @@ try:  # POSIX advisory locks; Windows falls back to msvcrt below
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Files", "OS", "atomic_write", "write_all", "read_fd", "read_small"]
+__all__ = ["Files", "OS", "atomic_write", "write_all", "read_fd", "read_small", "open_regular", "check_regular",
+           "not_a_regular_file"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 _BINARY = getattr(os, "O_BINARY", 0)
@@ -67,6 +69,10 @@ class Files:
 
     def fsize(self, fd: int) -> int:
         return os.fstat(fd).st_size
+
+    def is_regular(self, fd: int) -> bool:
+        """Whether ``fd`` is a regular file (not a device, FIFO, socket or directory)."""
+        return stat.S_ISREG(os.fstat(fd).st_mode)
 
     # -- names --------------------------------------------------------------------------
     def replace(self, src: PathLike, dst: PathLike) -> None:
@@ -121,6 +127,27 @@ class Files:
             raise
         return handles
 
+    def held_by_a_writer(self, directory: PathLike, lock_name: str) -> bool:
+        """Whether a writer (of this process or another) holds the lock of ``directory``
+        now. A probe for readers: a shared lock on the lock file, taken without waiting and
+        dropped at once (a writer starting in that instant is refused with WalLocked, as
+        it would be by any writer); a missing lock file means no writer."""
+        if fcntl is None or os.name == "nt":  # pragma: no cover - Windows: never taken for live
+            return False
+        try:
+            fd = os.open(os.path.join(directory, lock_name), os.O_RDONLY | _BINARY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:  # pragma: no cover - a file system without flock: cannot tell
+            return False
+        finally:
+            os.close(fd)  # drops the probe's lock
+        return False
+
     def unlock(self, handles: list[int]) -> None:
         while handles:
             os.close(handles.pop())
@@ -139,6 +166,40 @@ def _flock(fd: int, directory: PathLike) -> None:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # pyright: ignore[reportAttributeAccessIssue] - Windows only
         except OSError:
             raise WalLocked(f"{directory} is locked by another writer") from None
+
+
+def _kind_of_file(path: PathLike) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # pragma: no cover - gone meanwhile
+        return "not a regular file"
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a directory" if stat.S_ISDIR(mode) else "of an unknown type")
+    via = f" (a symbolic link to {os.readlink(path)})" if os.path.islink(path) else ""
+    return f"is {kind}{via}"
+
+
+def not_a_regular_file(path: PathLike) -> SegmentError:
+    """The error for a log file that is a device, FIFO, socket or directory (or a link to
+    one): never read (a FIFO blocks, ``/dev/zero`` never ends)."""
+    return SegmentError(path, 0, "not_a_file",
+                        f"the log file {_kind_of_file(path)}, not a regular file: nothing reads it")
+
+
+def check_regular(fs: "Files", fd: int, path: PathLike) -> None:
+    """Raise :func:`not_a_regular_file` (closing ``fd``) unless ``fd`` is a regular file."""
+    if not fs.is_regular(fd):
+        fs.close(fd)
+        raise not_a_regular_file(path)
+
+
+def open_regular(path: PathLike, fs: "Files", flags: int = os.O_RDONLY) -> int:
+    """Open a file of the log: without blocking (a FIFO would block a plain open for
+    reading until a writer comes), and only a regular file (:func:`check_regular`)."""
+    fd = fs.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+    check_regular(fs, fd, path)
+    return fd
 
 
 #: The operating system's files.

@@ -19,8 +19,8 @@ from ._walk_common import R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD
 from ..errors import MidLogCorruption, SegmentError, SegmentMissing
 from ._walker import walker
 from . import notify
-from .catalog import Catalog, Segment
-from .files import OS, Files
+from .catalog import Catalog, Segment, append_in_flight, check_regular, open_log_file
+from .files import OS, Files, read_fd
 from .format import DEFAULT_MAX_PAYLOAD
 from .validate import first_sequence, validate_buffer
 
@@ -77,14 +77,15 @@ class WalReader:
         prev = None
         for segment in self._segments():
             try:
-                f = open(segment.path, "rb", buffering=0)
+                # a regular file, not cut below its checkpoint; read up to its size now
+                fd, size = open_log_file(segment.path, sealed=segment.seal is not None, fs=self.fs)
             except FileNotFoundError:
                 raise self._vanished(segment, prev) from None
-            with f:
+            with os.fdopen(fd, "rb", buffering=0) as f:
                 if segment.seal is not None:
-                    _check_sealed_size(segment, os.fstat(f.fileno()).st_size)
+                    _check_sealed_size(segment, size)
                 start = prev
-                for batch, prev in self._batches(f, segment.path, prev, segment.first_sequence):
+                for batch, prev in self._batches(f, size, segment, prev):
                     if batch:
                         yield batch
                 if segment.seal is not None and prev != segment.seal.last_sequence and not (
@@ -180,27 +181,33 @@ class WalReader:
             report.corruption._shift(pos)
             raise report.corruption
 
-    @staticmethod
-    def _read_from(path: Path, pos: int) -> bytes | None:
+    def _read_from(self, path: Path, pos: int) -> bytes | None:
+        """The bytes of ``path`` from ``pos`` to its size now (None when it is gone)."""
         try:
-            with open(path, "rb", buffering=0) as f:
-                f.seek(pos)
-                return f.read()
+            fd = self.fs.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             return None
+        check_regular(self.fs, fd, path)
+        try:
+            return read_fd(self.fs, fd, pos)
+        finally:
+            self.fs.close(fd)
 
-    def _skip_checked(self, f, prev: int | None) -> tuple[int, int, int | None]:
-        """``(offset, records, last sequence)`` below ``from_sequence`` in a file its open
-        writer has checked (mapped: the writer's lock keeps it from being cut meanwhile)."""
-        size = os.fstat(f.fileno()).st_size
+    def _skip_checked(self, f, size: int, prev: int | None) -> tuple[int, int, int | None]:
+        """``(offset, records, last sequence)`` below ``from_sequence`` in the first ``size``
+        bytes of a file its open writer has checked (mapped: the writer's lock keeps it
+        from being cut meanwhile)."""
         if size == 0:
             return 0, 0, prev
         with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mapped:
             return walker.skip_below(mapped, 0, prev, self.from_sequence or 0)
 
-    def _batches(self, f, path: Path, prev: int | None, first: int | None) -> Iterator[tuple[list, int | None]]:
-        """``(events, last sequence walked)`` per chunk of one file: every record is checked,
-        only those at or above ``from_sequence`` are decoded into ``events``."""
+    def _batches(self, f, size: int, segment: Segment, prev: int | None) -> Iterator[tuple[list, int | None]]:
+        """``(events, last sequence walked)`` per chunk of the first ``size`` bytes of one
+        file: every record is checked, only those at or above ``from_sequence`` are
+        decoded into ``events``. An incomplete record at the very end of the unsealed file
+        while a writer holds the lock is an append in flight: the file ends before it."""
+        path, first = segment.path, segment.first_sequence
         buf = b""
         base = 0  # file offset of buf[0]
         count = 0
@@ -209,11 +216,11 @@ class WalReader:
         if trusted and self.from_sequence:
             # the writer checked this file under its lock: step over the records below
             # from_sequence by their length fields, without reading them through
-            base, count, prev = self._skip_checked(f, prev)
+            base, count, prev = self._skip_checked(f, size, prev)
             f.seek(base)
         while True:
             if not eof:
-                chunk = f.read(self.CHUNK)
+                chunk = f.read(min(self.CHUNK, size - f.tell()))
                 if chunk:
                     buf = buf + chunk if buf else chunk
                 else:
@@ -230,12 +237,14 @@ class WalReader:
             if reason and not (not eof and reason in (R_INCOMPLETE_HEADER, R_INCOMPLETE_PAYLOAD)):
                 # a real problem (not a record cut by the chunk boundary): classify it
                 # against the whole rest of the file
-                rest = buf[end:] + f.read()
+                rest = buf[end:] + f.read(max(0, size - f.tell()))
                 report = validate_buffer(rest, path, prev_sequence=prev, max_payload=self.max_payload)
                 corruption = report.corruption
                 assert corruption is not None
                 corruption._shift(base + end)
                 corruption.records_before = count
+                if segment.seal is None and append_in_flight(path, corruption, self.fs):
+                    return
                 raise corruption
             buf = buf[end:]
             base += end

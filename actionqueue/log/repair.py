@@ -24,7 +24,7 @@ from ..errors import MidLogCorruption, TornTail
 from ._walker import walker
 from .catalog import Catalog, Layout, Seal, Segment, list_wal, require_data_dir, segment_name, wal_dir_of, write_seal
 from .checkpoint import Checkpoint
-from .files import OS, Files, atomic_write, read_fd
+from .files import OS, Files, atomic_write, open_regular, read_fd
 from .format import BACKUP_DIR, DEFAULT_MAX_PAYLOAD, LOCK_NAME
 from .validate import validate_buffer
 
@@ -128,7 +128,7 @@ def _plan(catalog: Catalog, max_payload: int, truncate_at_damage: bool, fs: File
     prev: int | None = None
     truncating = False
     for segment in catalog.segments:
-        fd = fs.open(segment.path, os.O_RDONLY)
+        fd = open_regular(segment.path, fs)  # never a FIFO or device (a SegmentError)
         try:
             data = read_fd(fs, fd)
         finally:

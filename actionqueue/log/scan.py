@@ -32,8 +32,8 @@ from .._extras import require_pyarrow
 from ._walk_common import reason_name
 from ..errors import SegmentError, SegmentMissing, TornTail, WalCorruption
 from ._walker import walker as _walker
-from .catalog import Catalog, Segment, parse_segment_name
-from .files import OS, Files
+from .catalog import Catalog, Segment, append_in_flight, open_log_file, parse_segment_name
+from .files import OS, Files, read_fd
 from .format import DEFAULT_MAX_PAYLOAD, SEGMENT_SUFFIX
 from .validate import first_sequence, validate_buffer
 
@@ -118,14 +118,14 @@ class ScanColumns:
         }
 
 
-def _map_readonly(fd: int) -> mmap.mmap:
+def _map_readonly(fd: int, size: int) -> mmap.mmap:
     """Map a whole (immutable) file for reading, asking the kernel to fault it in up
     front and read ahead, since a scan touches every page once, in order."""
     populate = getattr(mmap, "MAP_POPULATE", 0)
     if populate and hasattr(mmap, "MAP_SHARED"):
-        mapped = mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+        mapped = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
     else:  # pragma: no cover - not Linux
-        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
     if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
         mapped.madvise(mmap.MADV_SEQUENTIAL)
     return mapped
@@ -143,13 +143,16 @@ class SegmentScanner:
         self.first_sequence: int | None = None
         self.last_sequence: int | None = None
         self.sealed = self.path.suffix == SEGMENT_SUFFIX and Segment(self.path, 0).seal_path.exists()
-        if self.sealed and self.path.stat().st_size > 0:
-            with open(self.path, "rb") as f:
-                self._map = _map_readonly(f.fileno())
-            self._buf = self._map
-        else:
-            with open(self.path, "rb") as f:
-                self._buf = f.read()
+        # a regular file, not cut below its checkpoint; read no further than its size now
+        fd, size = open_log_file(self.path, sealed=self.sealed)
+        try:
+            if self.sealed and size > 0:
+                self._map = _map_readonly(fd, size)
+                self._buf = self._map
+            else:
+                self._buf = read_fd(OS, fd, 0, size)
+        finally:
+            OS.close(fd)
 
     def columns(
         self,
@@ -163,7 +166,10 @@ class SegmentScanner:
         """The rows of the records selected by kind and sequence range.
 
         A bad record raises :class:`~actionqueue.wal.TornTail` or
-        :class:`~actionqueue.wal.MidLogCorruption` (``strict``), or ends the scan there.
+        :class:`~actionqueue.wal.MidLogCorruption` (``strict``), or ends the scan there;
+        an incomplete record at the very end of an unsealed file while a writer holds the
+        data dir's lock is an append in flight, not a torn tail: the scan ends before it
+        (:func:`~.catalog.append_in_flight`).
         """
         (offset, length, sequence, kind, time), end, reason, last = _walker.scan_columns(
             self._buf,
@@ -175,7 +181,11 @@ class SegmentScanner:
             self.max_payload,
         )
         if reason and strict:
-            raise self._corruption(end, reason, prev_sequence)
+            corruption = self._corruption(end, reason, prev_sequence)
+            # an incomplete last record of the active file under a live writer is an
+            # append in flight: the columns end before it
+            if self.sealed or not append_in_flight(self.path, corruption):
+                raise corruption
         self.last_sequence = last
         self.first_sequence = None
         if last is not None and last != prev_sequence:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._walk_common import reason_name
-from ..errors import MidLogCorruption, TornTail, WalCorruption
+from ..errors import MidLogCorruption, SegmentError, TornTail, WalCorruption
 from ._walker import walker
-from .files import OS, Files, read_fd
+from .files import OS, Files, open_regular, read_fd
 from .format import DEFAULT_MAX_PAYLOAD, VERSION
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def validate_fd(
 def validate_file(path, *, max_payload: int = DEFAULT_MAX_PAYLOAD, fs: Files = OS) -> ValidationReport:
     """Check every record of the log file at ``path``."""
     path = Path(path)
-    fd = fs.open(path, os.O_RDONLY)
+    fd = open_regular(path, fs)  # never a FIFO or device (a SegmentError)
     try:
         data = read_fd(fs, fd)
     finally:
@@ -124,8 +124,12 @@ def validate_file(path, *, max_payload: int = DEFAULT_MAX_PAYLOAD, fs: Files = O
 def is_log_file(path, fs: Files = OS) -> bool:
     """Whether the file at ``path`` can be a log file at all: it is empty, or it begins
     with the version field of a WAL v5 record header (whole or cut short). This tells a
-    log, however damaged, from a file of another kind; validation judges its records."""
-    fd = fs.open(path, os.O_RDONLY)
+    log, however damaged, from a file of another kind; validation judges its records. A
+    FIFO, device or socket is none (and is not read)."""
+    try:
+        fd = open_regular(path, fs)
+    except SegmentError:
+        return False
     try:
         head = fs.pread(fd, 4, 0)
     finally:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import xxhash
 
 from ..errors import SegmentError, WalCorruption
-from .catalog import Catalog, Segment
-from .checkpoint import Checkpoint
+from .catalog import Catalog, Segment, open_log_file
 from .files import OS, Files, read_fd
 from .format import DEFAULT_MAX_PAYLOAD
 from .validate import validate_buffer
@@ -56,8 +54,6 @@ def verify(data_dir, *, max_payload: int = DEFAULT_MAX_PAYLOAD, decode_sealed: b
     prev: int | None = None
     for segment in catalog.segments:
         try:
-            if segment.seal is None:
-                _check_against_checkpoint(catalog.wal_dir, segment, fs)
             what, count, last = _check_segment(segment, prev, max_payload, decode_sealed, fs)
         except WalCorruption as exc:
             return VerifyReport(tuple(checked), records + exc.records_before, prev, exc, catalog.base_sequence)
@@ -71,9 +67,9 @@ def _check_segment(segment: Segment, prev: int | None, max_payload: int, decode_
                    fs: Files) -> tuple[str, int, int | None]:
     """``(result, records, last sequence)`` of one file, or its problem raised."""
     seal = segment.seal
-    fd = fs.open(segment.path, os.O_RDONLY)
+    # the readers' rules: a regular file, an unsealed one not cut below its checkpoint
+    fd, size = open_log_file(segment.path, sealed=seal is not None, fs=fs)
     try:
-        size = fs.fsize(fd)
         if seal is not None and not decode_sealed:
             if size != seal.length:
                 raise SegmentError(segment.path, min(size, seal.length), "incomplete_payload" if size < seal.length
@@ -81,7 +77,7 @@ def _check_segment(segment: Segment, prev: int | None, max_payload: int, decode_
             if digest_fd(fs, fd, size) != seal.xxh3_128:
                 raise SegmentError(segment.path, 0, "crc_mismatch", "xxh3-128 digest differs from its seal")
             return "seal ok", seal.records, seal.last_sequence
-        data = read_fd(fs, fd)
+        data = read_fd(fs, fd, 0, size)
     finally:
         fs.close(fd)
     report = validate_buffer(data, segment.path, prev_sequence=prev, max_payload=max_payload)
@@ -107,11 +103,3 @@ def digest_fd(fs: Files, fd: int, size: int) -> str:
         hasher.update(chunk)
         offset += len(chunk)
     return hasher.hexdigest()
-
-
-def _check_against_checkpoint(wal_dir: Path, segment: Segment, fs: Files) -> None:
-    """The only evidence of what an unsealed file held: the CHECKPOINT of the last clean
-    close. A file shorter than that lost records."""
-    checkpoint = Checkpoint.read(wal_dir, segment.path, fs)
-    if checkpoint is not None:
-        checkpoint.refuse_if_cut(segment.path, fs.size(segment.path))

@@ -25,6 +25,7 @@ from . import notify
 from ._group import PendingWrite, _Gate, _GroupCommit
 from .catalog import (
     Catalog,
+    check_regular,
     Layout,
     LayoutName,
     Manifest,
@@ -154,7 +155,8 @@ class WalWriter:
         """Open ``path`` for appending after validating it (repairing a torn tail if allowed)."""
         fs = self.fs
         created = not fs.exists(path)
-        fd = fs.open(path, _CREATE)
+        fd = fs.open(path, _CREATE)  # O_RDWR: a FIFO does not block it
+        check_regular(fs, fd, path)  # never append to (or read) a device, FIFO or socket
         try:
             if created:
                 fs.fsync_dir(path.parent)
