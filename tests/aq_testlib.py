@@ -50,6 +50,16 @@ VECTORS_REQUIRED = (
     "replay/invalid/cases.json",
 )
 
+#: ACTIONQUEUE_FUZZ_SCALE multiplies the example budgets of the property tests that use
+#: budget(): the default run keeps them small (the README's test command stays under two
+#: minutes); .ci/run runs them again at 4x.
+SCALE = float(os.environ.get("ACTIONQUEUE_FUZZ_SCALE", "1"))
+
+
+def budget(n: int) -> int:
+    """``n`` examples, times ACTIONQUEUE_FUZZ_SCALE."""
+    return max(1, int(n * SCALE))
+
 
 def vectors_missing_files(root: Path = VECTORS_DIR) -> list[str]:
     """The files of ``VECTORS_REQUIRED`` absent under ``root`` (empty: the copy looks complete)."""

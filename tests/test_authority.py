@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from aq_testlib import budget
 from reducer_testlib import deep_state
 
 import actionqueue as aq
@@ -756,7 +757,7 @@ def random_command(draw, a: MutationAuthority, pools: dict):
     return draw(st.sampled_from(builders if rare(draw, 3) else lifecycle))()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=budget(15), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data(), steps=st.integers(30, 100))
 def test_random_commands_never_write_what_replay_rejects(data, steps) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 import actionqueue as aq
 from aq_testlib import (
     PROJECT_ROOT,
+    budget,
     VECTORS_DIR,
     error_signature,
     frame,
@@ -33,11 +34,6 @@ from aq_testlib import (
     varint,
 )
 
-SCALE = float(os.environ.get("ACTIONQUEUE_FUZZ_SCALE", "1"))
-
-
-def budget(n: int) -> int:
-    return max(1, int(n * SCALE))
 
 
 FUZZ_SETTINGS = dict(
@@ -206,7 +202,7 @@ def mutated_records(draw) -> bytes:
     return bytes(draw(_mutate_bytes(bytearray(seed))))  # raw: mostly framing errors
 
 
-@settings(max_examples=budget(1500), **FUZZ_SETTINGS)
+@settings(max_examples=budget(700), **FUZZ_SETTINGS)
 @given(data=mutated_records())
 def test_mutated_records_differential(both_codecs, data: bytes) -> None:
     check_differential(both_codecs, data)
@@ -220,7 +216,7 @@ def structured_noise(draw) -> bytes:
     return frame(head + draw(st.binary(max_size=120)))
 
 
-@settings(max_examples=budget(1000), **FUZZ_SETTINGS)
+@settings(max_examples=budget(500), **FUZZ_SETTINGS)
 @given(data=st.one_of(st.binary(max_size=200), st.binary(max_size=200).map(frame), structured_noise()))
 def test_random_bytes_differential(both_codecs, data: bytes) -> None:
     check_differential(both_codecs, data)

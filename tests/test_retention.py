@@ -82,7 +82,7 @@ def test_archived_segments_can_be_put_back(tmp_path) -> None:
 
 
 def test_background_snapshots_keep_the_disk_bounded(tmp_path) -> None:
-    n, every = 6_000, 1_000
+    n, every = 4_000, 1_000
     sizes = []
     with aq.open(tmp_path, segment_bytes=16 << 10, snapshot_every=every, retain="delete", durability="group") as store:
         a = aq.MutationAuthority.from_store(store)
