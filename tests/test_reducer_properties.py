@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from aq_testlib import for_class
+from aq_testlib import budget, for_class
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reducer_testlib import Events, R, S, deep_state, history_is_snapshot_valid
@@ -274,7 +274,7 @@ def check_against_sim(r: ReplayReducer, sim: Sim) -> None:
         assert problem is None or (problem == "InvalidLeasePresence" and run["state"] in (S.RETRY_WAIT, S.SUSPENDED))
 
 
-@settings(max_examples=60)
+@settings(max_examples=budget(30))
 @given(simulations())
 def test_random_valid_lifecycles_replay(sim: Sim) -> None:
     r = ReplayReducer()
@@ -348,7 +348,7 @@ def invalid_candidates(sim: Sim) -> list[Callable[[], aq.WalEvent]]:
     return out
 
 
-@settings(max_examples=120)
+@settings(max_examples=budget(60))
 @given(simulations(max_steps=40), st.data())
 def test_any_invalid_event_is_rejected_atomically(sim: Sim, data: st.DataObject) -> None:
     r = ReplayReducer()
@@ -391,7 +391,7 @@ def random_events(draw, sim: Sim, n: int) -> list[aq.WalEvent]:
     return out
 
 
-@settings(max_examples=60)
+@settings(max_examples=budget(30))
 @given(simulations(max_steps=30), st.data())
 def test_random_events_apply_or_leave_no_trace(sim: Sim, data: st.DataObject) -> None:
     events = data.draw(random_events(sim, 12))

@@ -22,7 +22,7 @@ import actionqueue as aq
 from actionqueue.codec import _codec_py
 from actionqueue.log import _walk_common as _wal_common
 from actionqueue.log import _walk_py as _wal_py
-from aq_testlib import VECTORS_DIR, frame, wal_events
+from aq_testlib import VECTORS_DIR, budget, frame, wal_events
 
 WALKERS = [("python", _wal_py)]
 try:
@@ -405,7 +405,7 @@ def damaged_payloads(draw) -> bytes:
     return bytes(payload)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=budget(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=damaged_payloads())
 def test_damaged_payloads_are_judged_alike(payload: bytes) -> None:
     """Whatever the bytes, the four judges agree (accept or reject with the same code),
@@ -423,7 +423,7 @@ def test_damaged_payloads_are_judged_alike(payload: bytes) -> None:
     assert agreed(frame(payload))[1] in (R_OK, R_DECODE)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=budget(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(event=wal_events())
 def test_valid_events_are_accepted_alike(event: aq.WalEvent) -> None:
     """Random valid events (any text, any ids the model allows) pass all four judges with

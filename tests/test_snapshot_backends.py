@@ -17,6 +17,7 @@ import struct
 import zlib
 
 import pytest
+from aq_testlib import budget
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reducer_testlib import VALID_DIR, load_wal_events, replay, valid_names
@@ -85,7 +86,7 @@ def _assert_same_spans(a, b) -> None:
     assert a.top == b.top
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=budget(30), deadline=None)
 @given(sim=simulations(max_steps=60), ts=st.integers(0, 2**64 - 1))
 def test_random_projections_agree(sim, ts) -> None:
     r = aq.ReplayReducer()
