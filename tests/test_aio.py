@@ -19,6 +19,7 @@ import pytest
 from wal_testlib import read_all, record_ends
 
 import actionqueue as aq
+from actionqueue.aio import _flush
 from actionqueue.aio.store import command_names
 from actionqueue.log.files import Files
 from actionqueue.state.validators import COMMANDS
@@ -146,6 +147,20 @@ async def test_a_failed_write_fails_its_appends_and_frees_their_sequences(data_d
         assert writer.current_sequence == writer.durable_sequence == 2
         assert await writer.append_next(_body(9)) == 3  # not poisoned; no gap
     assert [e.event for e in read_all(data_dir)] == [_body(0), _body(1), _body(9)]
+
+
+async def test_a_write_the_buffer_threshold_forces_fails_the_append_that_forced_it(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = GateFiles()
+    async with aq.aio.WalWriter(data_dir, fs=fs) as writer:
+        assert await writer.append_next(_body(0)) == 1
+        monkeypatch.setattr(_flush, "MAX_BUFFERED_BYTES", 1)  # every append writes at once
+        fs.fail_writes = True
+        with pytest.raises(aq.WalWriterError):
+            await asyncio.wait_for(writer.append_next(_body(1)), 2)
+        fs.fail_writes = False
+        assert await writer.append_next(_body(2)) == 2
+    assert [e.event for e in read_all(data_dir)] == [_body(0), _body(2)]
 
 
 async def test_fsync_durability_fsyncs_per_append_and_none_never(data_dir: Path) -> None:

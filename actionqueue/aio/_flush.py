@@ -136,10 +136,14 @@ class Flusher:
         path, one call and no coroutine of its own; :meth:`wait` says what it raises."""
         if self.error is not None:
             raise poisoned(self.error)
-        self.submit(data, first, last, count)
         if self.durability is Durability.NONE:
+            self.submit(data, first, last, count)
             return None
-        return self._register(last)
+        # registered first: should the buffer threshold make submit write at once and
+        # that write fail, this record's waiter is among those failed
+        future = self._register(last)
+        self.submit(data, first, last, count)
+        return future
 
     def _register(self, sequence: int) -> asyncio.Future[None]:
         loop = self._loop
