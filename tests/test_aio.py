@@ -163,6 +163,16 @@ async def test_a_write_the_buffer_threshold_forces_fails_the_append_that_forced_
     assert [e.event for e in read_all(data_dir)] == [_body(0), _body(2)]
 
 
+async def test_an_append_from_another_event_loop_is_refused_and_takes_nothing(data_dir: Path) -> None:
+    async with aq.aio.WalWriter(data_dir) as writer:
+        assert await writer.append_next(_body(0)) == 1
+        with pytest.raises(RuntimeError, match="event loop"):
+            await asyncio.to_thread(asyncio.run, writer.append_next(_body(1)))
+        assert writer.current_sequence == 1
+        assert await writer.append_next(_body(2)) == 2
+    assert [e.event for e in read_all(data_dir)] == [_body(0), _body(2)]
+
+
 async def test_fsync_durability_fsyncs_per_append_and_none_never(data_dir: Path) -> None:
     fs = GateFiles()
     async with aq.aio.WalWriter(data_dir, durability="fsync", fs=fs) as writer:

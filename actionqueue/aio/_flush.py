@@ -256,6 +256,11 @@ class Flusher:
             self._executor.shutdown(wait=False)
 
     def check_open(self) -> None:
-        """Raise :class:`WriterClosed` once :meth:`close` was called."""
+        """Raise :class:`WriterClosed` once :meth:`close` was called, and RuntimeError
+        when called from an event loop other than the one whose coroutines wait on this
+        writer (before anything is taken: a record handed over from another loop would be
+        written by this loop's next round while its append failed on the foreign future)."""
         if self.closed:
             raise WriterClosed("WAL writer is closed")
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError("this async writer is used from another event loop (one event loop per writer)")
