@@ -277,6 +277,28 @@ async def test_close_with_appends_pending_resolves_them(data_dir: Path) -> None:
     assert [e.sequence for e in read_all(data_dir)] == list(range(1, 11))
 
 
+async def test_a_close_cut_short_by_its_loop_ending_can_be_done_again(data_dir: Path) -> None:
+    fs = GateFiles()
+
+    async def cut_short() -> aq.aio.WalWriter:
+        writer = await aq.aio.WalWriter(data_dir, fs=fs).open()
+        fs.hold()
+        for i in range(5):
+            asyncio.create_task(writer.append_next(_body(i)))
+        await _wait_entered(fs)
+        closing = asyncio.create_task(writer.close())
+        await _settle()
+        closing.cancel()  # a timeout on close, and then asyncio.run ends
+        fs.release()
+        return writer
+
+    writer = await asyncio.to_thread(asyncio.run, cut_short())
+    await writer.close()  # closes the log (and lets go of its lock)
+    async with aq.aio.WalWriter(data_dir) as again:
+        assert again.durable_sequence == 5
+    assert [e.sequence for e in read_all(data_dir)] == list(range(1, 6))
+
+
 async def test_a_failed_final_fsync_raises_from_close(data_dir: Path) -> None:
     fs = GateFiles()
     writer = await aq.aio.WalWriter(data_dir, durability="none", fs=fs).open()
