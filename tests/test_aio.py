@@ -19,6 +19,7 @@ import pytest
 from wal_testlib import read_all, record_ends
 
 import actionqueue as aq
+from actionqueue.aio import _flush
 from actionqueue.aio.store import command_names
 from actionqueue.log.files import Files
 from actionqueue.state.validators import COMMANDS
@@ -148,6 +149,30 @@ async def test_a_failed_write_fails_its_appends_and_frees_their_sequences(data_d
     assert [e.event for e in read_all(data_dir)] == [_body(0), _body(1), _body(9)]
 
 
+async def test_a_write_the_buffer_threshold_forces_fails_the_append_that_forced_it(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = GateFiles()
+    async with aq.aio.WalWriter(data_dir, fs=fs) as writer:
+        assert await writer.append_next(_body(0)) == 1
+        monkeypatch.setattr(_flush, "MAX_BUFFERED_BYTES", 1)  # every append writes at once
+        fs.fail_writes = True
+        with pytest.raises(aq.WalWriterError):
+            await asyncio.wait_for(writer.append_next(_body(1)), 2)
+        fs.fail_writes = False
+        assert await writer.append_next(_body(2)) == 2
+    assert [e.event for e in read_all(data_dir)] == [_body(0), _body(2)]
+
+
+async def test_an_append_from_another_event_loop_is_refused_and_takes_nothing(data_dir: Path) -> None:
+    async with aq.aio.WalWriter(data_dir) as writer:
+        assert await writer.append_next(_body(0)) == 1
+        with pytest.raises(RuntimeError, match="event loop"):
+            await asyncio.to_thread(asyncio.run, writer.append_next(_body(1)))
+        assert writer.current_sequence == 1
+        assert await writer.append_next(_body(2)) == 2
+    assert [e.event for e in read_all(data_dir)] == [_body(0), _body(2)]
+
+
 async def test_fsync_durability_fsyncs_per_append_and_none_never(data_dir: Path) -> None:
     fs = GateFiles()
     async with aq.aio.WalWriter(data_dir, durability="fsync", fs=fs) as writer:
@@ -250,6 +275,28 @@ async def test_close_with_appends_pending_resolves_them(data_dir: Path) -> None:
     assert writer.durable_sequence == 10
     await writer.close()  # twice is fine
     assert [e.sequence for e in read_all(data_dir)] == list(range(1, 11))
+
+
+async def test_a_close_cut_short_by_its_loop_ending_can_be_done_again(data_dir: Path) -> None:
+    fs = GateFiles()
+
+    async def cut_short() -> aq.aio.WalWriter:
+        writer = await aq.aio.WalWriter(data_dir, fs=fs).open()
+        fs.hold()
+        for i in range(5):
+            asyncio.create_task(writer.append_next(_body(i)))
+        await _wait_entered(fs)
+        closing = asyncio.create_task(writer.close())
+        await _settle()
+        closing.cancel()  # a timeout on close, and then asyncio.run ends
+        fs.release()
+        return writer
+
+    writer = await asyncio.to_thread(asyncio.run, cut_short())
+    await writer.close()  # closes the log (and lets go of its lock)
+    async with aq.aio.WalWriter(data_dir) as again:
+        assert again.durable_sequence == 5
+    assert [e.sequence for e in read_all(data_dir)] == list(range(1, 6))
 
 
 async def test_a_failed_final_fsync_raises_from_close(data_dir: Path) -> None:

@@ -136,10 +136,14 @@ class Flusher:
         path, one call and no coroutine of its own; :meth:`wait` says what it raises."""
         if self.error is not None:
             raise poisoned(self.error)
-        self.submit(data, first, last, count)
         if self.durability is Durability.NONE:
+            self.submit(data, first, last, count)
             return None
-        return self._register(last)
+        # registered first: should the buffer threshold make submit write at once and
+        # that write fail, this record's waiter is among those failed
+        future = self._register(last)
+        self.submit(data, first, last, count)
+        return future
 
     def _register(self, sequence: int) -> asyncio.Future[None]:
         loop = self._loop
@@ -225,9 +229,11 @@ class Flusher:
         """Stop taking records, let the round in flight finish, write what is buffered,
         then run ``final`` (the writer's or the store's close, whose fsync covers
         everything written) in the worker thread and resolve whoever still waits by its
-        outcome. Idempotent; a cancelled caller does not stop it."""
+        outcome. Idempotent; a cancelled caller does not stop it. A closing cut short by
+        its loop ending (``asyncio.run`` cancels every task left) is started over by the
+        next call, from any loop: ``final`` is idempotent."""
         self.closed = True
-        if self._closing is None:
+        if self._closing is None or self._closing.cancelled():
             self._closing = asyncio.ensure_future(self._close(final))
         await asyncio.shield(self._closing)
 
@@ -241,6 +247,11 @@ class Flusher:
             covered = self.writer.current_sequence
             try:
                 await loop.run_in_executor(self._executor, final)
+                if self.error is None and self.writer.poisoned is not None:
+                    # a final of a closing cut short failed: this one found the writer closed
+                    raise poisoned(self.writer.poisoned)
+            except asyncio.CancelledError:
+                raise
             except BaseException as exc:
                 self._fail(exc)
                 raise
@@ -248,10 +259,19 @@ class Flusher:
                 self._fail(self.error)
             else:
                 self._succeed(covered, final=True)
-        finally:
+        except asyncio.CancelledError:
+            raise  # cut short: the worker thread stays for the closing that starts over
+        except BaseException:
             self._executor.shutdown(wait=False)
+            raise
+        self._executor.shutdown(wait=False)
 
     def check_open(self) -> None:
-        """Raise :class:`WriterClosed` once :meth:`close` was called."""
+        """Raise :class:`WriterClosed` once :meth:`close` was called, and RuntimeError
+        when called from an event loop other than the one whose coroutines wait on this
+        writer (before anything is taken: a record handed over from another loop would be
+        written by this loop's next round while its append failed on the foreign future)."""
         if self.closed:
             raise WriterClosed("WAL writer is closed")
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError("this async writer is used from another event loop (one event loop per writer)")
