@@ -159,9 +159,14 @@ def test_an_incomplete_last_record_under_a_live_writer_is_an_append_in_flight(tm
         assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 30
         code, _, err = run_cli(capsys, "stats", d, "--no-replay")
         assert code == 0, err
+        report = aq.verify(d)  # verify follows the same rule
+        assert report.clean and (report.records, report.last_sequence) == (30, 30), report.problem
+        code, _, err = run_cli(capsys, "verify", d)
+        assert code == 0, err
     finally:
         w.close()
     # no writer: the same bytes are a torn tail
+    assert isinstance(aq.verify(d).problem, aq.TornTail)
     with pytest.raises(aq.TornTail):
         aq.scan(d)
     with pytest.raises(aq.TornTail):

@@ -8,7 +8,7 @@ from pathlib import Path
 import xxhash
 
 from ..errors import SegmentError, WalCorruption
-from .catalog import Catalog, Segment, open_log_file
+from .catalog import Catalog, Segment, append_in_flight, open_log_file
 from .files import OS, Files, read_fd
 from .format import DEFAULT_MAX_PAYLOAD
 from .validate import validate_buffer
@@ -82,6 +82,9 @@ def _check_segment(segment: Segment, prev: int | None, max_payload: int, decode_
         fs.close(fd)
     report = validate_buffer(data, segment.path, prev_sequence=prev, max_payload=max_payload)
     if report.corruption is not None:
+        if seal is None and append_in_flight(segment.path, report.corruption, fs):
+            # the readers' rule: a live writer's unfinished record ends the file for now
+            return "records ok (an append in flight at the end)", report.records, report.last_sequence
         raise report.corruption
     if segment.first_sequence is not None and report.first_sequence not in (None, segment.first_sequence):
         raise SegmentError(segment.path, 0, "name_mismatch",
