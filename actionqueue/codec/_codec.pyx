@@ -82,6 +82,8 @@ cdef extern from "aq_utf8.h":
     int aq_utf8_valid(const unsigned char *s, size_t n, const unsigned char *limit) nogil
 
 cdef extern from "aq_varint.h":
+    int aq_varint_read(const unsigned char **pp, const unsigned char *end, uint64_t *out, int max_bytes,
+                       unsigned int last_max) nogil
     int aq_varint_skip(const unsigned char **pp, const unsigned char *end, int max_bytes,
                        unsigned int last_max) nogil
 
@@ -364,35 +366,12 @@ DEF VARINT_BAD = 2
 
 cdef inline int _varint(const uint8_t **pp, const uint8_t *end, uint64_t *out,
                         int max_bytes, uint8_t last_max) noexcept nogil:
-    """Read one postcard varint at ``*pp`` (the one varint loop of the package).
-
-    Accepts over-long forms within ``max_bytes`` as postcard does; the last permitted
-    byte may hold at most ``last_max``. Returns VARINT_OK (``*pp`` moved past it),
-    VARINT_EOF (``*pp`` where the input ran out) or VARINT_BAD.
+    """Read one postcard varint at ``*pp`` (``aq_varint_read``, the package's one varint
+    loop). Accepts over-long forms within ``max_bytes`` as postcard does; the last
+    permitted byte may hold at most ``last_max``. Returns VARINT_OK (``*pp`` moved past
+    it), VARINT_EOF (``*pp`` where the input ran out) or VARINT_BAD.
     """
-    cdef const uint8_t *p = pp[0]
-    cdef uint64_t value = 0
-    cdef int shift = 0, i
-    cdef uint8_t b
-    if p < end and p[0] < 0x80:  # one byte: the common case
-        out[0] = p[0]
-        pp[0] = p + 1
-        return VARINT_OK
-    for i in range(max_bytes):
-        if p >= end:
-            pp[0] = p
-            return VARINT_EOF
-        b = p[0]
-        p += 1
-        if i == max_bytes - 1 and b > last_max:
-            return VARINT_BAD
-        value |= (<uint64_t>(b & 0x7F)) << shift
-        if b < 0x80:
-            out[0] = value
-            pp[0] = p
-            return VARINT_OK
-        shift += 7
-    return VARINT_BAD
+    return aq_varint_read(pp, end, out, max_bytes, last_max)
 
 
 cdef inline int _read_varint(Reader *r, uint64_t *out, int max_bytes, uint8_t last_max) except -1:

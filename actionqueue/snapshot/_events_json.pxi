@@ -30,23 +30,10 @@ cdef int pc_fail(PCur *c, str what) except -1:
 
 
 cdef inline int pc_varint(PCur *c, uint64_t *out) except -1:
-    cdef uint64_t v = 0
-    cdef int shift = 0
-    cdef uint8_t b
-    if c.p < c.end and c.p[0] < 0x80:
-        out[0] = c.p[0]
-        c.p += 1
-        return 0
-    while True:
-        if c.p >= c.end or shift > 63:
-            return pc_fail(c, "a truncated or overlong varint")
-        b = c.p[0]
-        c.p += 1
-        v |= (<uint64_t>(b & 0x7F)) << shift
-        if b < 0x80:
-            out[0] = v
-            return 0
-        shift += 7
+    # a u64's bounds (10 bytes, the last at most 1): the codec's reader, aq_varint_read
+    if aq_varint_read(&c.p, c.end, out, 10, 0x01) != 0:
+        return pc_fail(c, "a truncated or overlong varint")
+    return 0
 
 
 cdef inline const uint8_t *pc_span(PCur *c, Py_ssize_t *n) except NULL:

@@ -46,6 +46,10 @@ cdef extern from "aq_frame.h":
     uint32_t AQ_WAL_VERSION
     uint32_t aq_load_u32le(const unsigned char *p) nogil
 
+cdef extern from "aq_varint.h":
+    int aq_varint_read(const unsigned char **pp, const unsigned char *end, uint64_t *out, int max_bytes,
+                       unsigned int last_max) nogil
+
 cdef extern from "aq_utf8.h":
     void aq_utf8_init()
     int aq_utf8_valid(const unsigned char *s, size_t n, const unsigned char *limit) nogil
